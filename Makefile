@@ -1,0 +1,46 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set up everything.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= test
+STAMP  := $(VENV)/.installed-$(EXTRAS)
+
+.PHONY: demo test bench lint install system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+# Debian packages the tests drive: Chromium for the dashboard's browser test.
+system-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = "0" ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else \
+			echo "chromium is missing: run 'sudo apt-get install chromium' (needed by the browser tests)"; \
+		fi; \
+	fi
+
+demo: install
+	$(BIN)/sparkhu demo
+
+test: install system-deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
