@@ -1,0 +1,27 @@
+"""Benchmarks: ``make bench`` (``python -m bench [NAME ...]``) runs them and prints one table.
+
+Each module ``bench/<name>.py`` defines ``run(scale: float) -> list[Result]``; register it in
+:data:`BENCHES`. Benchmarks are measurements, not tests: they print, they do not assert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Result:
+    """One measured figure with the issue's target."""
+
+    bench: str
+    metric: str
+    value: float
+    unit: str
+    target: str = ""
+    """Human-readable target, e.g. ``>= 2,000,000``."""
+    met: bool | None = None
+    detail: str = ""
+
+
+# name -> module path; each module has run(scale) -> list[Result]
+BENCHES: dict[str, str] = {}
