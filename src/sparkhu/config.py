@@ -26,6 +26,7 @@ hands it (or the objects built from it) down.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -107,6 +108,44 @@ class DemoSettings(_Section):
     replay_days: float = Field(default=1.0, gt=0.0)
 
 
+class SourceSettings(_Section):
+    """One ``[[sources]]`` entry of ``sparkhu.toml``: where points come from and how to read them."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    kind: Literal["file", "replay"]
+    path: str
+    """A file, a folder or a glob (``data/*.csv``)."""
+    source: str = Field(default="ampds2", pattern=r"^[A-Za-z0-9_.:\-]+$")
+    measurement: str = Field(default="electricity", pattern=r"^[A-Za-z0-9_.:\-]+$")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    layout: Literal["auto", "long", "wide"] = "auto"
+    field_suffix: str = ""
+    """Appended to wide-layout column names: ``WHE`` + ``.P`` → field ``WHE.P``."""
+    ts_column: str | None = None
+    ts_unit: Literal["s", "ms", "us", "iso"] = "s"
+    speed: float = Field(default=1.0, gt=0.0)
+    """Replay only: data seconds per wall-clock second."""
+    shift: str = "end_now"
+    """Replay only: ``end_now``, ``start_now`` or a fixed offset such as ``+3196d``."""
+
+    @field_validator("shift")
+    @classmethod
+    def _shift_form(cls, shift: str) -> str:
+        if not re.fullmatch(r"end_now|start_now|[+-]?\d+(\.\d+)?(s|min|h|d)", shift):
+            raise ValueError("expected end_now, start_now or an offset such as +3196d, -2h, 90min")
+        return shift
+
+    @property
+    def dataset(self) -> str:
+        """The lake dataset (and topic suffix) of this source's measurement."""
+        return dataset_name(self.source, self.measurement)
+
+
+def dataset_name(source: str, measurement: str) -> str:
+    """The lake dataset of one source's measurement: ``ampds2`` + ``electricity`` → ``ampds2_electricity``."""
+    return f"{source}_{measurement}".replace("/", "_")
+
+
 class Settings(_Section):
     home: Path = Path("~/.sparkhu")
     timezone: str = "Asia/Seoul"
@@ -118,6 +157,7 @@ class Settings(_Section):
     gateway: GatewaySettings = GatewaySettings()
     forecast: ForecastSettings = ForecastSettings()
     demo: DemoSettings = DemoSettings()
+    sources: list[SourceSettings] = []
 
     def model_post_init(self, _context: Any) -> None:
         home = self.home.expanduser().absolute()
@@ -169,7 +209,9 @@ class Settings(_Section):
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(str(part) for part in first["loc"])
-            where = origin.get(key, "settings")
+            parts = key.split(".")
+            prefixes = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+            where = next((origin[p] for p in prefixes if p in origin), "settings")
             expected = first["msg"].removeprefix("Value error, ")
             given = first.get("input")
             raise ConfigError(f"{where}: {key}: {expected} (got {given!r})") from exc

@@ -1,0 +1,262 @@
+"""Commands over data: ingest, replay, lake, series, predictions, runs, pipeline."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sparkhu.cli.common import console, parse_time, state
+from sparkhu.config import SourceSettings
+from sparkhu.context import Context
+from sparkhu.errors import InputError
+from sparkhu.platform import build_source, parse_shift
+
+lake_app = typer.Typer(help="Look into and maintain the lake.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="Run the daily cleaning pipeline.", no_args_is_help=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} points"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def ingest(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="File, folder or glob of CSV/Parquet files.")],
+    source: Annotated[str, typer.Option(help="Source name, first part of series ids.")] = "ampds2",
+    measurement: Annotated[str, typer.Option(help="Measurement, second part of series ids.")] = "electricity",
+    layout: Annotated[str, typer.Option(help="long (series_id,ts,value), wide (ts + one column per field), auto.")] = "auto",
+    file_format: Annotated[str, typer.Option("--format", help="csv, parquet or auto.")] = "auto",
+    field_suffix: Annotated[str, typer.Option(help="Suffix of wide columns: WHE + .P → WHE.P")] = "",
+    ts_column: Annotated[str | None, typer.Option(help="Timestamp column (default: UNIX_TS, ts or the first).")] = None,
+    ts_unit: Annotated[str, typer.Option(help="s, ms, us or iso.")] = "s",
+    via_bus: Annotated[bool, typer.Option(help="Publish to the bus instead of writing the lake directly.")] = False,
+) -> None:
+    """Ingest files into the lake's raw zone (resumable: finished files are skipped)."""
+    from sparkhu.connectors.runner import ingest_to_lake, pump
+
+    spec = SourceSettings(
+        name=f"file:{source}.{measurement}",
+        kind="file",
+        path=path,
+        source=source,
+        measurement=measurement,
+        format=file_format,  # type: ignore[arg-type]
+        layout=layout,  # type: ignore[arg-type]
+        field_suffix=field_suffix,
+        ts_column=ts_column,
+        ts_unit=ts_unit,  # type: ignore[arg-type]
+    )
+    with Context.open(state(ctx).settings) as context, _progress() as progress:
+        task = progress.add_task(f"ingest {path}", total=None)
+
+        def advance(points: int) -> None:
+            progress.update(task, completed=points)
+
+        src = build_source(spec)
+        if via_bus:
+            topic = context.topic(source, measurement)
+            stats = pump(src, context.bus, topic, context.catalog, lake=context.lake,
+                         quarantine_dataset=spec.dataset, progress=advance)
+        else:
+            stats = ingest_to_lake(src, context.lake, context.catalog, zone="raw", dataset=spec.dataset,
+                                   progress=advance)
+    console.print(
+        f"ingested [bold]{stats.points:,}[/] points in {stats.seconds:.1f} s"
+        f" ({stats.points / max(stats.seconds, 1e-9):,.0f} points/s); "
+        f"quarantined {stats.quarantined:,} record(s)"
+        + (f" → see `sparkhu lake quarantine {spec.dataset}`" if stats.quarantined else "")
+    )
+
+
+def replay(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="File(s) of history to replay as live data.")],
+    source: Annotated[str, typer.Option()] = "ampds2",
+    measurement: Annotated[str, typer.Option()] = "electricity",
+    speed: Annotated[float, typer.Option(help="Data seconds per wall second.")] = 60.0,
+    shift: Annotated[str, typer.Option(help="end_now, start_now or an offset such as +3196d.")] = "start_now",
+    field_suffix: Annotated[str, typer.Option()] = "",
+    duration: Annotated[float | None, typer.Option(help="Stop after this many wall seconds.")] = None,
+) -> None:
+    """Replay history onto the bus at real time × speed, shifted on the time axis."""
+    from sparkhu.connectors.runner import pump
+
+    parse_shift(shift)  # fail early, with the option's name
+    spec = SourceSettings(name=f"replay:{source}.{measurement}", kind="replay", path=path, source=source,
+                          measurement=measurement, speed=speed, shift=shift, field_suffix=field_suffix)
+    stop = threading.Event()
+    if duration is not None:
+        threading.Timer(duration, stop.set).start()
+    with Context.open(state(ctx).settings) as context, _progress() as progress:
+        task = progress.add_task(f"replay ×{speed:g} → {context.topic(source, measurement)}", total=None)
+        try:
+            stats = pump(build_source(spec), context.bus, context.topic(source, measurement), context.catalog,
+                         lake=context.lake, quarantine_dataset=spec.dataset, stop=stop,
+                         progress=lambda n: progress.update(task, completed=n))
+        finally:
+            stop.set()
+    console.print(f"replayed {stats.points:,} points")
+
+
+def series(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only ids starting with this.")] = "",
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+) -> None:
+    """List the series the catalog knows."""
+    with Context.open(state(ctx).settings) as context:
+        rows = context.catalog.list_series(prefix=prefix, limit=limit)
+    table = Table("series", "unit", "period", "first", "last", "points")
+    for info in rows:
+        table.add_row(info.series_id, info.unit or "", f"{info.period_s:g} s" if info.period_s else "",
+                      _fmt(info.first_ts), _fmt(info.last_ts), f"{info.count:,}")
+    console.print(table)
+
+
+def predictions(
+    ctx: typer.Context,
+    series_id: Annotated[str, typer.Argument(help="Series id, e.g. ampds2/electricity/WHE.P")],
+    start: Annotated[str | None, typer.Option(help="From (ISO-8601, UTC if naive).")] = None,
+    end: Annotated[str | None, typer.Option(help="Until (exclusive).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
+) -> None:
+    """Show blended forecasts of one series."""
+    with Context.open(state(ctx).settings) as context:
+        context.catalog.series(series_id)  # NotFoundError for an unknown id
+        table = context.predictions.blended(series_id, start=parse_time(start, "--start"),
+                                            end=parse_time(end, "--end"), limit=limit)
+    out = Table("target", "value", "lower", "upper", "updates")
+    for row in table.to_pylist():
+        out.add_row(_fmt(row["target_ts"]), f"{row['value']:.2f}", _num(row["lower"]), _num(row["upper"]),
+                    str(row["updates"]))
+    console.print(out)
+
+
+def runs(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option(help="pipeline, connector, train, ...")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
+) -> None:
+    """Recent run records, newest first."""
+    with Context.open(state(ctx).settings) as context:
+        records = context.catalog.runs(kind=kind, limit=limit)
+    table = Table("started", "kind", "name", "series", "status", "rows in", "rows out", "error")
+    for r in records:
+        table.add_row(_fmt(r.started_at), r.kind, r.name, r.series_id or "", r.status,
+                      _num(r.rows_in, "{:,}"), _num(r.rows_out, "{:,}"), (r.error or "")[:60])
+    console.print(table)
+
+
+@lake_app.command("ls")
+def lake_ls(ctx: typer.Context, zone: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Datasets and their partitions."""
+    with Context.open(state(ctx).settings) as context:
+        table = Table("zone", "dataset", "partitions", "files", "rows", "MB")
+        for z, dataset in context.lake.datasets(zone):
+            parts = context.lake.partitions(z, dataset)
+            table.add_row(z, dataset, str(len(parts)), str(sum(p.files for p in parts)),
+                          f"{sum(p.rows for p in parts):,}", f"{sum(p.bytes for p in parts) / 1e6:,.1f}")
+    console.print(table)
+
+
+@lake_app.command("compact")
+def lake_compact(
+    ctx: typer.Context,
+    zone: Annotated[str, typer.Argument(help="raw, clean, ...")],
+    dataset: Annotated[str, typer.Argument()],
+) -> None:
+    """Rewrite each partition as one sorted file without duplicates."""
+    with Context.open(state(ctx).settings) as context:
+        before = context.lake.partitions(zone, dataset)
+        after = context.lake.compact(zone, dataset)
+        context.catalog.register_partitions(zone, dataset, after)
+    console.print(
+        f"compacted {len(after)} partition(s): {sum(p.files for p in before)} → {sum(p.files for p in after)} files,"
+        f" {sum(p.rows for p in before):,} → {sum(p.rows for p in after):,} rows"
+    )
+
+
+@lake_app.command("read")
+def lake_read(
+    ctx: typer.Context,
+    zone: Annotated[str, typer.Argument()],
+    dataset: Annotated[str, typer.Argument()],
+    series_id: Annotated[list[str] | None, typer.Option("--series", help="Repeatable.")] = None,
+    start: Annotated[str | None, typer.Option()] = None,
+    end: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """Print points of a dataset."""
+    with Context.open(state(ctx).settings) as context:
+        points = context.lake.read(zone, dataset, series=series_id, start=parse_time(start, "--start"),
+                                   end=parse_time(end, "--end"))
+    table = Table("series", "ts", "value", title=f"{points.num_rows:,} points")
+    for row in points.slice(0, limit).to_pylist():
+        table.add_row(str(row["series_id"]), _fmt(row["ts"]), _num(row["value"]))
+    console.print(table)
+
+
+@lake_app.command("quarantine")
+def lake_quarantine(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Argument()],
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """Records that were set aside, with their reason."""
+    with Context.open(state(ctx).settings) as context:
+        records = context.lake.read_quarantine(dataset)
+    table = Table("source", "where", "field", "reason", "raw", title=f"{records.num_rows:,} record(s)")
+    for row in records.slice(0, limit).to_pylist():
+        table.add_row(row["source"], row["location"], row["field"] or "", row["reason"], (row["raw"] or "")[:50])
+    console.print(table)
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option(help="Lake dataset (raw zone → clean zone).")] = "ampds2_electricity",
+    start: Annotated[str | None, typer.Option(help="First day (default: yesterday, UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, inclusive (default: start).")] = None,
+    period_s: Annotated[float, typer.Option(help="Sampling period in seconds.")] = 60.0,
+) -> None:
+    """Re-run the daily cleaning step for days [start, end]; outputs are replaced, never duplicated."""
+    from sparkhu.engine.local import LocalEngine
+    from sparkhu.pipeline.step import catch_up
+
+    first = parse_time(start, "--start") or (datetime.now(UTC) - timedelta(days=1))
+    last = parse_time(end, "--end") or first
+    if last < first:
+        raise InputError(f"--end {last.date()} is before --start {first.date()}", field="--end")
+    settings = state(ctx).settings
+    with Context.open(settings) as context:
+        results = catch_up(context.lake, context.catalog, LocalEngine(settings.engine.workers),
+                           first.date(), last.date(), dataset=dataset, period_s=period_s)
+    table = Table("day", "rows in", "rows out", "failed series")
+    for r in results:
+        table.add_row(str(r.day), f"{r.rows_in:,}", f"{r.rows_out:,}", str(len(r.failures)))
+    console.print(table)
+
+
+def _fmt(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _num(value: float | int | None, form: str = "{:.3f}") -> str:
+    return "" if value is None else form.format(value)
+
+
+__all__ = ["Path", "lake_app", "pipeline_app"]

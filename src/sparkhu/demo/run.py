@@ -1,0 +1,106 @@
+"""``sparkhu demo``: the whole platform on generated household power, in one process.
+
+The demo owns its home (``<home>/demo``) and starts it afresh each time. It generates
+AMPds2-like minutely data ending ``replay_days`` after now, ingests the part before now as
+an AMPds2-style CSV through the file source (history), runs the daily cleaning step over it,
+then replays the rest as live data at ``speed`` × real time through the bus into the lake
+sink and the online predictor, while the gateway serves the dashboard.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sparkhu.config import DemoSettings, Settings, SourceSettings
+from sparkhu.context import Context
+from sparkhu.storage.catalog import SeriesInfo
+
+SOURCE, MEASUREMENT = "ampds2", "electricity"
+DATASET = f"{SOURCE}_{MEASUREMENT}"
+
+
+@dataclass
+class DemoPlan:
+    """What :func:`prepare` made: files, the live part's source spec, counts."""
+
+    folder: Path
+    history_csv: Path
+    live_parquet: Path
+    defects_parquet: Path
+    replay: SourceSettings
+    history_points: int
+    live_points: int
+    quarantined: int
+    series: list[str]
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's own settings: the same as ``settings`` but inside ``<home>/demo``."""
+    home = settings.home / "demo"
+    data = settings.model_dump()
+    data["home"] = home
+    data["storage"].update(lake="", catalog="")
+    data["bus"].update(uri="")
+    data["mlflow"].update(tracking_uri="")
+    return Settings.model_validate(data)
+
+
+def reset_home(settings: Settings) -> None:
+    """Remove a previous demo's files (only the demo's own home)."""
+    if settings.home.name == "demo" and settings.home.exists():
+        shutil.rmtree(settings.home)
+    settings.home.mkdir(parents=True, exist_ok=True)
+
+
+def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) -> DemoPlan:
+    """Generate the data, ingest the history, clean it; return what the live part needs."""
+    from sparkhu.connectors.files import FileSource
+    from sparkhu.connectors.runner import ingest_to_lake
+    from sparkhu.demo.generator import generate
+    from sparkhu.engine.local import LocalEngine
+    from sparkhu.pipeline.step import catch_up
+
+    now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+    start = now - timedelta(days=demo.days)
+    total_days = demo.days + demo.replay_days
+    data = generate(days=total_days, meters=demo.meters, seed=demo.seed, start=start)
+
+    folder = ctx.settings.home / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    cut_s = int(now.timestamp())
+    history_csv = folder / "Electricity_P.csv"
+    data.write_csv(history_csv, until_unix_s=cut_s)
+    live = data.points.filter(pc.greater_equal(data.points["ts"], pa.scalar(now, pa.timestamp("us", tz="UTC"))))
+    live_parquet = folder / "live.parquet"
+    pq.write_table(live.cast(pa.schema([("series_id", pa.string()), ("ts", live.schema.field("ts").type),
+                                         ("value", pa.float64())])), live_parquet)
+    defects_parquet = folder / "defects.parquet"
+    pq.write_table(data.defects, defects_parquet)
+
+    series = sorted(pc.unique(data.points["series_id"].dictionary_decode() if pa.types.is_dictionary(
+        data.points["series_id"].type) else data.points["series_id"]).to_pylist())
+    ctx.catalog.upsert_source(SOURCE, "demo", {"generator": "ampds2-like", "seed": demo.seed})
+    for sid in series:
+        src, measurement, field = sid.split("/")
+        ctx.catalog.upsert_series(SeriesInfo(sid, src, measurement, field, unit="W", period_s=60.0,
+                                             value_min=0.0, value_max=50_000.0,
+                                             tags={"meter": field.split(".")[0]}))
+
+    history = FileSource("demo:history", str(history_csv), format="csv", layout="wide",
+                         series_prefix=f"{SOURCE}/{MEASUREMENT}/", field_suffix=".P", ts_column="UNIX_TS",
+                         ts_unit="s")
+    stats = ingest_to_lake(history, ctx.lake, ctx.catalog, zone="raw", dataset=DATASET)
+    catch_up(ctx.lake, ctx.catalog, LocalEngine(ctx.settings.engine.workers), start.date(),
+             (now - timedelta(days=1)).date(), dataset=DATASET)
+    replay = SourceSettings(name="demo:live", kind="replay", path=str(live_parquet), source=SOURCE,
+                            measurement=MEASUREMENT, format="parquet", layout="long", shift="0s",
+                            speed=ctx.settings.demo.speed)
+    return DemoPlan(folder, history_csv, live_parquet, defects_parquet, replay, stats.points, live.num_rows,
+                    stats.quarantined, series)
