@@ -46,5 +46,5 @@ class Sink(ABC):
     def write(self, batch: pa.Table) -> None:
         """Write a batch durably before returning."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most sinks hold nothing to release
         """Flush and release resources."""

@@ -99,7 +99,7 @@ class Bus(ABC):
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Next offset to be written, per partition (for lag)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most buses hold nothing to release
         """Release connections."""
 
     def __enter__(self) -> Bus:

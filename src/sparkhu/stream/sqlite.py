@@ -1,0 +1,385 @@
+"""The embedded bus: a log of topics in one SQLite file, safe across threads and processes.
+
+Tables: ``topics(name, partitions)``, ``partition_ends(topic, partition, next_offset)``,
+``messages(topic, partition, offset, key, ts_ms, headers, value)`` (the value last, so that
+scans never walk a large blob's overflow pages), ``group_offsets(group, topic, partition,
+next_offset)`` and ``group_members(group, member_id, topics, heartbeat_ms, session_ms)``.
+The file runs in WAL mode with ``synchronous=FULL``: every write is one ``BEGIN IMMEDIATE``
+transaction that is fsync'd before it returns; offsets are dense per (topic, partition) and
+assigned inside the write, so concurrent producers in other processes never collide.
+
+Consumer groups (membership, heartbeats, assignment, commits) live in
+:mod:`sparkhu.stream.sqlite_group`.
+
+>>> import tempfile
+>>> with tempfile.TemporaryDirectory() as tmp, SqliteBus(f"sqlite:///{tmp}/bus.db") as bus:
+...     bus.create_topic("points", 2)
+...     bus.produce("points", [(b"a", b"1"), (b"a", b"2")])
+...     with bus.consumer("sink", ["points"]) as consumer:
+...         got = [(m.partition, m.offset, m.value) for m in consumer.poll(timeout=0)]
+...         consumer.commit()
+...         committed = consumer.committed()
+...     got, committed, bus.end_offsets("points")
+([(1, 0, b'1'), (1, 1, b'2')], {('points', 1): 2}, {0: 0, 1: 2})
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sparkhu.errors import BusError, ConfigError
+from sparkhu.stream.base import Bus, partition_for
+from sparkhu.stream.sqlite_group import SqliteConsumer, now_ms
+
+__all__ = ["SqliteBus", "SqliteConsumer", "SqliteFile"]
+
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS partition_ends (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS messages (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+    key BLOB, ts_ms INTEGER NOT NULL, headers TEXT, value BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_position ON messages (topic, partition, "offset");
+CREATE INDEX IF NOT EXISTS messages_time ON messages (topic, ts_ms);
+CREATE TABLE IF NOT EXISTS group_offsets (
+    "group" TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL, PRIMARY KEY ("group", topic, partition));
+CREATE TABLE IF NOT EXISTS group_members (
+    "group" TEXT NOT NULL, member_id TEXT NOT NULL, topics TEXT NOT NULL,
+    heartbeat_ms INTEGER NOT NULL, session_ms INTEGER NOT NULL, PRIMARY KEY ("group", member_id));
+"""
+
+
+def _check_topic(topic: object) -> str:
+    if not isinstance(topic, str) or not _TOPIC_RE.match(topic):
+        raise BusError(f"topic name {topic!r} is invalid: use 1-249 letters, digits and . _ -")
+    return topic
+
+
+class SqliteFile:
+    """Connections to one SQLite file: one per thread (re-opened after a fork), plus dedicated ones."""
+
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[sqlite3.Connection] = []
+        self.closed = False
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection (autocommit mode; transactions are explicit)."""
+        if self.closed:
+            raise BusError(f"SQLite bus {self.path} is closed; open a new bus")
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA journal_size_limit = 67108864")
+        except sqlite3.Error as exc:
+            raise self.error("open", exc) from exc
+        with self._lock:
+            self._opened.append(conn)
+        return conn
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's shared connection."""
+        pid, conn = getattr(self._local, "entry", (None, None))
+        if conn is None or pid != os.getpid() or self.closed:
+            conn = self.connect()
+            self._local.entry = (os.getpid(), conn)
+        return conn
+
+    @contextmanager
+    def transaction(
+        self, conn: sqlite3.Connection, action: str, *, write: bool
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction (``BEGIN IMMEDIATE`` when ``write``); sqlite3 errors become :class:`BusError`."""
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise self.error(action, exc) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(exc, sqlite3.Error):
+                raise self.error(action, exc) from exc
+            raise
+
+    def error(self, action: str, exc: sqlite3.Error) -> BusError:
+        """The :class:`BusError` for a failed ``action``, naming the file."""
+        hint = ""
+        if "locked" in str(exc) or "busy" in str(exc):
+            hint = f" (another process held the write lock longer than busy_timeout={self.busy_timeout}s)"
+        return BusError(f"SQLite bus {self.path}: {action} failed: {exc}{hint}")
+
+    def close(self) -> None:
+        """Close every connection opened so far (dedicated ones of consumers included)."""
+        self.closed = True
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def forget(self, conn: sqlite3.Connection) -> None:
+        """Close one dedicated connection."""
+        with self._lock:
+            if conn in self._opened:
+                self._opened.remove(conn)
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+
+
+class SqliteBus(Bus):
+    """A :class:`~sparkhu.stream.base.Bus` in one SQLite file (``sqlite:///relative`` or ``sqlite:////absolute``).
+
+    ``session_timeout`` (seconds) is the default for consumers; ``busy_timeout`` bounds the
+    wait for another writer's lock. Picklable: a copy in another process reopens the file.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        default_partitions: int = 4,
+        session_timeout: float = 10.0,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(uri, str) or not uri.startswith("sqlite:///") or uri == "sqlite:///":
+            raise ConfigError(
+                f"bus URI {uri!r}: expected sqlite:///relative/path or sqlite:////absolute/path"
+            )
+        path = uri[len("sqlite:///") :]
+        if path == ":memory:" or path.startswith("file:"):
+            raise ConfigError(
+                f"bus URI {uri!r}: the SQLite bus needs a file shared by processes, not {path!r}"
+            )
+        if not isinstance(default_partitions, int) or default_partitions < 1:
+            raise ConfigError(
+                f"bus {uri}: default_partitions must be an integer >= 1, got {default_partitions!r}"
+            )
+        if session_timeout <= 0 or busy_timeout <= 0:
+            raise ConfigError(f"bus {uri}: session_timeout and busy_timeout must be positive seconds")
+        self.uri = uri
+        self.default_partitions = default_partitions
+        self.session_timeout = float(session_timeout)
+        self.busy_timeout = float(busy_timeout)
+        self._db = SqliteFile(Path(path), self.busy_timeout)
+        try:
+            self._db.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BusError(f"SQLite bus {path}: cannot create its folder: {exc}") from exc
+        conn = self._db.conn()
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as exc:
+            raise self._db.error("switch to WAL", exc) from exc
+        with self._db.transaction(conn, "create tables", write=True):
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        rebuild = functools.partial(
+            SqliteBus,
+            self.uri,
+            default_partitions=self.default_partitions,
+            session_timeout=self.session_timeout,
+            busy_timeout=self.busy_timeout,
+        )
+        return rebuild, ()
+
+    def __repr__(self) -> str:
+        return f"SqliteBus({self.uri!r})"
+
+    @contextmanager
+    def _tx(self, action: str, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        with self._db.transaction(self._db.conn(), action, write=write) as conn:
+            yield conn
+
+    def create_topic(self, topic: str, partitions: int | None = None) -> None:
+        """Create ``topic`` if missing; an existing topic must not be asked for another partition count."""
+        _check_topic(topic)
+        count = self.default_partitions if partitions is None else partitions
+        if not isinstance(count, int) or not 1 <= count <= 4096:
+            raise BusError(f"topic {topic!r}: partitions must be an integer in 1..4096, got {partitions!r}")
+        with self._tx(f"create topic {topic!r}", write=True) as conn:
+            row = conn.execute("SELECT partitions FROM topics WHERE name = ?", (topic,)).fetchone()
+            if row is not None:
+                if partitions is not None and row[0] != partitions:
+                    raise BusError(
+                        f"topic {topic!r} on {self.uri} already has {row[0]} partitions, not {partitions}"
+                    )
+                return
+            conn.execute("INSERT INTO topics (name, partitions) VALUES (?, ?)", (topic, count))
+            conn.executemany(
+                "INSERT INTO partition_ends (topic, partition, next_offset) VALUES (?, ?, 0)",
+                [(topic, p) for p in range(count)],
+            )
+
+    def _partitions(self, conn: sqlite3.Connection, topic: str) -> int:
+        row = conn.execute("SELECT partitions FROM topics WHERE name = ?", (topic,)).fetchone()
+        if row is None:
+            raise BusError(f"unknown topic {topic!r} on {self.uri}; create it with create_topic({topic!r})")
+        return int(row[0])
+
+    def partitions(self, topic: str) -> int:
+        """Number of partitions of ``topic``."""
+        _check_topic(topic)
+        with self._tx(f"read topic {topic!r}") as conn:
+            return self._partitions(conn, topic)
+
+    def topics(self) -> dict[str, int]:
+        """Every topic with its partition count."""
+        with self._tx("list topics") as conn:
+            return dict(conn.execute("SELECT name, partitions FROM topics ORDER BY name").fetchall())
+
+    def produce(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes]],
+        headers: dict[str, bytes] | None = None,
+    ) -> None:
+        """Append ``records`` in one durable transaction; offsets are assigned inside it."""
+        _check_topic(topic)
+        for index, record in enumerate(records):
+            if (
+                not isinstance(record, tuple)
+                or len(record) != 2
+                or not isinstance(record[1], bytes | bytearray | memoryview)
+                or not (record[0] is None or isinstance(record[0], bytes))
+            ):
+                raise BusError(
+                    f"produce to {topic!r}: record {index} is not a (key bytes|None, value bytes) pair"
+                )
+        if not records:
+            return
+        encoded_headers = None
+        if headers:
+            if not all(isinstance(k, str) and isinstance(v, bytes) for k, v in headers.items()):
+                raise BusError(f"produce to {topic!r}: headers must map str to bytes")
+            encoded_headers = json.dumps({k: v.decode("latin-1") for k, v in headers.items()})
+        now = now_ms()
+        with self._tx(f"produce to {topic!r}", write=True) as conn:
+            count = self._partitions(conn, topic)
+            ends = dict(
+                conn.execute("SELECT partition, next_offset FROM partition_ends WHERE topic = ?", (topic,))
+            )
+            rows = []
+            for key, value in records:
+                partition = partition_for(key, count)
+                rows.append((topic, partition, ends[partition], key, now, encoded_headers, value))
+                ends[partition] += 1
+            conn.executemany(
+                'INSERT INTO messages (topic, partition, "offset", key, ts_ms, headers, value) '
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.executemany(
+                "UPDATE partition_ends SET next_offset = ? WHERE topic = ? AND partition = ?",
+                [(end, topic, partition) for partition, end in ends.items()],
+            )
+
+    def consumer(
+        self, group: str, topics: Sequence[str], *, session_timeout: float | None = None
+    ) -> SqliteConsumer:
+        """Join ``group`` reading ``topics`` (which must exist); see :class:`SqliteConsumer`."""
+        if not isinstance(group, str) or not group.strip():
+            raise BusError(f"consumer group name {group!r} must be a non-empty string")
+        if isinstance(topics, str) or not topics:
+            raise BusError(
+                f"consumer of group {group!r}: topics must be a non-empty list of names, got {topics!r}"
+            )
+        for topic in topics:
+            self.partitions(topic)
+        timeout = self.session_timeout if session_timeout is None else session_timeout
+        if timeout <= 0:
+            raise BusError(f"consumer of group {group!r}: session_timeout must be positive, got {timeout!r}")
+        return SqliteConsumer(self._db, group, sorted(set(topics)), timeout)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Next offset to be written, per partition."""
+        _check_topic(topic)
+        with self._tx(f"read end offsets of {topic!r}") as conn:
+            self._partitions(conn, topic)
+            rows = conn.execute(
+                "SELECT partition, next_offset FROM partition_ends WHERE topic = ? ORDER BY partition",
+                (topic,),
+            )
+            return dict(rows.fetchall())
+
+    def beginning_offsets(self, topic: str) -> dict[int, int]:
+        """First offset still stored, per partition (the end offset when the partition is empty)."""
+        ends = self.end_offsets(topic)
+        with self._tx(f"read beginning offsets of {topic!r}") as conn:
+            rows = conn.execute(
+                'SELECT partition, MIN("offset") FROM messages WHERE topic = ? GROUP BY partition', (topic,)
+            )
+            return {**ends, **dict(rows.fetchall())}
+
+    def group_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """Committed next offset of ``group`` per partition of ``topic`` (for lag and retention)."""
+        _check_topic(topic)
+        with self._tx(f"read offsets of group {group!r}") as conn:
+            self._partitions(conn, topic)
+            rows = conn.execute(
+                'SELECT partition, next_offset FROM group_offsets WHERE "group" = ? AND topic = ? '
+                "ORDER BY partition",
+                (group, topic),
+            )
+            return dict(rows.fetchall())
+
+    def truncate(self, topic: str, before: Mapping[int, int]) -> int:
+        """Delete messages with an offset below ``before[partition]``; returns how many were deleted."""
+        _check_topic(topic)
+        with self._tx(f"truncate {topic!r}", write=True) as conn:
+            count = self._partitions(conn, topic)
+            bad = [p for p in before if not isinstance(p, int) or not 0 <= p < count]
+            if bad:
+                raise BusError(f"truncate {topic!r}: no partition(s) {bad} (the topic has {count})")
+            deleted = 0
+            for partition, offset in before.items():
+                cursor = conn.execute(
+                    'DELETE FROM messages WHERE topic = ? AND partition = ? AND "offset" < ?',
+                    (topic, partition, offset),
+                )
+                deleted += cursor.rowcount
+            return deleted
+
+    def delete_before(self, topic: str, ts_ms: int) -> int:
+        """Delete messages of ``topic`` appended before ``ts_ms`` (epoch ms); returns how many."""
+        _check_topic(topic)
+        with self._tx(f"delete old messages of {topic!r}", write=True) as conn:
+            self._partitions(conn, topic)
+            cursor = conn.execute("DELETE FROM messages WHERE topic = ? AND ts_ms < ?", (topic, int(ts_ms)))
+            return cursor.rowcount
+
+    def close(self) -> None:
+        """Close every connection this bus opened (consumers included)."""
+        self._db.close()
