@@ -1,27 +1,58 @@
 """The lake: partitioned Parquet datasets of points, read through DuckDB.
 
-Layout under the lake root (a local folder or any pyarrow/fsspec URI)::
+Layout under the lake root (a local folder, ``file://`` URI or any pyarrow filesystem URI)::
 
-    <zone>/<dataset>/date=YYYY-MM-DD/part-<uuid>.parquet                 (layout="date")
-    <zone>/<dataset>/year=YYYY/month=MM/day=dd/hour=HH/part-<uuid>.parquet (layout="hourly",
-                                                                          Kafka Connect HDFS3)
+    <zone>/<dataset>/date=YYYY-MM-DD/part-<time_ns>-<uuid8>.parquet                  (layout="date")
+    <zone>/<dataset>/year=YYYY/month=MM/day=dd/hour=HH/part-<time_ns>-<uuid8>.parquet (layout="hourly",
+                                                                                     Kafka Connect HDFS3)
 
-Zones: ``raw`` (as ingested), ``clean``, ``features``, ``analysis``, ``quarantine`` (bad
-records with their reason). Partitions follow the point's UTC timestamp.
+Zones: ``raw`` (as ingested), ``validated``, ``clean``, ``features``, ``analysis``,
+``quarantine`` (bad records with their reason). Partitions follow the point's UTC timestamp.
 
-Writes are atomic (a temporary file renamed into place), so a reader never sees half a file
-and a crash leaves only ignorable ``.tmp`` files. Appending the same points twice is
-harmless: reads de-duplicate on (series_id, ts) keeping the latest write, and
-:meth:`Lake.compact` rewrites a partition as one file with the duplicates gone.
+Writes are atomic (a temporary ``.tmp`` file renamed into place), so a reader never sees half
+a file and a crash leaves only ``.tmp`` files, which readers ignore (as they ignore names
+starting with ``.`` or ``_``). File names sort by write order. Appending the same points twice
+is harmless: reads de-duplicate on (series_id, ts) keeping the value of the latest file, and
+:meth:`Lake.compact` rewrites a partition as one sorted file with the duplicates gone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
+import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from sparkhu.errors import LakeError
+from sparkhu.series import empty_points
+from sparkhu.storage._parquet import (
+    LAYOUTS,
+    FileNamer,
+    Layout,
+    check_days,
+    conform_points,
+    conform_quarantine,
+    is_data_file,
+    name_ns,
+    point_filters,
+    scan_arrow,
+    sort_points,
+    sorted_points,
+    split_partitions,
+    to_us,
+    walk_partitions,
+    write_atomic,
+)
 
 ZONES = ("raw", "validated", "clean", "features", "analysis", "quarantine")
 
@@ -36,6 +67,10 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
+_DATASET_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_MAX_CANDIDATES = 1024  # a bounded read probes at most this many partition dirs, else it walks
+_ARROW_ERRORS = (OSError, pa.ArrowException)
+
 
 @dataclass(frozen=True)
 class PartitionInfo:
@@ -49,25 +84,148 @@ class PartitionInfo:
     bytes: int
 
 
-class Lake:
-    """Partitioned Parquet datasets under one root URI."""
+def _sql(sql: str) -> Callable[[duckdb.DuckDBPyConnection, str, dict[str, Any]], pa.Table]:
+    """A runner for :meth:`Lake._query` of one statement with ``{src}`` in it."""
 
-    def __init__(self, root: str, *, layout: str = "date") -> None: ...
+    def run(cur: duckdb.DuckDBPyConnection, src: str, params: dict[str, Any]) -> pa.Table:
+        return cur.sql(sql.format(src=src), params=params).to_arrow_table()
+
+    return run
+
+
+class Lake:
+    """Partitioned Parquet datasets under one root URI.
+
+    ``filesystem`` (optional) is a pyarrow filesystem in which ``root`` is a path; ``threads``
+    bounds the parallel file writes (0: one per core). Safe to share between threads.
+
+    >>> import tempfile
+    >>> from sparkhu.series import points
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     lake = Lake(root)
+    ...     _ = lake.write("raw", "meters", points("home/power/P", [0, 60_000_000], [1.0, 2.0]))
+    ...     _ = lake.write("raw", "meters", points("home/power/P", [60_000_000], [2.5]))
+    ...     [p.key for p in lake.partitions("raw", "meters")], lake.read("raw", "meters")["value"].to_pylist()
+    (['date=1970-01-01'], [1.0, 2.5])
+    """
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        layout: str = "date",
+        filesystem: pafs.FileSystem | None = None,
+        threads: int = 0,
+    ) -> None:
+        if layout not in LAYOUTS:
+            raise LakeError(f"unknown lake layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+        root = os.fspath(root)
+        self.root = root
+        self.layout = layout
+        self._layout = LAYOUTS[layout]
+        self._threads = threads or os.cpu_count() or 1
+        if filesystem is not None:
+            self._fs, base = filesystem, root
+        elif "://" in root:
+            try:
+                self._fs, base = pafs.FileSystem.from_uri(root)
+            except (*_ARROW_ERRORS, ValueError) as exc:
+                raise LakeError(f"cannot open lake root {root!r}: {exc}") from exc
+        else:
+            self._fs, base = pafs.LocalFileSystem(), os.path.abspath(root)
+        self._base = base.rstrip("/") or "/"
+        # DuckDB reads local files itself (it would take * ? [ in a path for a glob)
+        self._local = isinstance(self._fs, pafs.LocalFileSystem) and not any(c in self._base for c in "*?[")
+        self._setup_runtime()
+
+    def _setup_runtime(self) -> None:
+        self._namer = FileNamer()
+        self._db_lock = threading.Lock()
+        self._db: duckdb.DuckDBPyConnection | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in ("_namer", "_db_lock", "_db"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup_runtime()
+
+    def __repr__(self) -> str:
+        return f"Lake({self.root!r}, layout={self.layout!r})"
+
+    # ---------------------------------------------------------------- writing
 
     def write(self, zone: str, dataset: str, table: pa.Table) -> list[str]:
         """Append points (POINT_SCHEMA) to ``zone/dataset``, one new file per touched partition.
 
         Returns the written paths. Atomic per file; vectorised (no per-point Python).
         """
-        ...
+        where = self._dataset_dir(zone, dataset, points=True)
+        pts = conform_points(table, f"{zone}/{dataset}")
+        return self._write_parts(where, split_partitions(pts, self._layout)) if pts.num_rows else []
 
     def replace(self, zone: str, dataset: str, table: pa.Table, days: Sequence[date]) -> list[str]:
-        """Replace the partitions of ``days`` with ``table`` (idempotent re-runs of a day)."""
-        ...
+        """Replace the partitions of ``days`` with ``table`` (idempotent re-runs of a day).
+
+        Every point of ``table`` must fall on one of ``days`` (UTC). New files are written
+        first and the older files of those days deleted afterwards: a crash in between leaves
+        duplicates that reads resolve to the new values, and a re-run completes the job.
+        """
+        where = self._dataset_dir(zone, dataset, points=True)
+        label = f"{zone}/{dataset}"
+        pts = conform_points(table, label)
+        wanted = sorted({d.date() if isinstance(d, datetime) else d for d in days})
+        if pts.num_rows:
+            check_days(pts, wanted, label)
+        old = [
+            info
+            for day in wanted
+            for info in self._list(f"{where}/{self._layout.day_prefix(day)}", recursive=True)
+            if is_data_file(info)
+        ]
+        written = self._write_parts(where, split_partitions(pts, self._layout)) if pts.num_rows else []
+        self._delete([info.path for info in old])
+        for part_dir in sorted({os.path.dirname(info.path) for info in old}):
+            self._remove_if_empty(part_dir, where)
+        return written
 
     def write_quarantine(self, dataset: str, records: pa.Table) -> str | None:
-        """Append bad records (QUARANTINE_SCHEMA) to ``quarantine/<dataset>``; None if empty."""
-        ...
+        """Append bad records (QUARANTINE_SCHEMA) to ``quarantine/<dataset>``; None if empty.
+
+        Partitioned by the UTC date of ``quarantined_at`` (missing or null: now). Only
+        ``source`` and ``reason`` are required columns. Returns the first written path.
+        """
+        where = self._dataset_dir("quarantine", dataset)
+        rec = conform_quarantine(records, QUARANTINE_SCHEMA, f"quarantine/{dataset}")
+        if rec.num_rows == 0:
+            return None
+        parts = split_partitions(rec, LAYOUTS["date"], "quarantined_at")
+        return self._write_parts(where, parts, sort=False)[0]
+
+    def _write_parts(
+        self, where: str, parts: Iterable[tuple[str, pa.Table]], *, sort: bool = True
+    ) -> list[str]:
+        jobs = [(f"{where}/{key}", part) for key, part in parts]
+
+        def one(job: tuple[str, pa.Table]) -> str:
+            part_dir, part = job
+            path = f"{part_dir}/{self._namer.name()}"
+            try:
+                self._fs.create_dir(part_dir, recursive=True)
+                write_atomic(sort_points(part) if sort else part, self._fs, path)
+            except _ARROW_ERRORS as exc:
+                raise LakeError(f"cannot write {path}: {exc}") from exc
+            return path
+
+        if len(jobs) <= 1 or self._threads == 1:
+            return [one(job) for job in jobs]
+        with ThreadPoolExecutor(min(self._threads, len(jobs))) as pool:
+            return list(pool.map(one, jobs))
+
+    # ---------------------------------------------------------------- reading
 
     def read(
         self,
@@ -83,30 +241,289 @@ class Lake:
 
         Partition pruning on the time range; series filter pushed down; duplicates on
         (series_id, ts) resolved to the latest file's value when ``dedup``. Empty table of
-        POINT_SCHEMA when nothing matches.
+        POINT_SCHEMA when nothing matches. Naive datetimes are taken as UTC.
         """
-        ...
+        self._dataset_dir(zone, dataset, points=True)
+        if isinstance(series, str):
+            series = [series]
+        if series is not None and not series:
+            return empty_points()
+        start_us = to_us(start) if start is not None else None
+        end_us = to_us(end) if end is not None else None
+        label = f"{zone}/{dataset}"
+        files = self.files(zone, dataset, start=start, end=end)
+        try:
+            return (
+                self._read_points(label, files, series, start_us, end_us, dedup) if files else empty_points()
+            )
+        except LakeError:
+            if all(info.type != pafs.FileType.NotFound for info in self._fs.get_file_info(files)):
+                raise
+        files = self.files(zone, dataset, start=start, end=end)  # compacted or dropped meanwhile
+        return self._read_points(label, files, series, start_us, end_us, dedup) if files else empty_points()
+
+    def files(
+        self, zone: str, dataset: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[str]:
+        """The data files a read of [start, end) opens, oldest write first (after pruning)."""
+        where = self._dataset_dir(zone, dataset)
+        start_us = to_us(start) if start is not None else None
+        end_us = to_us(end) if end is not None else None
+        layout = self._layout_of(zone)
+        dirs = self._partition_dirs(where, layout, start_us, end_us)
+        infos = [info for _, path in dirs for info in self._list(path) if is_data_file(info)]
+        return [info.path for info in sorted(infos, key=lambda info: (info.base_name, info.path))]
+
+    def _read_points(
+        self,
+        label: str,
+        files: list[str],
+        series: Sequence[str] | None,
+        start_us: int | None,
+        end_us: int | None,
+        dedup: bool,
+    ) -> pa.Table:
+        """DuckDB: filter, cast ids to a temporary ENUM of the sorted ids (cheap to sort, exported
+        as an Arrow dictionary), order by (series_id, ts, newest file first), de-duplicate."""
+        where, params, arrow_filter = point_filters(series, start_us, end_us)
+        order = "series_id, ts, file_index DESC" if dedup else "series_id, ts"
+
+        def run(cur: duckdb.DuckDBPyConnection, src: str, params: dict[str, Any]) -> pa.Table:
+            sql = f"SELECT DISTINCT series_id::VARCHAR AS v FROM {src} WHERE {where} ORDER BY v"
+            ids = cur.sql(sql, params=params).to_arrow_table()
+            if ids.num_rows == 0:
+                return empty_points()
+            cur.register("lake_ids", ids)
+            cur.execute("CREATE TEMP TYPE lake_series AS ENUM (SELECT v FROM lake_ids)")
+            sql = (
+                "SELECT series_id::VARCHAR::lake_series AS series_id, ts::TIMESTAMPTZ AS ts, "
+                f"value::DOUBLE AS value FROM {src} WHERE {where} ORDER BY {order}"
+            )
+            return cur.sql(sql, params=params).to_arrow_table()
+
+        result = self._query(label, files, ["series_id", "ts", "value"], run, params, arrow_filter)
+        return sorted_points(result, dedup)
 
     def read_quarantine(self, dataset: str) -> pa.Table:
-        """All quarantined records of ``dataset``."""
-        ...
+        """All quarantined records of ``dataset``, in the order they were quarantined."""
+        files = self.files("quarantine", dataset)
+        if not files:
+            return QUARANTINE_SCHEMA.empty_table()
+        names = QUARANTINE_SCHEMA.names
+        sql = f"SELECT {', '.join(names)} FROM {{src}} ORDER BY quarantined_at, file_index, file_row_number"
+        result = self._query(f"quarantine/{dataset}", files, names, _sql(sql), {})
+        return result.select(names).cast(QUARANTINE_SCHEMA)
 
     def series(self, zone: str, dataset: str) -> list[str]:
-        """Distinct series ids present in ``zone/dataset``."""
-        ...
+        """Distinct series ids present in ``zone/dataset``, sorted."""
+        self._dataset_dir(zone, dataset, points=True)
+        files = self.files(zone, dataset)
+        if not files:
+            return []
+        sql = "SELECT DISTINCT series_id::VARCHAR AS s FROM {src} WHERE series_id IS NOT NULL ORDER BY s"
+        return self._query(f"{zone}/{dataset}", files, ["series_id"], _sql(sql), {}).column("s").to_pylist()
+
+    def _query(
+        self,
+        label: str,
+        files: list[str],
+        columns: list[str],
+        run: Callable[[duckdb.DuckDBPyConnection, str, dict[str, Any]], pa.Table],
+        params: dict[str, Any],
+        arrow_filter: pads.Expression | None = None,
+    ) -> pa.Table:
+        """``run(cursor, src, params)`` on a fresh DuckDB cursor, where ``src`` is the SQL source
+        of ``files`` (with the ``file_index`` and ``file_row_number`` columns)."""
+        with self._db_lock:
+            if self._db is None:
+                self._db = duckdb.connect(":memory:")
+            cur = self._db.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            if self._local:
+                src = "read_parquet($files, hive_partitioning = false)"
+                params = {**params, "files": files}
+            else:
+                cur.register("lake_src", scan_arrow(self._fs, files, columns, arrow_filter, label))
+                src = "lake_src"
+            return run(cur, src, params)
+        except duckdb.Error as exc:
+            raise self._read_error(label, files, exc) from exc
+        finally:
+            cur.close()
+
+    def _read_error(self, label: str, files: list[str], exc: Exception) -> LakeError:
+        """Name the file at fault when one of ``files`` is not Parquet."""
+        for path in files:
+            try:
+                pq.read_metadata(path, filesystem=self._fs)
+            except FileNotFoundError:
+                return LakeError(f"cannot read {label}: {path} was removed during the read; try again")
+            except _ARROW_ERRORS as bad:
+                return LakeError(
+                    f"cannot read {label}: {path} is not a readable Parquet file ({bad}); "
+                    "delete it or move it out of the lake"
+                )
+        return LakeError(f"cannot read {label} ({len(files)} files under {self.root}): {exc}")
+
+    # ---------------------------------------------------------------- housekeeping
 
     def datasets(self, zone: str | None = None) -> list[tuple[str, str]]:
-        """(zone, dataset) pairs that exist."""
-        ...
+        """(zone, dataset) pairs that exist, sorted."""
+        zones = [self._check_zone(zone)] if zone is not None else list(ZONES)
+        found = []
+        for z in zones:
+            for info in self._list(f"{self._base}/{z}"):
+                if info.type == pafs.FileType.Directory and self._valid_dataset(info.base_name):
+                    found.append((z, info.base_name))
+        return sorted(found)
 
     def partitions(self, zone: str, dataset: str) -> list[PartitionInfo]:
-        """The partitions of a dataset, oldest first."""
-        ...
+        """The partitions of a dataset that hold data files, oldest first."""
+        where = self._dataset_dir(zone, dataset)
+        out = []
+        for key, path in self._partition_dirs(where, self._layout_of(zone)):
+            data = [i for i in self._list(path) if is_data_file(i)]
+            if data:
+                rows = sum(self._rows(i.path) for i in data)
+                out.append(PartitionInfo(zone, dataset, key, len(data), rows, sum(i.size for i in data)))
+        return out
 
     def compact(self, zone: str, dataset: str, *, keys: Sequence[str] | None = None) -> list[PartitionInfo]:
-        """Rewrite each partition (or only ``keys``) as one sorted, de-duplicated file. Atomic."""
-        ...
+        """Rewrite each partition (or only ``keys``) as one sorted, de-duplicated file. Atomic.
+
+        The new file is named to sort just after the newest file it replaces, so a file
+        written meanwhile still wins; the old files are deleted once the new one is in place.
+        Partitions that already are one compacted file are left alone. Returns the results.
+        """
+        where = self._dataset_dir(zone, dataset, points=True)
+        layout = self._layout_of(zone)
+        if keys is None:
+            targets = self._partition_dirs(where, layout)
+        else:
+            targets = self._key_dirs(where, layout, keys)
+        out = []
+        for key, path in targets:
+            data = sorted((i for i in self._list(path) if is_data_file(i)), key=lambda i: i.base_name)
+            if len(data) == 1 and data[0].base_name.endswith("-c.parquet"):
+                out.append(PartitionInfo(zone, dataset, key, 1, self._rows(data[0].path), data[0].size))
+                continue
+            if not data:
+                continue
+            label = f"{zone}/{dataset}/{key}"
+            table = self._read_points(label, [i.path for i in data], None, None, None, dedup=True)
+            stamps = [s for s in (name_ns(i.base_name) for i in data) if s is not None]
+            files = size = 0
+            if table.num_rows:
+                target = f"{path}/{self._namer.name(max(stamps) + 1 if stamps else None, compacted=True)}"
+                try:
+                    write_atomic(table, self._fs, target)
+                    size = self._fs.get_file_info(target).size
+                except _ARROW_ERRORS as exc:
+                    raise LakeError(f"cannot compact {label}: writing {target} failed: {exc}") from exc
+                files = 1
+            self._delete([i.path for i in data])
+            if not files:
+                self._remove_if_empty(path, where)
+            out.append(PartitionInfo(zone, dataset, key, files, table.num_rows, size))
+        return out
 
     def drop_partitions(self, zone: str, dataset: str, keys: Sequence[str]) -> int:
         """Delete whole partitions; returns how many were removed."""
-        ...
+        where = self._dataset_dir(zone, dataset)
+        removed = 0
+        for _, path in self._key_dirs(where, self._layout_of(zone), keys):
+            try:
+                if self._fs.get_file_info(path).type != pafs.FileType.Directory:
+                    continue
+                self._fs.delete_dir(path)
+            except _ARROW_ERRORS as exc:
+                raise LakeError(f"cannot drop partition {path}: {exc}") from exc
+            removed += 1
+            self._remove_if_empty(os.path.dirname(path), where)
+        return removed
+
+    # ---------------------------------------------------------------- paths and listing
+
+    def _check_zone(self, zone: str) -> str:
+        if zone not in ZONES:
+            raise LakeError(f"unknown lake zone {zone!r}; expected one of {', '.join(ZONES)}")
+        return zone
+
+    @staticmethod
+    def _valid_dataset(name: str) -> bool:
+        return bool(_DATASET_RE.match(name)) and not name.startswith(".")
+
+    def _dataset_dir(self, zone: str, dataset: str, *, points: bool = False) -> str:
+        self._check_zone(zone)
+        if points and zone == "quarantine":
+            raise LakeError(
+                f"quarantine/{dataset} holds quarantined records, not points; "
+                "use write_quarantine/read_quarantine"
+            )
+        if not isinstance(dataset, str) or not self._valid_dataset(dataset):
+            raise LakeError(
+                f"invalid dataset name {dataset!r}: use letters, digits and _ . - (not starting with a dot)"
+            )
+        return f"{self._base}/{zone}/{dataset}"
+
+    def _layout_of(self, zone: str) -> Layout:
+        return LAYOUTS["date"] if zone == "quarantine" else self._layout
+
+    def _key_dirs(self, where: str, layout: Layout, keys: Sequence[str]) -> list[tuple[str, str]]:
+        out = []
+        for key in keys:
+            try:
+                layout.parse(key)
+            except ValueError as exc:
+                raise LakeError(str(exc)) from exc
+            out.append((key, f"{where}/{key}"))
+        return out
+
+    def _partition_dirs(
+        self, where: str, layout: Layout, start_us: int | None = None, end_us: int | None = None
+    ) -> list[tuple[str, str]]:
+        """(key, path) of the partitions that may hold points of [start, end), oldest first.
+
+        A bounded range yields its candidate directories directly (missing ones list empty);
+        otherwise the partition tree is walked level by level, pruning by each level's range.
+        """
+        if start_us is not None and end_us is not None:
+            first, last = start_us // layout.unit_us, (end_us - 1) // layout.unit_us
+            if last < first:
+                return []
+            if last - first < _MAX_CANDIDATES:
+                return [(k, f"{where}/{k}") for k in map(layout.key, range(first, last + 1))]
+        return walk_partitions(self._list, where, layout, start_us, end_us)
+
+    def _list(self, path: str, *, recursive: bool = False) -> list[pafs.FileInfo]:
+        try:
+            return self._fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive))
+        except _ARROW_ERRORS as exc:
+            raise LakeError(f"cannot list {path}: {exc}") from exc
+
+    def _rows(self, path: str) -> int:
+        try:
+            return pq.read_metadata(path, filesystem=self._fs).num_rows
+        except _ARROW_ERRORS as exc:
+            raise LakeError(f"{path} is not a readable Parquet file ({exc}); delete or move it") from exc
+
+    def _delete(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            try:
+                self._fs.delete_file(path)
+            except FileNotFoundError:
+                continue
+            except _ARROW_ERRORS as exc:
+                raise LakeError(f"cannot delete {path}: {exc}") from exc
+
+    def _remove_if_empty(self, path: str, stop: str) -> None:
+        """Delete ``path`` and its parents up to (not including) ``stop`` while they are empty."""
+        while path.startswith(stop + "/"):
+            try:
+                if self._list(path):
+                    return
+                self._fs.delete_dir(path)
+            except (LakeError, *_ARROW_ERRORS):
+                return  # best effort: an empty directory is harmless
+            path = os.path.dirname(path)
