@@ -1,0 +1,174 @@
+"""The replay source: history played back as live data, shifted on the time axis.
+
+The original system's time-axis translator moved AMPds2 (2012 to 2014) by +3196 days so it
+looked live. :class:`ReplaySource` does that and plays it at ``speed`` times real time: with
+``shift``
+
+* ``"end_now"`` the data is moved so its last point is at the wall time of the first start,
+* ``"start_now"`` so its first point is then (at ``speed=1`` the data arrives as it happens),
+* a :class:`~datetime.timedelta` moves it by that much (``AMPDS2_SHIFT`` = 3196 days).
+
+The shift is fixed at the first start and kept in the position. With ``origin`` the first
+shifted timestamp and ``w0`` the wall time at start, at wall time ``w`` every point with
+shifted ``ts <= origin + (w - w0) * speed`` has been emitted (``speed=60``: an hour of data
+per minute). The position is ``{shift_us, emitted_until_us}``; a restart emits exactly the
+points after ``emitted_until_us`` and its clock resumes from there (no burst to catch up).
+Batches never split one timestamp, so the position is exact. When the data is exhausted
+the source ends, or with ``loop=True`` starts over, shifted by the data's span plus one step.
+On idle ticks it yields an empty batch (same position) so the caller can stop promptly.
+
+>>> from sparkhu.series import points
+>>> fake = [0.0]
+>>> src = ReplaySource("r", points("a/b/c", [0, 60_000_000, 120_000_000], [1.0, 2.0, 3.0]),
+...                    shift=timedelta(days=1), speed=60.0, clock=lambda: fake[0],
+...                    sleep=lambda s: fake.__setitem__(0, fake[0] + s), tick_s=1.0)
+>>> [(b.num_rows, p["emitted_until_us"]) for b, p in src.read(None, print) if b.num_rows]
+[(1, 86400000000), (1, 86460000000), (1, 86520000000)]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparkhu.connectors.base import Position, QuarantineFn, Source
+from sparkhu.errors import ConfigError
+from sparkhu.series import POINT_SCHEMA, TS_TYPE, conform
+from sparkhu.storage.lake import QUARANTINE_SCHEMA
+
+AMPDS2_SHIFT = timedelta(days=3196)
+"""The original translator's offset: 276,134,400 s, so 2012-04-01 became 2020-12-31."""
+
+
+def _us(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def shift_points(table: pa.Table, offset: timedelta | int) -> pa.Table:
+    """The points with every timestamp moved by ``offset`` (a timedelta or µs)."""
+    shift = _us(offset) if isinstance(offset, timedelta) else int(offset)
+    ts = pc.add(table.column("ts").cast(pa.int64()), pa.scalar(shift, pa.int64())).cast(TS_TYPE)
+    return table.set_column(table.schema.get_field_index("ts"), POINT_SCHEMA.field("ts"), ts)
+
+
+def shift_to_now(table: pa.Table, now: datetime | float) -> pa.Table:
+    """The points moved so that the last one is at ``now`` (a datetime or Unix seconds)."""
+    if table.num_rows == 0:
+        return table
+    now_us = round((now.timestamp() if isinstance(now, datetime) else now) * 1_000_000)
+    last = pc.max(table.column("ts").cast(pa.int64())).as_py()
+    return shift_points(table, now_us - last)
+
+
+class ReplaySource(Source):
+    """Points (or a loader of them) replayed at ``speed`` times real time, shifted (see the module)."""
+
+    def __init__(
+        self,
+        name: str,
+        points: pa.Table | Callable[[], pa.Table],
+        *,
+        shift: str | timedelta = "end_now",
+        speed: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        tick_s: float = 0.1,
+        max_batch_rows: int = 100_000,
+        max_rate: float | None = None,
+        loop: bool = False,
+    ) -> None:
+        if not (isinstance(shift, timedelta) or shift in ("end_now", "start_now")):
+            raise ConfigError(f"replay {name}: shift={shift!r}; expected end_now, start_now or a timedelta")
+        if (
+            not speed > 0
+            or not tick_s > 0
+            or max_batch_rows < 1
+            or (max_rate is not None and not max_rate > 0)
+        ):
+            raise ConfigError(f"replay {name}: speed, tick_s, max_batch_rows and max_rate must be positive")
+        self.name = name
+        self.shift, self.speed, self.tick_s = shift, float(speed), float(tick_s)
+        self.clock, self.sleep = clock, sleep
+        self.max_batch_rows, self.max_rate, self.loop = max_batch_rows, max_rate, loop
+        self._points = points
+        self._sorted: pa.Table | None = None
+
+    def _load(self, quarantine: QuarantineFn) -> pa.Table:
+        if self._sorted is None:
+            table = conform(self._points() if callable(self._points) else self._points)
+            missing = pc.or_(pc.is_null(table.column("ts")), pc.is_null(table.column("series_id")))
+            if pc.any(missing).as_py():
+                rows = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+                quarantine(pa.table({
+                    "source": [self.name] * len(rows),
+                    "location": [f"row {r + 1}" for r in rows],
+                    "field": ["ts" if table.column("ts")[r].as_py() is None else "series_id" for r in rows],
+                    "reason": ["missing timestamp or series id"] * len(rows),
+                    "raw": [str(table.slice(int(r), 1).to_pylist()[0]) for r in rows],
+                    "quarantined_at": pa.array([datetime.now(UTC)] * len(rows), TS_TYPE),
+                }, schema=QUARANTINE_SCHEMA))  # fmt: skip
+                table = table.filter(pc.invert(missing))
+            self._sorted = table.take(pc.sort_indices(table, [("ts", "ascending")]))
+        return self._sorted
+
+    def read(
+        self, position: Mapping[str, Any] | None, quarantine: QuarantineFn
+    ) -> Iterator[tuple[pa.Table, Position]]:
+        """Emit the points due by the replay clock, after ``position``; end when exhausted."""
+        table = self._load(quarantine)
+        n = table.num_rows
+        if n == 0:
+            return
+        ts = table.column("ts").cast(pa.int64()).to_numpy()
+        wall0 = self.clock()
+        pos = dict(position or {})
+        if pos.get("shift_us") is not None:
+            shift = int(pos["shift_us"])
+        elif isinstance(self.shift, timedelta):
+            shift = _us(self.shift)
+        else:
+            shift = round(wall0 * 1_000_000) - int(ts[-1] if self.shift == "end_now" else ts[0])
+        if pos.get("emitted_until_us") is None:
+            base, emitted = int(ts[0]) + shift, int(ts[0]) + shift - 1
+        else:
+            base = emitted = int(pos["emitted_until_us"])
+        gaps = np.diff(np.unique(ts))
+        step = int(gaps.min()) if len(gaps) else 1
+        start = int(np.searchsorted(ts, emitted - shift, side="right"))
+        sent = 0
+        while True:
+            if start >= n:
+                if not self.loop:
+                    return
+                shift += int(ts[-1] - ts[0]) + step
+                start = int(np.searchsorted(ts, emitted - shift, side="right"))
+                continue
+            if math.isinf(self.speed):
+                end = n
+            else:
+                cursor = base + math.floor((self.clock() - wall0) * self.speed * 1_000_000)
+                end = int(np.searchsorted(ts, cursor - shift, side="right"))
+            if end <= start:
+                yield POINT_SCHEMA.empty_table(), {"shift_us": shift, "emitted_until_us": emitted}
+                self.sleep(self.tick_s)
+                continue
+            if end - start > self.max_batch_rows:  # cut on a timestamp boundary
+                at = ts[start + self.max_batch_rows]
+                end = int(np.searchsorted(ts, at, side="left"))
+                if end <= start:
+                    end = int(np.searchsorted(ts, at, side="right"))
+            batch = shift_points(table.slice(start, end - start), shift)
+            emitted, start = int(ts[end - 1]) + shift, end
+            yield batch, {"shift_us": shift, "emitted_until_us": emitted}
+            sent += batch.num_rows
+            if self.max_rate is not None:
+                ahead = sent / self.max_rate - (self.clock() - wall0)
+                if ahead > 0:
+                    self.sleep(ahead)

@@ -1,0 +1,203 @@
+"""The connector runner on real components: SQLite bus and catalog, a local lake, real processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from sparkhu.connectors.files import FileSource, read_file
+from sparkhu.connectors.replay import ReplaySource
+from sparkhu.connectors.runner import ingest_to_lake, pump
+from sparkhu.demo.generator import generate
+from sparkhu.errors import ConnectorError
+from sparkhu.storage.catalog import Catalog
+from sparkhu.storage.lake import Lake
+from sparkhu.stream.codecs import decode_points
+from sparkhu.stream.sqlite import SqliteBus
+
+PLAIN = pa.schema([("series_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("value", pa.float64())])
+
+
+def keyed(table: pa.Table) -> list[tuple[str, int, float]]:
+    t = table.cast(PLAIN)
+    return sorted(
+        zip(
+            t["series_id"].to_pylist(),
+            t["ts"].cast(pa.int64()).to_pylist(),
+            t["value"].to_pylist(),
+            strict=True,
+        )
+    )
+
+
+@pytest.fixture
+def parts(tmp_path: Path):
+    lake = Lake(str(tmp_path / "lake"))
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    bus = SqliteBus(f"sqlite:///{tmp_path / 'bus.db'}")
+    yield lake, catalog, bus
+    bus.close()
+    catalog.close()
+
+
+@pytest.fixture(scope="module")
+def csv_file(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    return generate(days=2, meters=11, seed=3).write_csv(folder / "Electricity_P.csv")
+
+
+def drain(bus: SqliteBus, topic: str) -> pa.Table:
+    with bus.consumer("test", [topic]) as consumer:
+        tables = []
+        while messages := consumer.poll(max_messages=10_000, timeout=0):
+            tables += [decode_points(m.value) for m in messages]
+    return pa.concat_tables(tables)
+
+
+def test_pump_publishes_every_point_then_its_watermark(parts, csv_file: Path, tmp_path: Path):
+    lake, catalog, bus = parts
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("UNIX_TS,WHE\n0,1\n60,abc\n")
+    source = FileSource("meters", [csv_file, bad_csv], batch_rows=400)
+    seen: list[int] = []
+    stats = pump(
+        source,
+        bus,
+        "sparkhu.ampds2.electricity",
+        catalog,
+        lake=lake,
+        quarantine_dataset="ampds2",
+        progress=seen.append,
+    )
+    expected, _ = read_file(csv_file)
+    assert stats.points == expected.num_rows + 1 and stats.quarantined == 1
+    assert stats.batches == 8 + 1 and seen[-1] == stats.points and stats.seconds > 0
+    assert keyed(drain(bus, "sparkhu.ampds2.electricity")) == sorted(
+        [*keyed(expected), ("ampds2/electricity/WHE.P", 0, 1.0)]
+    )
+    quarantined = lake.read_quarantine("ampds2").to_pylist()
+    assert [(r["location"], r["field"], r["reason"]) for r in quarantined] == [
+        ("line 3", "WHE", "not a number")
+    ]
+    mark = catalog.get_watermark("meters", "sparkhu.ampds2.electricity")
+    assert all(state["done"] for state in mark["files"].values())
+    again = pump(source, bus, "sparkhu.ampds2.electricity", catalog, lake=lake)
+    assert again.points == 0 and again.quarantined == 0
+    runs = catalog.runs(kind="connector", name="meters")
+    (run,) = runs  # the second, idle run left no record
+    assert (
+        run.status == "success"
+        and run.rows_out == stats.points
+        and run.params == {"key": "sparkhu.ampds2.electricity"}
+    )
+
+
+def test_pump_stops_when_told_and_resumes_exactly(parts):
+    lake, catalog, bus = parts
+    data = generate(days=1, meters=10, seed=2, defects=False).points
+    clock = [0.0]
+
+    def source() -> ReplaySource:
+        return ReplaySource(
+            "live",
+            data,
+            shift=timedelta(days=3196),
+            speed=3600.0,
+            clock=lambda: clock[0],
+            sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+            tick_s=0.5,
+        )
+
+    stop = threading.Event()
+    batches = []
+
+    def progress(points: int) -> None:
+        batches.append(points)
+        if len(batches) == 5:
+            stop.set()
+
+    first = pump(source(), bus, "live", catalog, lake=lake, stop=stop, progress=progress)
+    assert first.batches == 5 and 0 < first.points < data.num_rows
+    second = pump(source(), bus, "live", catalog, lake=lake, stop=lambda: False)
+    assert first.points + second.points == data.num_rows
+    out = keyed(drain(bus, "live"))
+    shift = 276_134_400_000_000
+    assert out == sorted((s, t + shift, v) for s, t, v in keyed(data))
+
+
+def test_ingest_to_lake_writes_then_watermarks_and_registers_series(parts, csv_file: Path):
+    lake, catalog, _ = parts
+    source = FileSource("history", csv_file, batch_rows=1000)
+    stats = ingest_to_lake(source, lake, catalog, zone="raw", dataset="ampds2_electricity")
+    expected, _ = read_file(csv_file)
+    assert stats.points == expected.num_rows
+    stored = lake.read("raw", "ampds2_electricity")
+    assert keyed(stored) == sorted(set(keyed(expected)))  # duplicated lines collapse on read
+    assert catalog.get_watermark("history", "lake:raw/ampds2_electricity")["files"][str(csv_file)]["done"]
+    assert {s.series_id for s in catalog.list_series(prefix="ampds2/")} == {
+        f"ampds2/electricity/{m}.P" for m in ["WHE", *generate(days=1, meters=11, seed=3).meters]
+    }
+    assert ingest_to_lake(source, lake, catalog, zone="raw", dataset="ampds2_electricity").points == 0
+
+
+def test_a_failing_source_is_reported_and_recorded(parts, tmp_path: Path):
+    lake, catalog, bus = parts
+    with pytest.raises(ConnectorError, match=r"gone\.csv: no such file"):
+        ingest_to_lake(FileSource("broken", tmp_path / "gone.csv"), lake, catalog, zone="raw", dataset="x")
+    (run,) = catalog.runs(kind="connector", name="broken")
+    assert run.status == "failed" and "gone.csv" in (run.error or "")
+    stats = pump(_only_bad(tmp_path), bus, "t", catalog)
+    assert stats.quarantined == 1 and stats.quarantine[0].num_rows == 1  # kept in memory without a lake
+
+
+def _only_bad(tmp_path: Path) -> FileSource:
+    path = tmp_path / "only_bad.csv"
+    path.write_text("UNIX_TS,WHE\nx,1\n")
+    return FileSource("only-bad", path)
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    from sparkhu.connectors.files import FileSource
+    from sparkhu.connectors.runner import ingest_to_lake
+    from sparkhu.storage.catalog import Catalog
+    from sparkhu.storage.lake import Lake
+
+    csv, root = sys.argv[1], sys.argv[2]
+    catalog = Catalog(f"sqlite:///{root}/catalog.db")
+    source = FileSource("kill-test", csv, batch_rows=150)
+    stats = ingest_to_lake(source, Lake(f"{root}/lake"), catalog, zone="raw", dataset="meters",
+                           progress=lambda n: print(n, flush=True))
+    print("done", stats.points, flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_ingest_then_restart_holds_every_point_exactly_once(tmp_path: Path):
+    csv = generate(days=10, meters=11, seed=9).write_csv(tmp_path / "Electricity_P.csv")
+    (tmp_path / "worker.py").write_text(WORKER)
+    argv = [sys.executable, str(tmp_path / "worker.py"), str(csv), str(tmp_path)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        for _ in range(8):  # let it write some batches, then kill it wherever it is
+            line = proc.stdout.readline()
+            assert line and not line.startswith("done"), proc.stderr.read()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+    expected, _ = read_file(csv)
+    resumed = int(done.stdout.strip().splitlines()[-1].split()[1])
+    assert 0 < resumed < expected.num_rows  # the restart resumed from the watermark
+    stored = Lake(str(tmp_path / "lake")).read("raw", "meters", dedup=True)
+    assert keyed(stored) == sorted(set(keyed(expected)))
