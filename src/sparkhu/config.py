@@ -111,7 +111,7 @@ class DemoSettings(_Section):
 class SourceSettings(_Section):
     """One ``[[sources]]`` entry of ``sparkhu.toml``: where points come from and how to read them."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
     kind: Literal["file", "replay"]
     path: str
     """A file, a folder or a glob (``data/*.csv``)."""
@@ -134,6 +134,17 @@ class SourceSettings(_Section):
         if not re.fullmatch(r"end_now|start_now|[+-]?\d+(\.\d+)?(s|min|h|d)", shift):
             raise ValueError("expected end_now, start_now or an offset such as +3196d, -2h, 90min")
         return shift
+
+    @classmethod
+    def of(cls, **fields: Any) -> SourceSettings:
+        """Build one from keyword fields (CLI options); a bad field raises :class:`ConfigError` naming it."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{key}: {message} (got {first.get('input')!r})") from exc
 
     @property
     def dataset(self) -> str:

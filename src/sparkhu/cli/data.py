@@ -48,7 +48,7 @@ def ingest(
     """Ingest files into the lake's raw zone (resumable: finished files are skipped)."""
     from sparkhu.connectors.runner import ingest_to_lake, pump
 
-    spec = SourceSettings(
+    spec = SourceSettings.of(
         name=f"file:{source}.{measurement}",
         kind="file",
         path=path,
@@ -96,7 +96,7 @@ def replay(
     from sparkhu.connectors.runner import pump
 
     parse_shift(shift)  # fail early, with the option's name
-    spec = SourceSettings(name=f"replay:{source}.{measurement}", kind="replay", path=path, source=source,
+    spec = SourceSettings.of(name=f"replay:{source}.{measurement}", kind="replay", path=path, source=source,
                           measurement=measurement, speed=speed, shift=shift, field_suffix=field_suffix)
     stop = threading.Event()
     if duration is not None:

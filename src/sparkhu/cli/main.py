@@ -13,6 +13,7 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from sparkhu.cli import data, platform
 from sparkhu.cli.common import State
@@ -64,7 +65,7 @@ def run(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except SparkhuError as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         sys.exit(2)
     except click.exceptions.Abort:
         err.print("aborted")
@@ -81,7 +82,8 @@ def run(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run again with --debug for details)",
+            Text.assemble(("internal error: ", "bold red"), f"{type(exc).__name__}: {exc}",
+                          " (run again with --debug for details)"),
             soft_wrap=True,
         )
         sys.exit(1)
