@@ -167,10 +167,10 @@ class Platform:
             port = _free_port(host)
         services = GatewayServices(
             lake=ctx.lake, catalog=ctx.catalog, predictions=ctx.predictions, settings=ctx.settings.gateway,
-            timezone=ctx.settings.timezone,
+            timezone=ctx.settings.timezone, actuals=("raw", "{source}_{measurement}"),
         )
         server = uvicorn.Server(uvicorn.Config(create_app(services), host=host, port=port, log_level="warning",
-                                               lifespan="on", ws="websockets"))
+                                               lifespan="on", ws="websockets-sansio"))
 
         def run(stop: threading.Event) -> None:
             watcher = threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)),

@@ -1,0 +1,223 @@
+"""The ASGI app: REST routes, errors, /healthz, /metrics, the dashboard's static files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.gateway.conftest import BAND, HORIZON, N_POINTS, OTHER, SID, Stack, gql, minutes
+
+from sparkhu.config import GatewaySettings, Settings
+from sparkhu.errors import ConfigError
+from sparkhu.gateway.app import STATIC_DIR, GatewayServices, create_app
+from sparkhu.gateway.metrics import Metrics
+
+anyio = pytest.mark.anyio
+
+
+def iso_z(minute: float) -> str:
+    return minutes(minute).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@anyio
+async def test_config_serves_the_display_timezone(stack: Stack):
+    app = create_app(stack.services(timezone="Asia/Seoul"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c:
+        config = (await c.get("/api/config")).json()
+    assert config["timezone"] == "Asia/Seoul"
+    assert config["maxPoints"] == 100_000
+    assert config["mutationsEnabled"] is True
+    assert config["actuals"] == {"zone": "raw", "dataset": "ampds2_electricity"}
+
+
+def test_unknown_timezone_is_a_config_error(stack: Stack):
+    with pytest.raises(ConfigError, match="'Mars/Olympus' is not an IANA time zone"):
+        create_app(stack.services(timezone="Mars/Olympus"))
+
+
+def test_services_from_settings(tmp_path: Path):
+    settings = Settings.load(
+        toml_path=None, env={"SPARKHU_HOME": str(tmp_path), "SPARKHU_GATEWAY__TOKEN": "t"}
+    )
+    services = GatewayServices.from_settings(settings)
+    try:
+        assert services.settings.token == "t"
+        assert services.timezone == "Asia/Seoul"
+        assert services.catalog.list_series() == []
+    finally:
+        services.catalog.close()
+
+
+@anyio
+async def test_series_routes(client: httpx.AsyncClient):
+    listing = (await client.get("/api/series")).json()["series"]
+    assert [s["id"] for s in listing] == sorted([SID, OTHER])
+    one = (await client.get(f"/api/series/{SID}")).json()
+    assert one["id"] == SID and one["count"] == N_POINTS and one["unit"] == "W"
+    prefixed = (
+        await client.get("/api/series", params={"prefix": "ampds2/electricity/R", "limit": "1"})
+    ).json()
+    assert [s["id"] for s in prefixed["series"]] == [OTHER]
+
+
+@anyio
+async def test_points_route(client: httpx.AsyncClient):
+    answer = await client.get(
+        f"/api/series/{SID}/points", params={"start": minutes(10).isoformat(), "limit": 3}
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body == {
+        "seriesId": SID,
+        "count": 3,
+        "ts": [iso_z(10), iso_z(11), iso_z(12)],
+        "value": [1010.0, 1011.0, 1012.0],
+    }
+    everything = (await client.get(f"/api/series/{SID}/points")).json()
+    assert everything["count"] == N_POINTS
+
+
+@anyio
+async def test_predictions_route(client: httpx.AsyncClient):
+    blended = (await client.get(f"/api/series/{SID}/predictions")).json()
+    assert blended["kind"] == "blended" and blended["count"] == HORIZON + 1
+    assert blended["ts"][0] == iso_z(120)
+    assert blended["updates"][:2] == [1, 2]
+    assert blended["lower"][0] == 2000.0 - BAND and blended["upper"][0] == 2000.0 + BAND
+    raw = (await client.get(f"/api/series/{SID}/predictions", params={"kind": "raw", "limit": "4"})).json()
+    assert raw["count"] == 4
+    assert raw["origin"][:3] == [iso_z(119), iso_z(119), iso_z(120)]
+    assert raw["target"][:3] == [iso_z(120), iso_z(121), iso_z(121)]
+    assert raw["model"] == ["ses"] * 4
+
+
+@anyio
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code", "needle"),
+    [
+        (f"/api/series/{SID}/points", {"start": "not-a-time"}, 400, "BAD_INPUT", "not an ISO 8601 timestamp"),
+        (f"/api/series/{SID}/points", {"limit": "many"}, 400, "BAD_INPUT", "'many' is not an integer"),
+        (
+            f"/api/series/{SID}/points",
+            {"limit": "100001"},
+            400,
+            "LIMIT_EXCEEDED",
+            "exceeds the gateway's maximum",
+        ),
+        (
+            f"/api/series/{SID}/points",
+            {"start": minutes(5).isoformat(), "end": minutes(1).isoformat()},
+            400,
+            "BAD_INPUT",
+            "is not after start",
+        ),
+        ("/api/series/ampds2/electricity/NOPE/points", {}, 404, "NOT_FOUND", "not in the catalog"),
+        ("/api/series/ampds2/electricity/NOPE", {}, 404, "NOT_FOUND", "not in the catalog"),
+        ("/api/series/just-one-part/predictions", {}, 400, "BAD_INPUT", "source/measurement/field"),
+        (f"/api/series/{SID}/predictions", {"kind": "fancy"}, 400, "BAD_INPUT", "use blended or raw"),
+        ("/api/series", {"limit": "0"}, 400, "BAD_INPUT", "limit"),
+        ("/api/runs", {"limit": "-3"}, 400, "BAD_INPUT", "limit"),
+        ("/api/nothing/here", {}, 404, "NOT_FOUND", "no API route /api/nothing/here"),
+    ],
+)
+async def test_rest_errors(client: httpx.AsyncClient, path, params, status, code, needle):
+    answer = await client.get(path, params=params)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code
+    assert needle in error["message"]
+
+
+@anyio
+async def test_runs_route(client: httpx.AsyncClient):
+    runs = (await client.get("/api/runs", params={"kind": "train"})).json()["runs"]
+    assert [(r["runId"], r["status"], r["seriesId"]) for r in runs] == [("run-1", "success", SID)]
+
+
+@anyio
+async def test_healthz(client: httpx.AsyncClient, stack: Stack, tmp_path: Path):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    stack.catalog.close()
+    for leftover in tmp_path.glob("catalog.db*"):
+        leftover.unlink()
+    (tmp_path / "catalog.db").write_bytes(b"this is not a database" * 100)
+    down = await client.get("/healthz")
+    assert down.status_code == 503 and down.json()["status"] == "unavailable"
+
+
+PROM_LINE = re.compile(
+    r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? [-+0-9.eEInfNa]+$'
+)
+
+
+@anyio
+async def test_metrics_are_prometheus_text(stack: Stack):
+    registry = Metrics()
+    registry.set_gauge("points_ingested", 1234, "Points written to the lake.")
+    registry.gauge_callback(
+        "series_known", "Series in the catalog.", lambda: len(stack.catalog.list_series())
+    )
+    app = create_app(stack.services(metrics=registry))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c:
+        for _ in range(3):
+            await c.get(f"/api/series/{SID}/points", params={"limit": 5})
+        await c.get("/api/series/ampds2/electricity/NOPE/points")
+        await gql(c, "{ series { id } }")
+        answer = await c.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = answer.text
+    for line in text.splitlines():
+        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or PROM_LINE.match(line), line
+    route = "/api/series/{series_id:path}/points"
+    assert f'sparkhu_http_requests_total{{route="{route}",method="GET",status="200"}} 3' in text
+    assert f'sparkhu_http_requests_total{{route="{route}",method="GET",status="404"}} 1' in text
+    assert 'sparkhu_http_requests_total{route="/graphql",method="POST",status="200"} 1' in text
+    assert f'sparkhu_http_request_duration_seconds_count{{route="{route}"}} 4' in text
+    assert f'sparkhu_http_request_duration_seconds_bucket{{route="{route}",le="+Inf"}} 4' in text
+    assert "# TYPE sparkhu_http_request_duration_seconds histogram" in text
+    assert "sparkhu_points_ingested 1234" in text
+    assert "sparkhu_series_known 2" in text
+
+
+def test_metrics_registry_escapes_labels_and_survives_broken_gauges():
+    registry = Metrics()
+    registry.observe_request('/a"b\\c', "GET", 200, 0.0001)
+    registry.gauge_callback("broken", "Always fails.", lambda: 1 / 0)
+    text = registry.render()
+    assert 'route="/a\\"b\\\\c"' in text
+    assert "sparkhu_broken NaN" in text
+
+
+@anyio
+async def test_dashboard_is_served_without_external_resources(client: httpx.AsyncClient):
+    page = await client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    html = page.text
+    assert 'data-testid="chart"' in html
+    for asset in re.findall(r'(?:src|href)="([^"]+)"', html):
+        if asset.startswith("data:"):
+            continue
+        assert not asset.startswith(("http:", "https:", "//")), asset
+        assert (await client.get(f"/{asset}")).status_code == 200, asset
+    for name in ("index.html", "app.js", "style.css"):
+        text = (STATIC_DIR / name).read_text(encoding="utf-8")
+        assert not re.search(r"https?://(?!\$\{)", text), f"{name} names an external URL"
+    assert (STATIC_DIR / "uPlot.LICENSE.txt").exists()
+
+
+@anyio
+async def test_graphiql_is_served_to_browsers(client: httpx.AsyncClient):
+    page = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+@anyio
+async def test_token_settings_do_not_leak_into_config(stack: Stack):
+    app = create_app(stack.services(settings=GatewaySettings(token=None)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as c:
+        config = (await c.get("/api/config")).json()
+    assert config["mutationsEnabled"] is False
+    assert "token" not in str(config).lower()
