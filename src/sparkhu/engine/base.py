@@ -1,0 +1,134 @@
+"""The engine contract: map a per-series function over a table of points.
+
+A series function takes one series as a pandas frame (columns ``ts``: datetime64[us, UTC]
+and ``value``: float64, sorted by ``ts``), the series id and keyword arguments, and returns
+a frame. :meth:`Engine.map_series` calls it for every series of a
+:data:`~sparkhu.series.POINT_SCHEMA` table and concatenates the results into one Arrow table
+with a ``series_id`` column first. A failing series never stops the others: its error comes
+back in ``failures``. Implementations differ only in where the calls run:
+:mod:`sparkhu.engine.local` (inline or a process pool) and, later, Spark (``applyInPandas``).
+
+Because a function may run in another process, it must be picklable by reference: a
+function defined at the top level of an importable module, not a lambda or a closure.
+:func:`pickle_task` checks that up front and raises :class:`~sparkhu.errors.PipelineError`.
+
+>>> from sparkhu.series import points
+>>> t = points(["a/b/c", "a/b/c", "x/y/z"], [0, 60_000_000, 0], [1.0, 2.0, 5.0])
+>>> [(sid, frame["value"].tolist()) for sid, frame in split_series(t)]
+[('a/b/c', [1.0, 2.0]), ('x/y/z', [5.0])]
+"""
+
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, Self
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparkhu.errors import PipelineError
+from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, conform
+
+SeriesFn = Callable[..., pd.DataFrame]
+"""``fn(frame, series_id, **kwargs) -> pd.DataFrame``."""
+
+Failure = tuple[str, str]
+"""``(series_id, error message)``."""
+
+
+class MapResult(NamedTuple):
+    """What :meth:`Engine.map_series` returns; unpacks as ``table, failures``."""
+
+    table: pa.Table
+    failures: list[Failure]
+
+
+class Engine(ABC):
+    """Runs per-series functions over tables of points. Use as a context manager or ``close()``."""
+
+    @abstractmethod
+    def map_series(self, fn: SeriesFn, table: pa.Table, **kwargs: Any) -> MapResult:
+        """Call ``fn(frame, series_id, **kwargs)`` for every series of ``table``; concatenate results.
+
+        Raises :class:`PipelineError` when ``fn`` or ``kwargs`` cannot be pickled or ``table``
+        is not a table of points; errors inside ``fn`` are returned per series as failures.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release workers (no-op unless the engine holds some)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def pickle_task(fn: SeriesFn, kwargs: dict[str, Any]) -> tuple[bytes, bytes]:
+    """Pickle ``fn`` and ``kwargs`` for worker processes; :class:`PipelineError` if impossible."""
+    name = getattr(fn, "__qualname__", repr(fn))
+    if not callable(fn):
+        raise PipelineError(f"{name!r} is not callable; pass fn(frame, series_id, **kwargs)")
+    try:
+        fn_bytes = pickle.dumps(fn)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise PipelineError(
+            f"series function {name} cannot be sent to worker processes ({exc}); define it at "
+            "the top level of an importable module (not a lambda, closure or nested function)"
+        ) from exc
+    try:
+        kwargs_bytes = pickle.dumps(kwargs)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise PipelineError(
+            f"arguments of series function {name} cannot be pickled ({exc}); "
+            "pass plain values (numbers, strings, lists, dicts)"
+        ) from exc
+    return fn_bytes, kwargs_bytes
+
+
+def split_series(table: pa.Table) -> Iterator[tuple[str, pd.DataFrame]]:
+    """Yield ``(series_id, frame)`` per series of a points table, series and time sorted.
+
+    One sort and one conversion to pandas for the whole table; each frame is a slice.
+    """
+    if not isinstance(table, pa.Table):
+        raise PipelineError(f"expected a pyarrow.Table of points, got {type(table).__name__}")
+    try:
+        table = conform(table)
+    except Exception as exc:
+        raise PipelineError(f"table is not a table of points: {exc}") from exc
+    if table.num_rows == 0:
+        return
+    ids = table.column("series_id").cast(pa.string())
+    table = table.set_column(0, "series_id", ids)
+    table = table.take(pc.sort_indices(table, [("series_id", "ascending"), ("ts", "ascending")]))
+    codes = pc.dictionary_encode(table.column("series_id")).combine_chunks()
+    idx = codes.indices.to_numpy(zero_copy_only=False)
+    names = codes.dictionary.to_pylist()
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    ends = np.r_[starts[1:], idx.size]
+    frame = table.select(["ts", "value"]).to_pandas()
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        yield names[idx[lo]], frame.iloc[lo:hi].reset_index(drop=True)
+
+
+def assemble(parts: list[tuple[str, pd.DataFrame]]) -> pa.Table:
+    """One table from per-series result frames, with ``series_id`` (dictionary string) first.
+
+    A result of exactly ``ts`` and ``value`` comes back as :data:`POINT_SCHEMA`.
+    """
+    frames = [frame.assign(series_id=sid) for sid, frame in parts if len(frame.columns) or len(frame)]
+    if not frames:
+        return POINT_SCHEMA.empty_table()
+    combined = pd.concat(frames, ignore_index=True)
+    if combined.empty and set(combined.columns) == set(POINT_SCHEMA.names):
+        return POINT_SCHEMA.empty_table()
+    columns = ["series_id", *[c for c in combined.columns if c != "series_id"]]
+    table = pa.Table.from_pandas(combined[columns], preserve_index=False)
+    if set(table.column_names) == set(POINT_SCHEMA.names):
+        return conform(table)
+    return table.set_column(0, "series_id", pc.dictionary_encode(table.column(0)).cast(SERIES_ID_TYPE))

@@ -1,0 +1,380 @@
+"""The online predictor: a consumer-group member that keeps per-series models current and forecasting.
+
+Each :meth:`OnlinePredictor.run_once` polls a batch of Arrow messages, appends the points to
+per-series sliding windows (:mod:`sparkhu.online.windows`), and for every series whose
+window advanced it updates the series' model with the new points (warm start: a model is
+fitted once, on the window, when the series first has ``min_points`` points, then only
+``update``-d), forecasts ``horizon`` steps at ``last ts + k·step_s`` and writes one
+:data:`~sparkhu.storage.predictions.FORECAST_SCHEMA` table for the whole batch to the
+prediction store, which blends overlapping forecasts (``S = alpha*yhat + (1-alpha)*S_prev``). Only
+then are the offsets committed, so a crash replays what was not stored, and the store's
+idempotent writes make the replay harmless.
+
+A message that is not a table of points is logged, quarantined in the lake when one is
+given, and committed past. On start, with a lake, the windows are refilled with the last
+``window`` points of every series and the models fitted, so forecasts resume with the first
+new points. Latency is measured per message, from its bus timestamp (when it was produced)
+to the moment its forecasts were stored.
+
+>>> import tempfile
+>>> from sparkhu.series import points
+>>> from sparkhu.storage.catalog import Catalog
+>>> from sparkhu.stream.codecs import publish_points
+>>> from sparkhu.stream.sqlite import SqliteBus
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     with SqliteBus(f"sqlite:///{tmp}/bus.db") as bus, Catalog(f"sqlite:///{tmp}/c.db") as catalog:
+...         store = PredictionStore(catalog.engine)
+...         online = OnlinePredictor(bus, "points", store, horizon=3, min_points=2)
+...         _ = publish_points(bus, "points", points("home/power/P", [0, 60_000_000], [1.0, 2.0]))
+...         consumed = online.run_once(timeout=1.0)
+...         online.close()
+...         blended = store.blended("home/power/P").column("target_ts").cast("int64").to_pylist()
+>>> consumed, online.stats().forecasts, blended
+(1, 3, [120000000, 180000000, 240000000])
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparkhu.errors import ForecastError, NotFoundError, SparkhuError
+from sparkhu.forecast.base import Forecaster
+from sparkhu.forecast.models import make_model
+from sparkhu.online.windows import NewPoints, Windows
+from sparkhu.series import POINT_SCHEMA, conform
+from sparkhu.storage.lake import QUARANTINE_SCHEMA, Lake
+from sparkhu.storage.predictions import FORECAST_SCHEMA, PredictionStore
+from sparkhu.stream.base import Bus, Consumer, Message
+from sparkhu.stream.codecs import decode_arrow
+
+log = logging.getLogger(__name__)
+
+_KEY_RE = re.compile(
+    r"(?:date=(\d{4})-(\d{2})-(\d{2}))|(?:year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2}))"
+)
+
+
+@dataclass(frozen=True)
+class OnlineStats:
+    """Counters of an :class:`OnlinePredictor` since it was created."""
+
+    batches: int
+    messages: int
+    points: int
+    late_points: int
+    malformed: int
+    forecasts: int
+    series: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+
+
+class OnlinePredictor:
+    """Forecast every series of a topic as its points arrive; see the module docstring.
+
+    ``model``/``model_params``: registry name and hyperparameters of the per-series model.
+    ``window``: points kept per series; ``min_points``: points a series needs before its
+    model is fitted (default ``max(2, window // 2)``). ``horizon`` forecasts ``step_s``
+    seconds apart. ``alpha``: blending weight handed to the prediction store. ``coverage``:
+    prediction interval stored as lower/upper (``None``: none). ``lake``/``dataset``/``zone``:
+    where to refill windows from on start and to quarantine malformed messages
+    (``dataset`` defaults to the topic name).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        topic: str,
+        predictions: PredictionStore,
+        *,
+        group: str = "online",
+        model: str = "ses",
+        model_params: Mapping[str, Any] | None = None,
+        window: int = 60,
+        horizon: int = 20,
+        step_s: float = 60,
+        alpha: float = 0.6,
+        min_points: int | None = None,
+        coverage: float | None = 0.95,
+        lake: Lake | None = None,
+        dataset: str | None = None,
+        zone: str = "raw",
+        max_messages: int = 1000,
+        latency_samples: int = 100_000,
+    ) -> None:
+        where = f"online predictor for {topic}"
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ForecastError(f"{where}: horizon must be a positive integer, got {horizon!r}")
+        if not step_s > 0:
+            raise ForecastError(f"{where}: step_s must be > 0 seconds, got {step_s!r}")
+        if not 0.0 < alpha <= 1.0:
+            raise ForecastError(f"{where}: blending alpha must be in (0, 1], got {alpha!r}")
+        if isinstance(window, bool) or not isinstance(window, int) or window < 2:
+            raise ForecastError(f"{where}: window must be an integer >= 2 points, got {window!r}")
+        self.windows = Windows(window)
+        self.min_points = max(2, window // 2) if min_points is None else min_points
+        if not 1 <= self.min_points <= window:
+            raise ForecastError(f"{where}: min_points must be in 1..window={window}, got {min_points!r}")
+        self.template: Forecaster = make_model(model, **dict(model_params or {}))
+        self.bus, self.topic, self.predictions, self.group = bus, topic, predictions, group
+        self.window, self.horizon, self.step_s, self.alpha = window, horizon, step_s, alpha
+        self.coverage = coverage
+        self.lake, self.dataset, self.zone = lake, dataset or topic, zone
+        self.max_messages = max_messages
+        self.models: dict[str, Forecaster] = {}
+        self._consumer: Consumer | None = None
+        self._pending: tuple[pa.Table, list[Message], list[Message]] | None = None
+        self._latencies: deque[float] = deque(maxlen=latency_samples)
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(("batches", "messages", "points", "malformed", "forecasts"), 0)
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self) -> Consumer:
+        """Join the consumer group, refilling the windows from the lake first (the first poll does it)."""
+        if self._consumer is None:
+            if self.lake is not None:
+                self.refill(self.lake)
+            self.bus.create_topic(self.topic)
+            self._consumer = self.bus.consumer(self.group, [self.topic])
+        return self._consumer
+
+    def close(self) -> None:
+        """Leave the consumer group (uncommitted messages go to the next member)."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    def run(self, stop: threading.Event, timeout: float = 0.2) -> None:
+        """Poll and forecast until ``stop`` is set; storage errors are logged and retried."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.run_once(timeout)
+                except SparkhuError as exc:
+                    log.error("online predictor %s: %s; retrying", self.topic, exc)
+                    stop.wait(min(1.0, timeout * 5))
+        finally:
+            self.close()
+
+    def run_once(self, timeout: float = 1.0) -> int:
+        """Handle one poll: returns the number of messages consumed (0 when none arrived)."""
+        consumer = self.start()
+        if self._pending is not None:  # forecasts of an earlier poll whose write failed
+            self._store(*self._pending)
+        messages = consumer.poll(self.max_messages, timeout)
+        if not messages:
+            return 0
+        tables, good, bad = [], [], []
+        for message in messages:
+            try:
+                tables.append(conform(decode_arrow(message.value)))
+                good.append(message)
+            except (SparkhuError, pa.ArrowException, ValueError, TypeError) as exc:
+                bad.append((message, str(exc) or type(exc).__name__))
+        if bad:
+            try:
+                self._quarantine(bad)
+            except SparkhuError:
+                consumer.seek_to_beginning()  # nothing absorbed yet: read this poll again later
+                raise
+        batch = pa.concat_tables(tables) if tables else POINT_SCHEMA.empty_table()
+        added = self.windows.extend(batch)
+        forecasts = self._forecast(added)
+        with self._lock:
+            self._counts["batches"] += 1
+            self._counts["messages"] += len(messages)
+            self._counts["points"] += batch.num_rows
+            self._counts["malformed"] += len(bad)
+        self._store(forecasts, messages, good)
+        return len(messages)
+
+    # ---- models ----------------------------------------------------------------------
+    def set_model(self, series_id: str, model: Forecaster) -> None:
+        """Hot-swap the model of a series; an unfitted one is fitted on the current window."""
+        if not model.is_fitted and series_id in self.windows and len(self.windows[series_id]):
+            model.fit(np.asarray(self.windows[series_id].values))
+        self.models[series_id] = model
+
+    def refill(self, lake: Lake) -> int:
+        """Load the last ``window`` points per series from the lake and fit their models; returns points."""
+        start = _newest_partition_start(lake, self.zone, self.dataset)
+        if start is None:
+            return 0
+        table = lake.read(self.zone, self.dataset, start=start - timedelta(seconds=self.window * self.step_s))
+        table = _tail_per_series(table, self.window)
+        added = self.windows.extend(table)
+        for sid in added:
+            self._advance(sid, added[sid][1])
+        log.info("online predictor %s: refilled %d series from the lake", self.topic, len(added))
+        return table.num_rows
+
+    def _advance(self, series_id: str, new_values: np.ndarray) -> Forecaster | None:
+        """Warm-start or update the series' model; None while it has too few points."""
+        model = self.models.get(series_id)
+        if model is not None and model.is_fitted:
+            return model.update(new_values)
+        window = self.windows[series_id]
+        if len(window) < self.min_points:
+            return None
+        model = self.template.clone().fit(np.asarray(window.values))
+        self.models[series_id] = model
+        return model
+
+    def _forecast(self, added: NewPoints) -> pa.Table:
+        sids: list[str] = []
+        origins: list[int] = []
+        means: list[np.ndarray] = []
+        bounds: list[tuple[np.ndarray, np.ndarray]] = []
+        h = self.horizon
+        for sid, (ts_new, values_new) in added.items():
+            try:
+                model = self._advance(sid, values_new)
+                if model is None:
+                    continue
+                mean = model.forecast(h)
+                bound = model.forecast_interval(h, self.coverage) if self.coverage is not None else None
+            except ForecastError as exc:
+                log.warning("online predictor %s: series %s: %s", self.topic, sid, exc)
+                continue
+            means.append(mean)
+            if bound is not None:
+                bounds.append(bound)
+            sids.append(sid)
+            origins.append(int(ts_new[-1]))
+        if not sids:
+            return FORECAST_SCHEMA.empty_table()
+        n = len(sids)
+        steps = np.tile(np.arange(1, h + 1, dtype="int32"), n)
+        origin = np.repeat(np.asarray(origins, dtype="int64"), h)
+        target = origin + steps.astype("int64") * round(self.step_s * 1_000_000)
+        value = np.concatenate(means)
+        nan = np.full(value.size, np.nan)
+        lower = np.concatenate([lo for lo, _ in bounds]) if bounds else nan
+        upper = np.concatenate([hi for _, hi in bounds]) if bounds else nan
+        ok = np.isfinite(value)
+        ts_type = FORECAST_SCHEMA.field("origin_ts").type
+        columns = [
+            pa.array(np.repeat(np.asarray(sids, dtype=object), h)[ok], pa.string()),
+            pa.array(origin[ok]).cast(ts_type),
+            pa.array(target[ok]).cast(ts_type),
+            pa.array(steps[ok]),
+            pa.array(value[ok]),
+            pa.array(lower[ok], from_pandas=True),
+            pa.array(upper[ok], from_pandas=True),
+            pa.array([self.template.name] * int(ok.sum()), pa.string()),
+        ]
+        return pa.Table.from_arrays(columns, schema=FORECAST_SCHEMA)
+
+    def _store(self, forecasts: pa.Table, messages: list[Message], good: list[Message]) -> None:
+        """Write forecasts, then commit; on failure keep them for the next call and re-raise."""
+        consumer = self.start()
+        self._pending = (forecasts, messages, good)
+        if forecasts.num_rows:
+            self.predictions.write(forecasts, alpha=self.alpha)
+        stored_ms = time.time() * 1000.0
+        consumer.commit(messages)
+        self._pending = None
+        with self._lock:
+            self._counts["forecasts"] += forecasts.num_rows
+            self._latencies.extend(stored_ms - m.timestamp_ms for m in good)
+
+    # ---- malformed input -------------------------------------------------------------
+    def _quarantine(self, bad: Sequence[tuple[Message, str]]) -> None:
+        for message, reason in bad:
+            log.warning(
+                "online predictor: skipping malformed message %s[%d]@%d: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                reason,
+            )
+        if self.lake is None:
+            return
+        now = datetime.now(UTC)
+        records = pa.Table.from_pylist(
+            [
+                {
+                    "source": f"{m.topic}[{m.partition}]",
+                    "location": f"offset {m.offset}",
+                    "field": "value",
+                    "reason": f"not a table of points: {reason}",
+                    "raw": _printable(m.value),
+                    "quarantined_at": now,
+                }
+                for m, reason in bad
+            ],
+            schema=QUARANTINE_SCHEMA,
+        )
+        self.lake.write_quarantine(self.dataset, records)
+
+    # ---- statistics ------------------------------------------------------------------
+    def latencies_ms(self) -> np.ndarray:
+        """Latency of each recent message (ms from produced to forecasts stored)."""
+        with self._lock:
+            return np.fromiter(self._latencies, dtype="float64", count=len(self._latencies))
+
+    def stats(self) -> OnlineStats:
+        """Counters and latency percentiles so far (NaN percentiles before the first message)."""
+        lat = self.latencies_ms()
+        p50, p99 = np.percentile(lat, [50, 99]).tolist() if lat.size else [float("nan")] * 2
+        with self._lock:
+            counts = dict(self._counts)
+        return OnlineStats(
+            late_points=self.windows.late_points,
+            series=len(self.models),
+            latency_p50_ms=p50,
+            latency_p99_ms=p99,
+            **counts,
+        )
+
+
+def _printable(value: bytes, limit: int = 2048) -> str:
+    try:
+        return value[:limit].decode("utf-8")
+    except UnicodeDecodeError:
+        return "hex:" + value[: limit // 2].hex()
+
+
+def _newest_partition_start(lake: Lake, zone: str, dataset: str) -> datetime | None:
+    try:
+        partitions = lake.partitions(zone, dataset)
+    except NotFoundError:
+        return None
+    starts = []
+    for part in partitions:
+        match = _KEY_RE.search(part.key)
+        if match is None:
+            continue
+        g = match.groups()
+        if g[0] is not None:
+            starts.append(datetime(int(g[0]), int(g[1]), int(g[2]), tzinfo=UTC))
+        else:
+            starts.append(datetime(int(g[3]), int(g[4]), int(g[5]), int(g[6]), tzinfo=UTC))
+    return max(starts) if starts else None
+
+
+def _tail_per_series(table: pa.Table, n: int) -> pa.Table:
+    """The last ``n`` rows of every series (by ts)."""
+    if table.num_rows == 0:
+        return table
+    ids = pc.dictionary_encode(table.column("series_id").cast(pa.string())).combine_chunks()
+    idx = ids.indices.to_numpy(zero_copy_only=False)
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    order = np.lexsort((ts, idx))
+    idx = idx[order]
+    ends = np.r_[np.flatnonzero(idx[1:] != idx[:-1]), idx.size - 1]
+    group_end = ends[np.searchsorted(ends, np.arange(idx.size))]
+    keep = order[group_end - np.arange(idx.size) < n]
+    return table.take(pa.array(np.sort(keep)))
