@@ -18,8 +18,9 @@ def test_defaults_live_in_one_home(tmp_path: Path):
 def test_toml_then_env_then_overrides(tmp_path: Path):
     toml = tmp_path / "sparkhu.toml"
     toml.write_text('home = "/srv/a"\n[gateway]\nport = 9000\ntoken = "t"\n[bus]\nuri = "kafka://b:9092"\n')
-    s = Settings.load(toml_path=toml, env={"SPARKHU_GATEWAY__PORT": "9001", "OTHER": "x"},
-                      overrides={"forecast.alpha": 0.3})
+    s = Settings.load(
+        toml_path=toml, env={"SPARKHU_GATEWAY__PORT": "9001", "OTHER": "x"}, overrides={"forecast.alpha": 0.3}
+    )
     assert s.home == Path("/srv/a")
     assert s.gateway.port == 9001 and s.gateway.token == "t"
     assert s.bus.uri == "kafka://b:9092"
@@ -45,7 +46,11 @@ def test_sources_from_toml(tmp_path: Path):
         ("[gateway\nport=1", {}, r"sparkhu.toml: not valid TOML"),
         ("[forecast]\nalpha = 1.5\n", {}, r"forecast.alpha"),
         ("[nonsense]\nx = 1\n", {}, r"nonsense: Extra inputs are not permitted"),
-        ("[[sources]]\nname='a'\nkind='file'\npath='p'\nshift='soon'\n", {}, r"sources.0.shift: expected end_now"),
+        (
+            "[[sources]]\nname='a'\nkind='file'\npath='p'\nshift='soon'\n",
+            {},
+            r"sources.0.shift: expected end_now",
+        ),
         ("[[sources]]\nname='a'\nkind='ftp'\npath='p'\n", {}, r"sources.0.kind"),
         ("home = 1\n[home]\n", {}, r"not valid TOML"),
     ],
@@ -58,5 +63,5 @@ def test_bad_settings_name_the_key_and_where(tmp_path: Path, text, env, match):
 
 
 def test_value_where_a_section_is_expected():
-    with pytest.raises(ConfigError, match="gateway.port.x: port is a value"):
+    with pytest.raises(ConfigError, match=r"gateway\.port\.x: port is a value"):
         Settings.load(toml_path=None, env={"SPARKHU_GATEWAY__PORT": "1", "SPARKHU_GATEWAY__PORT__X": "2"})

@@ -21,8 +21,9 @@ def test_bad_series_ids(text):
 def test_points_with_many_ids_and_conform_naive_timestamps():
     t = points(["a/b/c", "a/b/d", "a/b/c"], [0, 1, 2], [1, 2, 3])
     assert t.schema.equals(POINT_SCHEMA)
-    raw = pa.table({"series_id": ["x/y/z"], "ts": pa.array([1_000_000], pa.timestamp("us")), "value": [1],
-                    "extra": [0]})
+    raw = pa.table(
+        {"series_id": ["x/y/z"], "ts": pa.array([1_000_000], pa.timestamp("us")), "value": [1], "extra": [0]}
+    )
     c = conform(raw)
     assert c.schema.equals(POINT_SCHEMA) and c["ts"][0].value == 1_000_000
 

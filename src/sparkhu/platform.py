@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -65,7 +65,9 @@ def build_source(spec: SourceSettings) -> Source:
         from sparkhu.connectors.files import read_all
         from sparkhu.connectors.replay import ReplaySource
 
-        return ReplaySource(spec.name, lambda: read_all(files), shift=parse_shift(spec.shift), speed=spec.speed)
+        return ReplaySource(
+            spec.name, lambda: read_all(files), shift=parse_shift(spec.shift), speed=spec.speed
+        )
     raise ConfigError(f"sources.{spec.name}.kind: unknown kind {spec.kind!r}; expected file or replay")
 
 
@@ -84,9 +86,10 @@ class Platform:
     context: Context
     stop_event: threading.Event = field(default_factory=threading.Event)
     services: list[_Service] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
-    """Live objects whose figures the CLI shows (sinks, predictors)."""
+    figures: dict[str, Callable[[], dict[str, float]]] = field(default_factory=dict)
+    """Per service, a function returning its live figures (what the CLI shows)."""
     url: str | None = None
+    _server: Any = None
 
     def add(self, name: str, target: Callable[[threading.Event], Any]) -> None:
         """Register a service: ``target(stop_event)`` runs until the event is set."""
@@ -101,11 +104,23 @@ class Platform:
         ctx.bus.create_topic(topic)
         source = build_source(spec)
 
+        published = {"points": 0.0}
+        self.figures[f"source {spec.name}"] = lambda: dict(published)
+
         def run(stop: threading.Event) -> None:
             while not stop.is_set():
-                stats = pump(source, ctx.bus, topic, ctx.catalog, lake=ctx.lake,
-                             quarantine_dataset=spec.dataset, stop=stop)
-                self.stats[f"source:{spec.name}"] = stats
+                before = published["points"]
+                stats = pump(
+                    source,
+                    ctx.bus,
+                    topic,
+                    ctx.catalog,
+                    lake=ctx.lake,
+                    quarantine_dataset=spec.dataset,
+                    stop=stop,
+                    progress=lambda n: published.update(points=before + n),  # noqa: B023 - called within this round
+                )
+                published["points"] = before + stats.points
                 if spec.kind != "file" or repeat_s is None:
                     return
                 stop.wait(repeat_s)
@@ -122,15 +137,37 @@ class Platform:
         topic = ctx.topic(source, measurement)
         ctx.bus.create_topic(topic)
         forecast = ctx.settings.forecast
-        sink = LakeSink(ctx.bus, ctx.lake, topic, group="lake-sink", zone="raw",
-                        dataset=dataset_name(source, measurement), catalog=ctx.catalog)
-        predictor = OnlinePredictor(
-            ctx.bus, topic, ctx.predictions, group="online", model=forecast.model, window=forecast.window,
-            horizon=forecast.horizon, alpha=forecast.alpha, lake=ctx.lake,
-            lake_dataset=("raw", dataset_name(source, measurement)),
+        sink = LakeSink(
+            ctx.bus,
+            ctx.lake,
+            topic,
+            group="lake-sink",
+            zone="raw",
+            dataset=dataset_name(source, measurement),
+            catalog=ctx.catalog,
         )
-        self.stats[f"sink:{topic}"] = sink
-        self.stats[f"online:{topic}"] = predictor
+        predictor = OnlinePredictor(
+            ctx.bus,
+            topic,
+            ctx.predictions,
+            group="online",
+            model=forecast.model,
+            window=forecast.window,
+            horizon=forecast.horizon,
+            alpha=forecast.alpha,
+            lake=ctx.lake,
+            zone="raw",
+            dataset=dataset_name(source, measurement),
+        )
+        self.figures[f"lake sink {topic}"] = lambda: {
+            "points": sink.points_written,
+            "quarantined": sink.records_quarantined,
+        }
+        self.figures[f"online {topic}"] = lambda: {
+            k: v
+            for k, v in asdict(predictor.stats()).items()
+            if k in ("points", "forecasts", "series", "latency_p50_ms", "latency_p99_ms")
+        }
         self.add(f"lake sink {topic}", sink.run)
         self.add(f"online predictor {topic}", predictor.run)
 
@@ -148,8 +185,7 @@ class Platform:
                 for dataset in datasets:
                     first = _first_day(ctx, dataset)
                     if first is not None and first <= yesterday:
-                        catch_up(ctx.lake, ctx.catalog, engine, first, yesterday, dataset=dataset,
-                                 skip_done=True)
+                        catch_up(ctx.lake, ctx.catalog, engine, first, yesterday, src=("raw", dataset))
                 stop.wait(check_every_s)
 
         self.add("pipeline scheduler", run)
@@ -166,27 +202,42 @@ class Platform:
         if port == 0:
             port = _free_port(host)
         services = GatewayServices(
-            lake=ctx.lake, catalog=ctx.catalog, predictions=ctx.predictions, settings=ctx.settings.gateway,
-            timezone=ctx.settings.timezone, actuals=("raw", "{source}_{measurement}"),
+            lake=ctx.lake,
+            catalog=ctx.catalog,
+            predictions=ctx.predictions,
+            settings=ctx.settings.gateway,
+            timezone=ctx.settings.timezone,
+            actuals=("raw", "{source}_{measurement}"),
         )
-        server = uvicorn.Server(uvicorn.Config(create_app(services), host=host, port=port, log_level="warning",
-                                               lifespan="on", ws="websockets-sansio"))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(services),
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="on",
+                ws="websockets-sansio",
+            )
+        )
 
         def run(stop: threading.Event) -> None:
-            watcher = threading.Thread(target=lambda: (stop.wait(), setattr(server, "should_exit", True)),
-                                       daemon=True)
+            watcher = threading.Thread(
+                target=lambda: (stop.wait(), setattr(server, "should_exit", True)), daemon=True
+            )
             watcher.start()
             server.run()
 
         self.add("gateway", run)
-        self.stats["gateway"] = server
+        self._server = server
         self.url = f"http://{host}:{port}/"
         return self.url
 
     def start(self) -> None:
         """Start every registered service."""
         for service in self.services:
-            service.thread = threading.Thread(target=self._guard, args=(service,), name=service.name, daemon=True)
+            service.thread = threading.Thread(
+                target=self._guard, args=(service,), name=service.name, daemon=True
+            )
             service.thread.start()
 
     def _guard(self, service: _Service) -> None:
@@ -199,7 +250,7 @@ class Platform:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until the gateway (if any) accepts connections."""
-        server = self.stats.get("gateway")
+        server = self._server
         deadline = time.monotonic() + timeout
         while server is not None and not server.started:
             if time.monotonic() > deadline or self.stop_event.is_set():
@@ -220,11 +271,15 @@ class Platform:
 
 
 def _first_day(ctx: Context, dataset: str) -> date | None:
-    partitions = [p for p in ctx.lake.partitions("raw", dataset)] if ("raw", dataset) in ctx.lake.datasets("raw") else []
+    if ("raw", dataset) not in ctx.lake.datasets("raw"):
+        return None
+    partitions = ctx.lake.partitions("raw", dataset)
     if not partitions:
         return None
     key = partitions[0].key
-    match = re.search(r"date=(\d{4}-\d{2}-\d{2})", key) or re.search(r"year=(\d{4})/month=(\d{2})/day=(\d{2})", key)
+    match = re.search(r"date=(\d{4}-\d{2}-\d{2})", key) or re.search(
+        r"year=(\d{4})/month=(\d{2})/day=(\d{2})", key
+    )
     if match is None:
         return None
     return date.fromisoformat(match.group(1)) if match.lastindex == 1 else date(*map(int, match.groups()))

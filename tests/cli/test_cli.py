@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from sparkhu.cli.main import run
 
 
@@ -63,14 +61,16 @@ def test_ingest_quarantines_bad_rows_and_keeps_good_ones(capsys, tmp_path: Path)
         "1333263780,103\n"  # line 5: wrong column count
         "1333263840,104,14\n"
     )
-    code, out, err = sparkhu(capsys, "--home", str(tmp_path / "h"), "ingest", str(csv), "--layout", "wide",
-                             "--field-suffix", ".P")
+    code, out, err = sparkhu(
+        capsys, "--home", str(tmp_path / "h"), "ingest", str(csv), "--layout", "wide", "--field-suffix", ".P"
+    )
     assert code == 0, err
     assert "quarantined 3 record(s)" in out
     code, out, _ = sparkhu(capsys, "--home", str(tmp_path / "h"), "lake", "quarantine", "ampds2_electricity")
     assert "line 3" in out and "line 4" in out and "line 5" in out
-    code, out, _ = sparkhu(capsys, "--home", str(tmp_path / "h"), "lake", "read", "raw", "ampds2_electricity",
-                           "--limit", "100")
+    code, out, _ = sparkhu(
+        capsys, "--home", str(tmp_path / "h"), "lake", "read", "raw", "ampds2_electricity", "--limit", "100"
+    )
     assert "5 points" in out  # WHE 100, 104; RSE 10, 11, 14
 
 
@@ -97,7 +97,11 @@ def test_unreachable_catalog_names_the_uri(capsys, tmp_path: Path, monkeypatch):
 
 def test_console_script_is_installed(tmp_path: Path):
     exe = Path(sys.executable).with_name("sparkhu")
-    done = subprocess.run([str(exe), "--home", str(tmp_path), "lake", "compact", "nozone", "x"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(exe), "--home", str(tmp_path), "lake", "compact", "nozone", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "nozone" in done.stderr

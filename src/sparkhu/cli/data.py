@@ -38,12 +38,18 @@ def ingest(
     path: Annotated[str, typer.Argument(help="File, folder or glob of CSV/Parquet files.")],
     source: Annotated[str, typer.Option(help="Source name, first part of series ids.")] = "ampds2",
     measurement: Annotated[str, typer.Option(help="Measurement, second part of series ids.")] = "electricity",
-    layout: Annotated[str, typer.Option(help="long (series_id,ts,value), wide (ts + one column per field), auto.")] = "auto",
+    layout: Annotated[
+        str, typer.Option(help="long (series_id,ts,value), wide (ts + one column per field), auto.")
+    ] = "auto",
     file_format: Annotated[str, typer.Option("--format", help="csv, parquet or auto.")] = "auto",
     field_suffix: Annotated[str, typer.Option(help="Suffix of wide columns: WHE + .P → WHE.P")] = "",
-    ts_column: Annotated[str | None, typer.Option(help="Timestamp column (default: UNIX_TS, ts or the first).")] = None,
+    ts_column: Annotated[
+        str | None, typer.Option(help="Timestamp column (default: UNIX_TS, ts or the first).")
+    ] = None,
     ts_unit: Annotated[str, typer.Option(help="s, ms, us or iso.")] = "s",
-    via_bus: Annotated[bool, typer.Option(help="Publish to the bus instead of writing the lake directly.")] = False,
+    via_bus: Annotated[
+        bool, typer.Option(help="Publish to the bus instead of writing the lake directly.")
+    ] = False,
 ) -> None:
     """Ingest files into the lake's raw zone (resumable: finished files are skipped)."""
     from sparkhu.connectors.runner import ingest_to_lake, pump
@@ -69,11 +75,19 @@ def ingest(
         src = build_source(spec)
         if via_bus:
             topic = context.topic(source, measurement)
-            stats = pump(src, context.bus, topic, context.catalog, lake=context.lake,
-                         quarantine_dataset=spec.dataset, progress=advance)
+            stats = pump(
+                src,
+                context.bus,
+                topic,
+                context.catalog,
+                lake=context.lake,
+                quarantine_dataset=spec.dataset,
+                progress=advance,
+            )
         else:
-            stats = ingest_to_lake(src, context.lake, context.catalog, zone="raw", dataset=spec.dataset,
-                                   progress=advance)
+            stats = ingest_to_lake(
+                src, context.lake, context.catalog, zone="raw", dataset=spec.dataset, progress=advance
+            )
     console.print(
         f"ingested [bold]{stats.points:,}[/] points in {stats.seconds:.1f} s"
         f" ({stats.points / max(stats.seconds, 1e-9):,.0f} points/s); "
@@ -96,17 +110,32 @@ def replay(
     from sparkhu.connectors.runner import pump
 
     parse_shift(shift)  # fail early, with the option's name
-    spec = SourceSettings.of(name=f"replay:{source}.{measurement}", kind="replay", path=path, source=source,
-                          measurement=measurement, speed=speed, shift=shift, field_suffix=field_suffix)
+    spec = SourceSettings.of(
+        name=f"replay:{source}.{measurement}",
+        kind="replay",
+        path=path,
+        source=source,
+        measurement=measurement,
+        speed=speed,
+        shift=shift,
+        field_suffix=field_suffix,
+    )
     stop = threading.Event()
     if duration is not None:
         threading.Timer(duration, stop.set).start()
     with Context.open(state(ctx).settings) as context, _progress() as progress:
         task = progress.add_task(f"replay ×{speed:g} → {context.topic(source, measurement)}", total=None)
         try:
-            stats = pump(build_source(spec), context.bus, context.topic(source, measurement), context.catalog,
-                         lake=context.lake, quarantine_dataset=spec.dataset, stop=stop,
-                         progress=lambda n: progress.update(task, completed=n))
+            stats = pump(
+                build_source(spec),
+                context.bus,
+                context.topic(source, measurement),
+                context.catalog,
+                lake=context.lake,
+                quarantine_dataset=spec.dataset,
+                stop=stop,
+                progress=lambda n: progress.update(task, completed=n),
+            )
         finally:
             stop.set()
     console.print(f"replayed {stats.points:,} points")
@@ -122,8 +151,14 @@ def series(
         rows = context.catalog.list_series(prefix=prefix, limit=limit)
     table = Table("series", "unit", "period", "first", "last", "points")
     for info in rows:
-        table.add_row(info.series_id, info.unit or "", f"{info.period_s:g} s" if info.period_s else "",
-                      _fmt(info.first_ts), _fmt(info.last_ts), f"{info.count:,}")
+        table.add_row(
+            info.series_id,
+            info.unit or "",
+            f"{info.period_s:g} s" if info.period_s else "",
+            _fmt(info.first_ts),
+            _fmt(info.last_ts),
+            f"{info.count:,}",
+        )
     console.print(table)
 
 
@@ -137,12 +172,18 @@ def predictions(
     """Show blended forecasts of one series."""
     with Context.open(state(ctx).settings) as context:
         context.catalog.series(series_id)  # NotFoundError for an unknown id
-        table = context.predictions.blended(series_id, start=parse_time(start, "--start"),
-                                            end=parse_time(end, "--end"), limit=limit)
+        table = context.predictions.blended(
+            series_id, start=parse_time(start, "--start"), end=parse_time(end, "--end"), limit=limit
+        )
     out = Table("target", "value", "lower", "upper", "updates")
     for row in table.to_pylist():
-        out.add_row(_fmt(row["target_ts"]), f"{row['value']:.2f}", _num(row["lower"]), _num(row["upper"]),
-                    str(row["updates"]))
+        out.add_row(
+            _fmt(row["target_ts"]),
+            f"{row['value']:.2f}",
+            _num(row["lower"]),
+            _num(row["upper"]),
+            str(row["updates"]),
+        )
     console.print(out)
 
 
@@ -156,8 +197,16 @@ def runs(
         records = context.catalog.runs(kind=kind, limit=limit)
     table = Table("started", "kind", "name", "series", "status", "rows in", "rows out", "error")
     for r in records:
-        table.add_row(_fmt(r.started_at), r.kind, r.name, r.series_id or "", r.status,
-                      _num(r.rows_in, "{:,}"), _num(r.rows_out, "{:,}"), (r.error or "")[:60])
+        table.add_row(
+            _fmt(r.started_at),
+            r.kind,
+            r.name,
+            r.series_id or "",
+            r.status,
+            _num(r.rows_in, "{:,}"),
+            _num(r.rows_out, "{:,}"),
+            (r.error or "")[:60],
+        )
     console.print(table)
 
 
@@ -168,8 +217,14 @@ def lake_ls(ctx: typer.Context, zone: Annotated[str | None, typer.Argument()] = 
         table = Table("zone", "dataset", "partitions", "files", "rows", "MB")
         for z, dataset in context.lake.datasets(zone):
             parts = context.lake.partitions(z, dataset)
-            table.add_row(z, dataset, str(len(parts)), str(sum(p.files for p in parts)),
-                          f"{sum(p.rows for p in parts):,}", f"{sum(p.bytes for p in parts) / 1e6:,.1f}")
+            table.add_row(
+                z,
+                dataset,
+                str(len(parts)),
+                str(sum(p.files for p in parts)),
+                f"{sum(p.rows for p in parts):,}",
+                f"{sum(p.bytes for p in parts) / 1e6:,.1f}",
+            )
     console.print(table)
 
 
@@ -184,9 +239,11 @@ def lake_compact(
         before = context.lake.partitions(zone, dataset)
         after = context.lake.compact(zone, dataset)
         context.catalog.register_partitions(zone, dataset, after)
+    files_before, files_after = sum(p.files for p in before), sum(p.files for p in after)
+    rows_before, rows_after = sum(p.rows for p in before), sum(p.rows for p in after)
     console.print(
-        f"compacted {len(after)} partition(s): {sum(p.files for p in before)} → {sum(p.files for p in after)} files,"
-        f" {sum(p.rows for p in before):,} → {sum(p.rows for p in after):,} rows"
+        f"compacted {len(after)} partition(s): {files_before} → {files_after} files,"
+        f" {rows_before:,} → {rows_after:,} rows"
     )
 
 
@@ -202,8 +259,9 @@ def lake_read(
 ) -> None:
     """Print points of a dataset."""
     with Context.open(state(ctx).settings) as context:
-        points = context.lake.read(zone, dataset, series=series_id, start=parse_time(start, "--start"),
-                                   end=parse_time(end, "--end"))
+        points = context.lake.read(
+            zone, dataset, series=series_id, start=parse_time(start, "--start"), end=parse_time(end, "--end")
+        )
     table = Table("series", "ts", "value", title=f"{points.num_rows:,} points")
     for row in points.slice(0, limit).to_pylist():
         table.add_row(str(row["series_id"]), _fmt(row["ts"]), _num(row["value"]))
@@ -221,14 +279,18 @@ def lake_quarantine(
         records = context.lake.read_quarantine(dataset)
     table = Table("source", "where", "field", "reason", "raw", title=f"{records.num_rows:,} record(s)")
     for row in records.slice(0, limit).to_pylist():
-        table.add_row(row["source"], row["location"], row["field"] or "", row["reason"], (row["raw"] or "")[:50])
+        table.add_row(
+            row["source"], row["location"], row["field"] or "", row["reason"], (row["raw"] or "")[:50]
+        )
     console.print(table)
 
 
 @pipeline_app.command("run")
 def pipeline_run(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="Lake dataset (raw zone → clean zone).")] = "ampds2_electricity",
+    dataset: Annotated[
+        str, typer.Option(help="Lake dataset (raw zone → clean zone).")
+    ] = "ampds2_electricity",
     start: Annotated[str | None, typer.Option(help="First day (default: yesterday, UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Last day, inclusive (default: start).")] = None,
     period_s: Annotated[float, typer.Option(help="Sampling period in seconds.")] = 60.0,
@@ -243,8 +305,16 @@ def pipeline_run(
         raise InputError(f"--end {last.date()} is before --start {first.date()}", field="--end")
     settings = state(ctx).settings
     with Context.open(settings) as context:
-        results = catch_up(context.lake, context.catalog, LocalEngine(settings.engine.workers),
-                           first.date(), last.date(), dataset=dataset, period_s=period_s)
+        results = catch_up(
+            context.lake,
+            context.catalog,
+            LocalEngine(settings.engine.workers),
+            first.date(),
+            last.date(),
+            src=("raw", dataset),
+            period_s=period_s,
+            force=True,
+        )
     table = Table("day", "rows in", "rows out", "failed series")
     for r in results:
         table.add_row(str(r.day), f"{r.rows_in:,}", f"{r.rows_out:,}", str(len(r.failures)))

@@ -82,8 +82,11 @@ def run(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err.print(
-            Text.assemble(("internal error: ", "bold red"), f"{type(exc).__name__}: {exc}",
-                          " (run again with --debug for details)"),
+            Text.assemble(
+                ("internal error: ", "bold red"),
+                f"{type(exc).__name__}: {exc}",
+                " (run again with --debug for details)",
+            ),
             soft_wrap=True,
         )
         sys.exit(1)

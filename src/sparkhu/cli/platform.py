@@ -19,10 +19,16 @@ from sparkhu.platform import Platform
 
 def demo(
     ctx: typer.Context,
-    speed: Annotated[float | None, typer.Option(help="Replay speed: data seconds per wall second.", min=0.001)] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (headless runs).")] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Replay speed: data seconds per wall second.", min=0.001)
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (headless runs).")
+    ] = None,
     days: Annotated[int | None, typer.Option(help="Days of history to generate.", min=1)] = None,
-    port: Annotated[int | None, typer.Option(help="Dashboard port (0: any free port).", min=0, max=65535)] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Dashboard port (0: any free port).", min=0, max=65535)
+    ] = None,
 ) -> None:
     """Generate household power data, ingest, clean, replay it live, forecast and serve the dashboard."""
     from sparkhu.demo.run import demo_settings, prepare, reset_home
@@ -60,7 +66,9 @@ def up(
     """Run the platform from sparkhu.toml: its sources, sinks, online predictors, pipeline and gateway."""
     settings = state(ctx).settings
     if not settings.sources:
-        raise ConfigError("no [[sources]] in the settings: add one to sparkhu.toml (see the README) or run `sparkhu demo`")
+        raise ConfigError(
+            "no [[sources]] in the settings: add one to sparkhu.toml (see the README) or run `sparkhu demo`"
+        )
     with Context.open(settings) as context:
         platform = Platform(context)
         topics = {(spec.source, spec.measurement) for spec in settings.sources}
@@ -120,11 +128,8 @@ def _run(platform: Platform, duration: float | None, headline: str) -> None:
 
 def _status(platform: Platform) -> Table:
     table = Table("service", "figures", box=None, title="live", title_justify="left")
-    for name, obj in platform.stats.items():
-        figures = obj.figures() if hasattr(obj, "figures") else getattr(obj, "__dict__", {})
-        if name == "gateway":
-            continue
-        text = ", ".join(f"{k} {v:,.0f}" if isinstance(v, int | float) else f"{k} {v}"
-                         for k, v in figures.items() if not k.startswith("_"))
-        table.add_row(name, text)
+    for name, figures in platform.figures.items():
+        table.add_row(
+            name, ", ".join(f"{key.replace('_', ' ')} {value:,.0f}" for key, value in figures().items())
+        )
     return table

@@ -77,30 +77,77 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
     cut_s = int(now.timestamp())
     history_csv = folder / "Electricity_P.csv"
     data.write_csv(history_csv, until_unix_s=cut_s)
-    live = data.points.filter(pc.greater_equal(data.points["ts"], pa.scalar(now, pa.timestamp("us", tz="UTC"))))
+    live = data.points.filter(
+        pc.greater_equal(data.points["ts"], pa.scalar(now, pa.timestamp("us", tz="UTC")))
+    )
     live_parquet = folder / "live.parquet"
-    pq.write_table(live.cast(pa.schema([("series_id", pa.string()), ("ts", live.schema.field("ts").type),
-                                         ("value", pa.float64())])), live_parquet)
+    pq.write_table(
+        live.cast(
+            pa.schema(
+                [("series_id", pa.string()), ("ts", live.schema.field("ts").type), ("value", pa.float64())]
+            )
+        ),
+        live_parquet,
+    )
     defects_parquet = folder / "defects.parquet"
     pq.write_table(data.defects, defects_parquet)
 
-    series = sorted(pc.unique(data.points["series_id"].dictionary_decode() if pa.types.is_dictionary(
-        data.points["series_id"].type) else data.points["series_id"]).to_pylist())
+    series = sorted(pc.unique(data.points["series_id"].cast(pa.string())).to_pylist())
     ctx.catalog.upsert_source(SOURCE, "demo", {"generator": "ampds2-like", "seed": demo.seed})
     for sid in series:
         src, measurement, field = sid.split("/")
-        ctx.catalog.upsert_series(SeriesInfo(sid, src, measurement, field, unit="W", period_s=60.0,
-                                             value_min=0.0, value_max=50_000.0,
-                                             tags={"meter": field.split(".")[0]}))
+        ctx.catalog.upsert_series(
+            SeriesInfo(
+                sid,
+                src,
+                measurement,
+                field,
+                unit="W",
+                period_s=60.0,
+                value_min=0.0,
+                value_max=50_000.0,
+                tags={"meter": field.split(".")[0]},
+            )
+        )
 
-    history = FileSource("demo:history", str(history_csv), format="csv", layout="wide",
-                         series_prefix=f"{SOURCE}/{MEASUREMENT}/", field_suffix=".P", ts_column="UNIX_TS",
-                         ts_unit="s")
+    history = FileSource(
+        "demo:history",
+        str(history_csv),
+        format="csv",
+        layout="wide",
+        series_prefix=f"{SOURCE}/{MEASUREMENT}/",
+        field_suffix=".P",
+        ts_column="UNIX_TS",
+        ts_unit="s",
+    )
     stats = ingest_to_lake(history, ctx.lake, ctx.catalog, zone="raw", dataset=DATASET)
-    catch_up(ctx.lake, ctx.catalog, LocalEngine(ctx.settings.engine.workers), start.date(),
-             (now - timedelta(days=1)).date(), dataset=DATASET)
-    replay = SourceSettings(name="demo:live", kind="replay", path=str(live_parquet), source=SOURCE,
-                            measurement=MEASUREMENT, format="parquet", layout="long", shift="0s",
-                            speed=ctx.settings.demo.speed)
-    return DemoPlan(folder, history_csv, live_parquet, defects_parquet, replay, stats.points, live.num_rows,
-                    stats.quarantined, series)
+    catch_up(
+        ctx.lake,
+        ctx.catalog,
+        LocalEngine(ctx.settings.engine.workers),
+        start.date(),
+        (now - timedelta(days=1)).date(),
+        src=("raw", DATASET),
+    )
+    replay = SourceSettings(
+        name="demo:live",
+        kind="replay",
+        path=str(live_parquet),
+        source=SOURCE,
+        measurement=MEASUREMENT,
+        format="parquet",
+        layout="long",
+        shift="0s",
+        speed=ctx.settings.demo.speed,
+    )
+    return DemoPlan(
+        folder,
+        history_csv,
+        live_parquet,
+        defects_parquet,
+        replay,
+        stats.points,
+        live.num_rows,
+        stats.quarantined,
+        series,
+    )

@@ -484,6 +484,11 @@
     setInterval(loadRuns, RUNS_MS);
     const wanted = new URL(location.href).searchParams.get("series");
     if (wanted && state.series.some((s) => s.id === wanted)) select(wanted);
+    else if (state.series.length) {
+      // Open on something rather than an empty chart: the whole-house meter when there is one.
+      const whole = state.series.find((s) => s.field.startsWith("WHE"));
+      select((whole || state.series[0]).id);
+    }
   }
 
   main();
