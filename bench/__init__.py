@@ -24,4 +24,11 @@ class Result:
 
 
 # name -> module path; each module has run(scale) -> list[Result]
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    "lake": "bench.lake_write",
+    "bus": "bench.bus_to_lake",
+    "online": "bench.online_latency",
+    "gateway": "bench.gateway_query",
+    "files": "bench.file_to_lake",
+    "predictions": "bench.predictions_write",
+}

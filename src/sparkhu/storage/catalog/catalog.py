@@ -3,92 +3,328 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
+from sparkhu.errors import CatalogError, InputError, NotFoundError
+from sparkhu.series import SeriesId, is_series_id
+from sparkhu.storage.catalog import migrate as migrations
+from sparkhu.storage.catalog import schema
+from sparkhu.storage.catalog.engine import (
+    connect,
+    dialect_insert,
+    from_us,
+    is_sqlite,
+    mask,
+    now_us,
+    parse_uri,
+    read_tx,
+    to_us,
+    write_tx,
+)
+from sparkhu.storage.catalog.records import (
+    RUN_STATUSES,
+    RunRecord,
+    SeriesInfo,
+    check_json,
+    check_limit,
+    check_status,
+    check_text,
+    partition_row,
+    series_info,
+    to_us_or_none,
+)
 
-@dataclass
-class SeriesInfo:
-    """What the catalog knows about one series."""
+__all__ = ["RUN_STATUSES", "Catalog", "RunRecord", "SeriesInfo"]
 
-    series_id: str
-    source: str
-    measurement: str
-    field: str
-    unit: str | None = None
-    period_s: float | None = None  # sampling period in seconds, None = not decided
-    regular: bool | None = None
-    first_ts: datetime | None = None
-    last_ts: datetime | None = None
-    count: int = 0
-    tags: dict[str, str] = field(default_factory=dict)
-    value_min: float | None = None  # valid range, used by validation
-    value_max: float | None = None
-
-
-@dataclass
-class RunRecord:
-    """One run of a task (or connector, training...) for one interval and, optionally, one series."""
-
-    run_id: str
-    kind: str  # "pipeline", "connector", "train", "retention", ...
-    name: str  # task or connector name
-    status: str  # "running", "success", "failed", "skipped"
-    started_at: datetime
-    finished_at: datetime | None = None
-    series_id: str | None = None
-    interval_start: datetime | None = None
-    interval_end: datetime | None = None
-    rows_in: int | None = None
-    rows_out: int | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
+PARTITION_STATS = ("files", "rows", "bytes", "updated_at")
 
 
 class Catalog:
-    """The feature metadata store. Thread-safe; safe across processes on SQLite (WAL) and PostgreSQL."""
+    """The feature metadata store. Thread-safe; safe across processes on SQLite (WAL) and PostgreSQL.
+
+    Every method is one transaction; writes are committed before they return.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     cat = Catalog(f"sqlite:///{tmp}/catalog.db")
+    ...     cat.upsert_series(SeriesInfo.of("ampds2/electricity/WHE.P", unit="W"))
+    ...     cat.set_watermark("csv", "meters.csv", {"line": 42})
+    ...     info, mark = cat.series("ampds2/electricity/WHE.P"), cat.get_watermark("csv", "meters.csv")
+    ...     cat.close()
+    >>> info.unit, info.count, mark
+    ('W', 0, {'line': 42})
+    """
 
     def __init__(self, uri: str, *, migrate: bool = True) -> None:
         """Connect to ``uri`` and bring the schema to the latest migration when ``migrate``.
 
-        Raises :class:`~sparkhu.errors.BackendUnavailable` (with the URI) when the database
-        cannot be reached.
+        Raises :class:`~sparkhu.errors.ConfigError` for a URI that is neither SQLite nor
+        PostgreSQL, :class:`~sparkhu.errors.BackendUnavailable` (with the URI, password
+        masked) when the database cannot be reached, and :class:`~sparkhu.errors.CatalogError`
+        when ``migrate`` is false and the schema is not at the newest revision.
         """
-        ...
+        url = parse_uri(uri)
+        self.uri = mask(uri)
+        if migrate:
+            with migrations.migration_lock(url):
+                self._engine = connect(uri)
+                migrations.upgrade(self._engine, locked=True)
+        else:
+            self._engine = connect(uri)
+            try:
+                migrations.check(self._engine)
+            except CatalogError:
+                self._engine.dispose()
+                raise
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.uri!r})"
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         """The SQLAlchemy engine (shared with the prediction store)."""
-        ...
+        return self._engine
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
 
-    # sources and series
-    def upsert_source(self, name: str, kind: str, config: Mapping[str, Any] | None = None) -> None: ...
+    # ------------------------------------------------------------------ sources and series
+    def upsert_source(self, name: str, kind: str, config: Mapping[str, Any] | None = None) -> None:
+        """Insert or update a source (a connector's configuration by name)."""
+        check_text(name, "source name")
+        check_text(kind, "source kind")
+        now = now_us()
+        config_ = check_json(config or {}, f"config of source {name}")
+        row = {"name": name, "kind": kind, "config": config_, "updated_at": now}
+        self._upsert(schema.sources, [{**row, "created_at": now}], ["name"], row, f"saving source {name!r}")
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Known sources (name, kind, config, created_at, updated_at), by name."""
+        src = schema.sources
+        with read_tx(self._engine, "listing sources") as conn:
+            rows = [dict(row._mapping) for row in conn.execute(sa.select(src).order_by(src.c.name))]
+        for row in rows:
+            row["created_at"], row["updated_at"] = from_us(row["created_at"]), from_us(row["updated_at"])
+        return rows
+
     def upsert_series(self, info: SeriesInfo) -> None:
-        """Insert or update a series' descriptive metadata (unit, period, tags, range)."""
+        """Insert or update a series' descriptive metadata (unit, period, tags, range).
+
+        Statistics (first/last timestamp, count) are only taken from ``info`` when the series
+        is new; afterwards :meth:`update_series_stats` maintains them.
+        """
+        sid = SeriesId.parse(info.series_id)
+        if (info.source, info.measurement, info.field) != (sid.source, sid.measurement, sid.field):
+            raise InputError(
+                f"series {info.series_id!r}: source/measurement/field "
+                f"{info.source!r}/{info.measurement!r}/{info.field!r} do not match the id; "
+                "build it with SeriesInfo.of(series_id, ...)",
+                field="series_id",
+            )
+        if info.value_min is not None and info.value_max is not None and info.value_min > info.value_max:
+            raise InputError(
+                f"series {info.series_id!r}: value_min {info.value_min} > value_max {info.value_max}",
+                field="value_min",
+            )
+        descriptive = {
+            "unit": info.unit,
+            "period_s": info.period_s,
+            "regular": info.regular,
+            "tags": check_json(info.tags, f"tags of {info.series_id}"),
+            "value_min": info.value_min,
+            "value_max": info.value_max,
+            "updated_at": now_us(),
+        }
+        row = {
+            "series_id": info.series_id,
+            "source": sid.source,
+            "measurement": sid.measurement,
+            "field": sid.field,
+            "first_ts": to_us_or_none(info.first_ts),
+            "last_ts": to_us_or_none(info.last_ts),
+            "count": info.count,
+            **descriptive,
+        }
+        self._upsert(schema.series, [row], ["series_id"], descriptive, f"saving series {info.series_id!r}")
+
     def update_series_stats(self, points: pa.Table) -> None:
-        """Widen first/last timestamps and add to counts from a batch of points (one query per batch)."""
+        """Widen first/last timestamps and add to counts from a batch of points (one query per batch).
+
+        ``points`` has ``series_id`` and ``ts`` columns (POINT_SCHEMA); unknown series are
+        created. Aggregated per series with Arrow, then one upsert per series, in one transaction.
+        """
+        missing = {"series_id", "ts"} - set(points.column_names)
+        if missing:
+            raise InputError(f"missing column(s) {', '.join(sorted(missing))}", source="points")
+        if points.num_rows == 0:
+            return
+        ts = points.column("ts")
+        if not pa.types.is_timestamp(ts.type):
+            raise InputError(f"is {ts.type}, expected timestamp[us, UTC]", source="points", field="ts")
+        table = pa.table(
+            {
+                "series_id": points.column("series_id").cast(pa.string()),
+                "ts": ts.cast(pa.timestamp("us", tz=ts.type.tz)).cast(pa.int64()),
+            }
+        )
+        if table.column("series_id").null_count or table.column("ts").null_count:
+            raise InputError("series_id and ts must not be null", source="points")
+        stats = table.group_by("series_id").aggregate([("ts", "min"), ("ts", "max"), ("ts", "count")])
+        ids = stats.column("series_id").to_pylist()
+        bad = [sid for sid in ids if not is_series_id(sid)]
+        if bad:
+            SeriesId.parse(bad[0])
+        now = now_us()
+        rows = []
+        for sid, first, last, count in zip(
+            ids,
+            stats.column("ts_min").to_pylist(),
+            stats.column("ts_max").to_pylist(),
+            stats.column("ts_count").to_pylist(),
+            strict=True,
+        ):
+            source, measurement, field_ = sid.split("/")
+            rows.append(
+                {
+                    "series_id": sid,
+                    "source": source,
+                    "measurement": measurement,
+                    "field": field_,
+                    "first_ts": first,
+                    "last_ts": last,
+                    "count": count,
+                    "tags": {},
+                    "updated_at": now,
+                }
+            )
+        s = schema.series
+        lo = sa.func.min if is_sqlite(self._engine) else sa.func.least
+        hi = sa.func.max if is_sqlite(self._engine) else sa.func.greatest
+        stmt = dialect_insert(self._engine, s)
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["series_id"],
+            set_={
+                "first_ts": lo(sa.func.coalesce(s.c.first_ts, new.first_ts), new.first_ts),
+                "last_ts": hi(sa.func.coalesce(s.c.last_ts, new.last_ts), new.last_ts),
+                "count": s.c.count + new.count,
+                "updated_at": new.updated_at,
+            },
+        )
+        with write_tx(self._engine, f"updating statistics of {len(rows)} series") as conn:
+            conn.execute(stmt, rows)
+
     def series(self, series_id: str) -> SeriesInfo:
         """Raises :class:`~sparkhu.errors.NotFoundError` for an unknown id."""
-    def list_series(self, *, prefix: str = "", limit: int = 10_000) -> list[SeriesInfo]: ...
+        with read_tx(self._engine, f"reading series {series_id!r}") as conn:
+            row = conn.execute(sa.select(schema.series).where(schema.series.c.series_id == series_id)).first()
+        if row is None:
+            raise NotFoundError(
+                f"series {series_id!r} is not in the catalog {self.uri}; "
+                "ingest it first or list the known ones with list_series()"
+            )
+        return series_info(row._mapping)
 
-    # datasets and partitions
+    def list_series(self, *, prefix: str = "", limit: int = 10_000) -> list[SeriesInfo]:
+        """Series whose id starts with ``prefix`` (case-sensitive), by id, at most ``limit``."""
+        check_limit(limit)
+        s = schema.series
+        query = sa.select(s).order_by(s.c.series_id).limit(limit)
+        if prefix:
+            query = query.where(sa.func.substr(s.c.series_id, 1, len(prefix)) == prefix)
+        with read_tx(self._engine, "listing series") as conn:
+            return [series_info(row._mapping) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------------ datasets and partitions
     def register_partitions(self, zone: str, dataset: str, partitions: Sequence[Any]) -> None:
-        """Record (upsert) PartitionInfo rows for a dataset."""
-    def list_partitions(self, zone: str, dataset: str) -> list[dict[str, Any]]: ...
+        """Record (upsert) PartitionInfo rows for a dataset.
 
-    # watermarks (connectors, consumers)
+        Each partition is a :class:`~sparkhu.storage.lake.PartitionInfo` (or any object or
+        mapping with ``key``, ``files``, ``rows`` and ``bytes``).
+        """
+        check_text(zone, "zone")
+        check_text(dataset, "dataset")
+        now = now_us()
+        rows = [partition_row(zone, dataset, part, now) for part in partitions]
+        ds = _upsert_stmt(self._engine, schema.datasets, ["zone", "dataset"], ["updated_at"])
+        parts = _upsert_stmt(self._engine, schema.partitions, ["zone", "dataset", "key"], PARTITION_STATS)
+        with write_tx(self._engine, f"registering partitions of {zone}/{dataset}") as conn:
+            conn.execute(ds, [{"zone": zone, "dataset": dataset, "created_at": now, "updated_at": now}])
+            if rows:
+                conn.execute(parts, rows)
+
+    def list_partitions(self, zone: str, dataset: str) -> list[dict[str, Any]]:
+        """Recorded partitions of a dataset by key: zone, dataset, key, files, rows, bytes, updated_at."""
+        p = schema.partitions
+        query = sa.select(p).where(p.c.zone == zone, p.c.dataset == dataset).order_by(p.c.key)
+        with read_tx(self._engine, f"listing partitions of {zone}/{dataset}") as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["updated_at"] = from_us(row["updated_at"])
+        return rows
+
+    def forget_partitions(self, zone: str, dataset: str, keys: Sequence[str]) -> int:
+        """Remove partition records (after the lake dropped them); returns how many were removed."""
+        p = schema.partitions
+        stmt = sa.delete(p).where(p.c.zone == zone, p.c.dataset == dataset, p.c.key.in_(list(keys)))
+        with write_tx(self._engine, f"forgetting partitions of {zone}/{dataset}") as conn:
+            return conn.execute(stmt).rowcount
+
+    # ------------------------------------------------------------------ watermarks
     def get_watermark(self, owner: str, key: str = "") -> dict[str, Any] | None:
         """The JSON position ``owner`` (a connector name) saved for ``key`` (e.g. a file path)."""
+        w = schema.watermarks
+        with read_tx(self._engine, f"reading watermark {owner}/{key}") as conn:
+            return conn.execute(sa.select(w.c.position).where(w.c.owner == owner, w.c.key == key)).scalar()
+
     def set_watermark(self, owner: str, key: str, position: Mapping[str, Any]) -> None:
         """Save a position; committed before returning."""
+        check_text(owner, "watermark owner")
+        row = {"position": check_json(position, f"watermark {owner}/{key}"), "updated_at": now_us()}
+        self._upsert(
+            schema.watermarks,
+            [{"owner": owner, "key": key, **row}],
+            ["owner", "key"],
+            row,
+            f"saving watermark {owner}/{key}",
+        )
 
-    # runs
-    def start_run(self, record: RunRecord) -> None: ...
+    # ------------------------------------------------------------------ runs
+    def start_run(self, record: RunRecord) -> None:
+        """Record a run; its ``run_id`` must be new (:class:`CatalogError` otherwise)."""
+        check_text(record.run_id, "run_id")
+        check_text(record.kind, "kind")
+        check_text(record.name, "name")
+        check_status(record.status)
+        row = {
+            "run_id": record.run_id,
+            "kind": record.kind,
+            "name": record.name,
+            "status": record.status,
+            "started_at": to_us(record.started_at),
+            "finished_at": to_us_or_none(record.finished_at),
+            "series_id": record.series_id,
+            "interval_start": to_us_or_none(record.interval_start),
+            "interval_end": to_us_or_none(record.interval_end),
+            "rows_in": record.rows_in,
+            "rows_out": record.rows_out,
+            "params": check_json(record.params, f"params of run {record.run_id}"),
+            "error": record.error,
+        }
+        with write_tx(self._engine, f"starting run {record.run_id!r} (is the run id unique?)") as conn:
+            conn.execute(sa.insert(schema.runs), [row])
+
     def finish_run(
         self,
         run_id: str,
@@ -97,21 +333,135 @@ class Catalog:
         rows_in: int | None = None,
         rows_out: int | None = None,
         error: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Set a run's final status and finish time (and counts, error when given)."""
+        check_status(status)
+        r = schema.runs
+        values: dict[str, Any] = {"status": status, "finished_at": now_us()}
+        for name, value in (("rows_in", rows_in), ("rows_out", rows_out), ("error", error)):
+            if value is not None:
+                values[name] = value
+        with write_tx(self._engine, f"finishing run {run_id!r}") as conn:
+            updated = conn.execute(sa.update(r).where(r.c.run_id == run_id).values(**values)).rowcount
+        if updated == 0:
+            raise NotFoundError(f"run {run_id!r} was never started; call start_run first")
+
     def runs(self, *, kind: str | None = None, name: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Newest first."""
+        check_limit(limit)
+        r = schema.runs
+        query = sa.select(r).order_by(r.c.started_at.desc(), r.c.run_id.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(r.c.kind == kind)
+        if name is not None:
+            query = query.where(r.c.name == name)
+        with read_tx(self._engine, "listing runs") as conn:
+            rows = [row._mapping for row in conn.execute(query)]
+        times = ("started_at", "finished_at", "interval_start", "interval_end")
+        return [RunRecord(**{k: (from_us(v) if k in times else v) for k, v in row.items()}) for row in rows]
 
-    # models
+    # ------------------------------------------------------------------ models
     def register_model(
         self, name: str, version: str, series_id: str | None, uri: str, metrics: Mapping[str, float]
-    ) -> None: ...
-    def models(self, *, series_id: str | None = None) -> list[dict[str, Any]]: ...
+    ) -> None:
+        """Record (or update) a model version: where it is stored and how well it scored."""
+        check_text(name, "model name")
+        check_text(version, "model version")
+        check_text(uri, "model uri")
+        values = {"series_id": series_id, "uri": uri, "metrics": check_json(metrics, f"metrics of {name}")}
+        self._upsert(
+            schema.models,
+            [{"name": name, "version": version, "aliases": [], "created_at": now_us(), **values}],
+            ["name", "version"],
+            values,
+            f"registering model {name} {version}",
+        )
 
-    # policies (retention, training)
-    def set_policy(self, kind: str, name: str, body: Mapping[str, Any]) -> None: ...
-    def policies(self, kind: str | None = None) -> list[dict[str, Any]]: ...
+    def models(self, *, series_id: str | None = None) -> list[dict[str, Any]]:
+        """Model versions (name, version, series_id, uri, metrics, aliases, created_at), newest first."""
+        m = schema.models
+        query = sa.select(m).order_by(m.c.created_at.desc(), m.c.name, m.c.version.desc())
+        if series_id is not None:
+            query = query.where(m.c.series_id == series_id)
+        with read_tx(self._engine, "listing models") as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["created_at"] = from_us(row["created_at"])
+        return rows
 
-    # audit log (append-only)
-    def audit(self, actor: str, action: str, target: str, detail: Mapping[str, Any] | None = None) -> None: ...
+    # ------------------------------------------------------------------ policies
+    def set_policy(self, kind: str, name: str, body: Mapping[str, Any]) -> None:
+        """Save (replace) the policy ``name`` of ``kind`` (``retention``, ``training``...)."""
+        check_text(kind, "policy kind")
+        check_text(name, "policy name")
+        row = {"body": check_json(body, f"policy {kind}/{name}"), "updated_at": now_us()}
+        self._upsert(
+            schema.policies,
+            [{"kind": kind, "name": name, **row}],
+            ["kind", "name"],
+            row,
+            f"saving policy {kind}/{name}",
+        )
+
+    def policies(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Policies (kind, name, body, updated_at), by kind then name."""
+        p = schema.policies
+        query = sa.select(p).order_by(p.c.kind, p.c.name)
+        if kind is not None:
+            query = query.where(p.c.kind == kind)
+        with read_tx(self._engine, "listing policies") as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["updated_at"] = from_us(row["updated_at"])
+        return rows
+
+    def delete_policy(self, kind: str, name: str) -> bool:
+        """Remove a policy; True when it existed."""
+        p = schema.policies
+        with write_tx(self._engine, f"deleting policy {kind}/{name}") as conn:
+            return conn.execute(sa.delete(p).where(p.c.kind == kind, p.c.name == name)).rowcount > 0
+
+    # ------------------------------------------------------------------ audit log
+    def audit(self, actor: str, action: str, target: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Append an entry to the audit log (there is no way to change or remove one)."""
+        check_text(actor, "actor")
+        check_text(action, "action")
+        row = {
+            "at": now_us(),
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "detail": check_json(detail or {}, f"audit detail of {action}"),
+        }
+        with write_tx(self._engine, f"auditing {action} on {target}") as conn:
+            conn.execute(sa.insert(schema.audit_log), [row])
+
     def audit_log(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        """Newest first."""
+        """Newest first: id, at, actor, action, target, detail."""
+        check_limit(limit)
+        a = schema.audit_log
+        query = sa.select(a).order_by(a.c.id.desc()).limit(limit)
+        with read_tx(self._engine, "reading the audit log") as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["at"] = from_us(row["at"])
+        return rows
+
+    # ------------------------------------------------------------------ helpers
+    def _upsert(
+        self,
+        table: sa.Table,
+        rows: list[dict[str, Any]],
+        keys: list[str],
+        update: Mapping[str, Any],
+        what: str,
+    ) -> None:
+        stmt = _upsert_stmt(self._engine, table, keys, list(update))
+        with write_tx(self._engine, what) as conn:
+            conn.execute(stmt, rows)
+
+
+def _upsert_stmt(engine: Engine, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> Any:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET`` the ``update`` columns from the new row."""
+    stmt = dialect_insert(engine, table)
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_={k: stmt.excluded[k] for k in update})

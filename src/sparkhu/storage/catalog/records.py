@@ -1,0 +1,149 @@
+"""The catalog's records and the checks on what callers hand it.
+
+:class:`SeriesInfo` and :class:`RunRecord` are what :class:`~sparkhu.storage.catalog.Catalog`
+takes and returns; the helpers turn database rows into them and reject malformed arguments
+with an :class:`~sparkhu.errors.InputError` that names the field.
+
+>>> SeriesInfo.of("ampds2/electricity/WHE.P", unit="W").measurement
+'electricity'
+>>> check_limit(0)
+Traceback (most recent call last):
+...
+sparkhu.errors.InputError: limit: must be a positive integer, got 0
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sparkhu.errors import InputError
+from sparkhu.series import SeriesId
+from sparkhu.storage.catalog.engine import from_us, to_us
+
+RUN_STATUSES = ("running", "success", "failed", "skipped")
+
+
+@dataclass
+class SeriesInfo:
+    """What the catalog knows about one series."""
+
+    series_id: str
+    source: str
+    measurement: str
+    field: str
+    unit: str | None = None
+    period_s: float | None = None  # sampling period in seconds, None = not decided
+    regular: bool | None = None
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+    count: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+    value_min: float | None = None  # valid range, used by validation
+    value_max: float | None = None
+
+    @classmethod
+    def of(cls, series_id: str, **kwargs: Any) -> SeriesInfo:
+        """A SeriesInfo whose source, measurement and field come from the id."""
+        sid = SeriesId.parse(series_id)
+        return cls(series_id, sid.source, sid.measurement, sid.field, **kwargs)
+
+
+@dataclass
+class RunRecord:
+    """One run of a task (or connector, training...) for one interval and, optionally, one series."""
+
+    run_id: str
+    kind: str  # "pipeline", "connector", "train", "retention", ...
+    name: str  # task or connector name
+    status: str  # "running", "success", "failed", "skipped"
+    started_at: datetime
+    finished_at: datetime | None = None
+    series_id: str | None = None
+    interval_start: datetime | None = None
+    interval_end: datetime | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def series_info(row: Mapping[str, Any]) -> SeriesInfo:
+    """A :class:`SeriesInfo` from a row of the ``series`` table."""
+    return SeriesInfo(
+        series_id=row["series_id"],
+        source=row["source"],
+        measurement=row["measurement"],
+        field=row["field"],
+        unit=row["unit"],
+        period_s=row["period_s"],
+        regular=row["regular"],
+        first_ts=from_us(row["first_ts"]),
+        last_ts=from_us(row["last_ts"]),
+        count=row["count"],
+        tags=dict(row["tags"] or {}),
+        value_min=row["value_min"],
+        value_max=row["value_max"],
+    )
+
+
+def partition_row(zone: str, dataset: str, part: Any, now: int) -> dict[str, Any]:
+    """A ``partitions`` row from a PartitionInfo (or any object or mapping with its fields)."""
+    get = part.get if isinstance(part, Mapping) else lambda name, default=None: getattr(part, name, default)
+    for name, expected in (("zone", zone), ("dataset", dataset)):
+        given = get(name)
+        if given is not None and given != expected:
+            raise InputError(
+                f"partition {get('key')!r} belongs to {name} {given!r}, not {expected!r}", field=name
+            )
+    try:
+        return {
+            "zone": zone,
+            "dataset": dataset,
+            "key": check_text(get("key"), "partition key"),
+            "files": int(get("files")),
+            "rows": int(get("rows")),
+            "bytes": int(get("bytes")),
+            "updated_at": now,
+        }
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"partition {part!r} of {zone}/{dataset} needs integer files, rows and bytes", field="partitions"
+        ) from exc
+
+
+def check_text(value: Any, what: str) -> str:
+    """``value`` if it is a non-empty string; else :class:`InputError` naming ``what``."""
+    if not isinstance(value, str) or not value:
+        raise InputError(f"must be a non-empty string, got {value!r}", field=what)
+    return value
+
+
+def check_status(status: str) -> None:
+    """Reject a run status outside :data:`RUN_STATUSES`."""
+    if status not in RUN_STATUSES:
+        raise InputError(f"run status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+
+
+def check_limit(limit: int) -> None:
+    """Reject a query limit that is not a positive integer."""
+    if not isinstance(limit, int) or limit < 1:
+        raise InputError(f"must be a positive integer, got {limit!r}", field="limit")
+
+
+def to_us_or_none(moment: datetime | None) -> int | None:
+    """Microseconds since the epoch, or ``None``."""
+    return None if moment is None else to_us(moment)
+
+
+def check_json(value: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """A plain JSON copy of the mapping ``value``; :class:`InputError` if it is not one."""
+    if not isinstance(value, Mapping):
+        raise InputError(f"must be a mapping, got {type(value).__name__}", field=what)
+    try:
+        return json.loads(json.dumps(dict(value)))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"not JSON-serialisable: {exc}", field=what) from exc

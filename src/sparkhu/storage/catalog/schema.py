@@ -1,0 +1,177 @@
+"""The catalog's tables, as SQLAlchemy Core (no ORM).
+
+Every timestamp is an integer: microseconds since the Unix epoch, UTC (``*_ts``, ``*_at``).
+Integers compare and index the same on SQLite and PostgreSQL, convert to Arrow
+``timestamp[us, UTC]`` without copying, and keep range queries on an index
+(``WHERE series_id = ? AND target_ts >= ? AND target_ts < ?``). JSON columns are ``JSONB``
+on PostgreSQL and JSON text on SQLite.
+
+This module describes the *current* schema, which the queries use; the migrations under
+``migrations/versions`` build it step by step (a test checks that both agree).
+
+>>> sorted(metadata.tables)[:4]
+['audit_log', 'datasets', 'forecasts_blended', 'forecasts_raw']
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+"""A JSON document: ``JSONB`` on PostgreSQL, JSON text on SQLite."""
+TS = sa.BigInteger
+"""A timestamp: microseconds since the Unix epoch, UTC."""
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY = rowid on SQLite
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("config", JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+series = sa.Table(
+    "series",
+    metadata,
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Column("source", sa.String, nullable=False, index=True),
+    sa.Column("measurement", sa.String, nullable=False),
+    sa.Column("field", sa.String, nullable=False),
+    sa.Column("unit", sa.String),
+    sa.Column("period_s", sa.Float),
+    sa.Column("regular", sa.Boolean),
+    sa.Column("first_ts", TS),
+    sa.Column("last_ts", TS),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("tags", JSON, nullable=False),
+    sa.Column("value_min", sa.Float),
+    sa.Column("value_max", sa.Float),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("zone", sa.String, primary_key=True),
+    sa.Column("dataset", sa.String, primary_key=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+partitions = sa.Table(
+    "partitions",
+    metadata,
+    sa.Column("zone", sa.String, primary_key=True),
+    sa.Column("dataset", sa.String, primary_key=True),
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("files", sa.Integer, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String, primary_key=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Column("series_id", sa.String),
+    sa.Column("interval_start", TS),
+    sa.Column("interval_end", TS),
+    sa.Column("rows_in", sa.BigInteger),
+    sa.Column("rows_out", sa.BigInteger),
+    sa.Column("params", JSON, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_runs_started_at", "started_at"),
+    sa.Index("ix_runs_kind_name_started_at", "kind", "name", "started_at"),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("version", sa.String, primary_key=True),
+    sa.Column("series_id", sa.String, index=True),
+    sa.Column("uri", sa.String, nullable=False),
+    sa.Column("metrics", JSON, nullable=False),
+    sa.Column("aliases", JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+forecasts_raw = sa.Table(
+    "forecasts_raw",
+    metadata,
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Column("target_ts", TS, primary_key=True),
+    sa.Column("origin_ts", TS, primary_key=True),
+    sa.Column("model", sa.String, primary_key=True),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("lower", sa.Float),
+    sa.Column("upper", sa.Float),
+    sa.Index("ix_forecasts_raw_series_origin", "series_id", "origin_ts"),
+    sqlite_with_rowid=False,
+)
+"""Primary key (series_id, target_ts, origin_ts, model): unique per forecast, and the range
+index for ``raw(series, start, end)`` ordered by target then origin."""
+
+forecasts_blended = sa.Table(
+    "forecasts_blended",
+    metadata,
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Column("target_ts", TS, primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("lower", sa.Float),
+    sa.Column("upper", sa.Float),
+    sa.Column("updates", sa.Integer, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+series_alpha = sa.Table(
+    "series_alpha",
+    metadata,
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Column("alpha", sa.Float, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+policies = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("body", JSON, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("owner", sa.String, primary_key=True),
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("position", JSON, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False, index=True),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("target", sa.String, nullable=False),
+    sa.Column("detail", JSON, nullable=False),
+)
+"""Append-only: the catalog offers no way to change or delete an entry."""
