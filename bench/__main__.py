@@ -20,11 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHES)}")
     parser.add_argument("--scale", type=float, default=1.0, help="data size factor (1.0 = the issue's size)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for notes)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHES)}")
-    console = Console()
+    # Wide enough that a table piped to a file or CI log keeps one line per figure.
+    console = Console(width=None if sys.stdout.isatty() else 200)
     results: list[Result] = []
     for name in args.names or list(BENCHES):
         with console.status(f"running {name} ..."):
@@ -37,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         met = "" if r.met is None else ("yes" if r.met else "NO")
         table.add_row(r.bench, r.metric, f"{r.value:,.1f}", r.unit, r.target, met, r.detail)
-    console.print(table)
+    if args.markdown:
+        print("| bench | metric | value | unit | target | met | detail |\n|---|---|---:|---|---|---|---|")
+        for r in results:
+            met = "" if r.met is None else ("yes" if r.met else "NO")
+            print(f"| {r.bench} | {r.metric} | {r.value:,.1f} | {r.unit} | {r.target} | {met} | {r.detail} |")
+    else:
+        console.print(table)
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2))
     return 0
