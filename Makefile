@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= test
-STAMP  := $(VENV)/.installed-$(EXTRAS)
+# Everything the platform can use (Spark, Kafka, PostgreSQL, PyTorch), plus the test tools for `make test`.
+EXTRAS ?= all,test
+comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: demo test bench lint install system-deps clean
 
@@ -28,15 +30,17 @@ system-deps:
 		fi; \
 	fi
 
-demo: install
+demo:
+	$(MAKE) install EXTRAS=all
 	$(BIN)/sparkhu demo
 
 test: install system-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
 
-bench: install
-	$(BIN)/python -m bench
+bench:
+	$(MAKE) install EXTRAS=all
+	$(BIN)/python -m bench $(BENCH)
 
 lint: install
 	$(BIN)/ruff check src tests bench
