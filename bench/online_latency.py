@@ -1,8 +1,9 @@
 """Online latency: replayed points → blended forecast stored, at 10,000 points/s.
 
-A producer thread replays 100 series, each one point every 10 ms (10,000 points/s), as one
-tick of 1,000 points every 100 ms published to a SQLite bus (Arrow messages, one per
-partition). An :class:`~sparkhu.online.learner.OnlinePredictor` (SES, window 60, horizon
+The replay connector (:class:`~sparkhu.connectors.replay.ReplaySource`, pumped by
+:func:`~sparkhu.connectors.runner.pump`) replays 100 minutely series at 6,000× (10,000
+points/s): one tick of 1,000 points every 100 ms published to a SQLite bus (Arrow messages,
+one per partition). An :class:`~sparkhu.online.learner.OnlinePredictor` (SES, window 60, horizon
 20, blending in the SQLite prediction store) runs in another thread. Latency per message is
 the time from the bus timestamp of the message to the commit of the transaction that stored
 its blended forecasts; the model warm-up (first fits) is included.
@@ -16,13 +17,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from bench import Result
+from sparkhu.connectors.replay import ReplaySource
+from sparkhu.connectors.runner import pump
 from sparkhu.online.learner import OnlinePredictor
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.predictions import PredictionStore
-from sparkhu.stream.codecs import publish_points
 from sparkhu.stream.sqlite import SqliteBus
 
 SERIES = 100
@@ -33,22 +36,23 @@ TOPIC = "bench.points"
 STEP_US = 60_000_000  # the replayed data is minutely
 
 
-def _produce(bus: SqliteBus, ticks: int, stop: threading.Event, sent: list[int]) -> None:
+def _history(ticks: int) -> pa.Table:
+    """Minutely points of SERIES meters, enough for ``ticks`` replay ticks."""
     rng = np.random.default_rng(0)
-    ids = np.repeat([f"bench/house/m{i:03d}" for i in range(SERIES)], POINTS_PER_TICK).tolist()
-    offsets = np.tile(np.arange(POINTS_PER_TICK, dtype="int64"), SERIES)
-    base = np.repeat(rng.uniform(100, 1000, SERIES), POINTS_PER_TICK)
-    t0 = time.monotonic()
-    for tick in range(ticks):
-        if stop.is_set():
-            break
-        ts = (tick * POINTS_PER_TICK + offsets) * STEP_US
-        values = base + rng.normal(0, 10, base.size)
-        publish_points(bus, TOPIC, points(ids, ts, values))
-        sent[0] += base.size
-        delay = t0 + (tick + 1) * TICK_S - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    per_series = ticks * POINTS_PER_TICK
+    ids = np.repeat([f"bench/house/m{i:03d}" for i in range(SERIES)], per_series)
+    ts = np.tile(np.arange(per_series, dtype="int64") * STEP_US, SERIES)
+    values = np.repeat(rng.uniform(100, 1000, SERIES), per_series) + rng.normal(0, 10, ids.size)
+    return points(ids.tolist(), ts, values)
+
+
+def _replay(bus: SqliteBus, catalog: Catalog, ticks: int, stop: threading.Event, sent: list[int]) -> None:
+    # The real path: the replay connector (time-axis translator) pumped onto the bus. One data
+    # minute per point and POINTS_PER_TICK points per series per tick: speed = data s per wall s.
+    speed = POINTS_PER_TICK * STEP_US / 1e6 / TICK_S
+    source = ReplaySource("bench-replay", _history(ticks), shift="start_now", speed=speed, tick_s=TICK_S)
+    stats = pump(source, bus, TOPIC, catalog, stop=stop)
+    sent[0] = stats.points
 
 
 def run(scale: float) -> list[Result]:
@@ -65,7 +69,9 @@ def run(scale: float) -> list[Result]:
         stop_predictor, stop_producer = threading.Event(), threading.Event()
         sent = [0]
         worker = threading.Thread(target=predictor.run, args=(stop_predictor, 0.02), name="online")
-        producer = threading.Thread(target=_produce, args=(bus, ticks, stop_producer, sent), name="replay")
+        producer = threading.Thread(
+            target=_replay, args=(bus, catalog, ticks, stop_producer, sent), name="replay"
+        )
         started = time.monotonic()
         worker.start()
         producer.start()
