@@ -26,7 +26,7 @@ from typing import Any
 from sparkhu.config import SourceSettings
 from sparkhu.connectors.base import Source
 from sparkhu.context import Context
-from sparkhu.errors import ConfigError, InputError
+from sparkhu.errors import ConfigError, InputError, SparkhuError
 
 log = logging.getLogger(__name__)
 
@@ -245,15 +245,16 @@ class Platform:
             service.target(self.stop_event)
         except BaseException as exc:
             service.error = exc
-            log.exception("service %s failed", service.name)
+            # Our own errors are reported as one line by whoever stops the platform.
+            log.debug("service %s failed", service.name, exc_info=not isinstance(exc, SparkhuError))
             self.stop_event.set()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Block until the gateway (if any) accepts connections."""
+        """Block until the gateway (if any) accepts connections, or the platform stopped."""
         server = self._server
         deadline = time.monotonic() + timeout
-        while server is not None and not server.started:
-            if time.monotonic() > deadline or self.stop_event.is_set():
+        while server is not None and not server.started and not self.stop_event.is_set():
+            if time.monotonic() > deadline:
                 raise ConfigError(f"the gateway did not start on {self.url} within {timeout:.0f} s")
             time.sleep(0.05)
 

@@ -106,7 +106,8 @@ def _run(platform: Platform, duration: float | None, headline: str) -> None:
     platform.start()
     try:
         platform.wait_ready()
-        console.print(headline)
+        if not platform.stop_event.is_set():
+            console.print(headline)
         deadline = None if duration is None else time.monotonic() + duration
         with Live(_status(platform), console=console, refresh_per_second=2, transient=False) as live:
             while not platform.stop_event.is_set():
