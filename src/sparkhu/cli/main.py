@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from sparkhu.cli import data, platform
+from sparkhu.cli import data, models, platform
 from sparkhu.cli.common import State
 from sparkhu.config import DEFAULT_TOML, Settings
 from sparkhu.errors import SparkhuError
@@ -37,6 +37,9 @@ app.command("replay")(data.replay)
 app.command("series")(data.series)
 app.command("predictions")(data.predictions)
 app.command("runs")(data.runs)
+app.command("train")(models.train)
+app.command("predict")(models.predict)
+app.command("models")(models.models)
 app.command("config")(platform.show_config)
 
 

@@ -134,6 +134,8 @@ class OnlinePredictor:
         self.lake, self.dataset, self.zone = lake, dataset or topic, zone
         self.max_messages = max_messages
         self.models: dict[str, Forecaster] = {}
+        self.labels: dict[str, str] = {}
+        """series id → the ``model`` written with its forecasts when not the template's name."""
         self._consumer: Consumer | None = None
         self._pending: tuple[pa.Table, list[Message], list[Message]] | None = None
         self._latencies: deque[float] = deque(maxlen=latency_samples)
@@ -201,11 +203,15 @@ class OnlinePredictor:
         return len(messages)
 
     # ---- models ----------------------------------------------------------------------
-    def set_model(self, series_id: str, model: Forecaster) -> None:
-        """Hot-swap the model of a series; an unfitted one is fitted on the current window."""
+    def set_model(self, series_id: str, model: Forecaster, *, label: str | None = None) -> None:
+        """Hot-swap the model of a series; an unfitted one is fitted on the current window.
+
+        ``label`` (e.g. ``"ses@v3"``, a registry version) is stored with its forecasts as ``model``.
+        """
         if not model.is_fitted and series_id in self.windows and len(self.windows[series_id]):
             model.fit(np.asarray(self.windows[series_id].values))
         self.models[series_id] = model
+        self.labels[series_id] = label or model.name
 
     def refill(self, lake: Lake) -> int:
         """Load the last ``window`` points per series from the lake and fit their models; returns points."""
@@ -273,7 +279,7 @@ class OnlinePredictor:
             pa.array(value[ok]),
             pa.array(lower[ok], from_pandas=True),
             pa.array(upper[ok], from_pandas=True),
-            pa.array([self.template.name] * int(ok.sum()), pa.string()),
+            pa.array(np.repeat([self.labels.get(s, self.template.name) for s in sids], h)[ok], pa.string()),
         ]
         return pa.Table.from_arrays(columns, schema=FORECAST_SCHEMA)
 

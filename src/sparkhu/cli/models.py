@@ -1,0 +1,174 @@
+"""Commands over models: train (back-test, register, forecast), predict, models (the registry view)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from sparkhu.cli.common import console, parse_time, state
+from sparkhu.config import dataset_name
+from sparkhu.context import Context
+from sparkhu.errors import InputError
+
+
+def _show(table: Table) -> None:
+    """Print a table; piped output gets a wide console so long series ids are not cut."""
+    (console if console.is_terminal else Console(width=200, highlight=False)).print(table)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def train(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Train the series whose id starts with this.")] = "",
+    source: Annotated[str, typer.Option(help="Source of the dataset.")] = "ampds2",
+    measurement: Annotated[str, typer.Option(help="Measurement of the dataset.")] = "electricity",
+    start: Annotated[str | None, typer.Option(help="History from (ISO-8601, UTC if naive).")] = None,
+    end: Annotated[str | None, typer.Option(help="History until, exclusive.")] = None,
+    horizon: Annotated[int | None, typer.Option(help="Steps to forecast.", min=1)] = None,
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated portfolio, e.g. seasonal_naive,ses.")
+    ] = "",
+    windows: Annotated[int, typer.Option(help="Back-test windows.", min=1)] = 3,
+    season_length: Annotated[int | None, typer.Option(help="Season in periods.", min=1)] = None,
+    period_s: Annotated[float, typer.Option(help="Resampling period in seconds.", min=0.001)] = 60.0,
+) -> None:
+    """Back-test the portfolio per series, register each champion in MLflow, store its forecasts."""
+    from sparkhu.engine.local import LocalEngine
+    from sparkhu.forecast.registry import ModelRegistry
+    from sparkhu.forecast.train import DEFAULT_PORTFOLIO, TrainConfig, train_series
+
+    settings = state(ctx).settings
+    portfolio = tuple(m.strip() for m in models.split(",") if m.strip()) or DEFAULT_PORTFOLIO
+    config = TrainConfig(
+        horizon=horizon or settings.forecast.horizon,
+        season_length=season_length or settings.forecast.season_length,
+        period_s=period_s,
+        portfolio=portfolio,
+        windows=windows,
+    )
+    since, until = parse_time(start, "--start"), parse_time(end, "--end")
+    if since is not None and until is not None and until <= since:
+        raise InputError(f"{end} is not after --start {start}", field="--end")
+    with Context.open(settings) as context:
+        registry = ModelRegistry.from_settings(settings, context.catalog)
+        progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()
+        )
+        with progress, LocalEngine(settings.engine.workers) as engine:
+            task = progress.add_task("back-testing", total=None)
+            summary = train_series(
+                context.lake,
+                context.catalog,
+                context.predictions,
+                registry,
+                dataset=dataset_name(source, measurement),
+                prefix=prefix,
+                start=since,
+                end=until,
+                config=config,
+                engine=engine,
+                progress=lambda done, total: progress.update(
+                    task, description="registering", completed=done, total=total
+                ),
+            )
+    _show(_champion_table(summary))
+    console.print(
+        f"{len(summary.results)} series from {summary.zone}/{summary.dataset} in {summary.seconds:.1f} s; "
+        f"{len(summary.failed)} failed"
+    )
+
+
+def _champion_table(summary: Any) -> Table:
+    table = Table("series", "champion", "MASE", "runner-up", "MASE", "version", "note", box=None)
+    for r in summary.results:
+        table.add_row(
+            r.series_id,
+            r.champion or "-",
+            _fmt(r.score),
+            r.runner_up or "",
+            _fmt(r.runner_up_score),
+            f"v{r.version}" if r.version else "",
+            r.reason or "",
+        )
+    return table
+
+
+def predict(
+    ctx: typer.Context,
+    series: Annotated[str, typer.Argument(help="Series id source/measurement/field.")],
+    horizon: Annotated[int | None, typer.Option(help="Steps to forecast.", min=1)] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
+) -> None:
+    """Forecast a series with its registered champion from its last point; store and print."""
+    from sparkhu.forecast.registry import ModelRegistry
+    from sparkhu.forecast.serving import predict_series
+    from sparkhu.series import SeriesId
+
+    sid = SeriesId.parse(series)
+    settings = state(ctx).settings
+    with Context.open(settings) as context:
+        registry = ModelRegistry.from_settings(settings, context.catalog)
+        table = predict_series(
+            context.lake,
+            context.predictions,
+            registry,
+            series,
+            dataset=dataset_name(sid.source, sid.measurement),
+            horizon=horizon or settings.forecast.horizon,
+            alias=alias,
+        )
+    out = Table("target (UTC)", "value", "lower", "upper", box=None, title=f"{series} · {table['model'][0]}")
+    for row in table.select(["target_ts", "value", "lower", "upper"]).to_pylist():
+        out.add_row(
+            row["target_ts"].strftime("%Y-%m-%d %H:%M"),
+            f"{row['value']:.2f}",
+            _fmt(row["lower"]),
+            _fmt(row["upper"]),
+        )
+    _show(out)
+
+
+def models(
+    ctx: typer.Context,
+    series: Annotated[str | None, typer.Option(help="Only this series' model.")] = None,
+) -> None:
+    """The registry: every model version with its aliases and back-test metrics."""
+    from sparkhu.forecast.registry import ModelRegistry
+
+    settings = state(ctx).settings
+    registry = ModelRegistry.from_settings(settings)
+    table = Table("name", "version", "aliases", "model", "MASE", "created (UTC)", box=None)
+    for v in registry.versions(series):
+        table.add_row(
+            v.name,
+            str(v.version),
+            ",".join(v.aliases),
+            v.model,
+            _fmt(v.metrics.get("mase")),
+            v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else "",
+        )
+    _show(table)
+
+
+def train_demo(context: Context, series: list[str]) -> Any:
+    """``sparkhu demo``'s training step: champions for the demo series, their table printed.
+
+    Returns the registry, for the champion server.
+    """
+    from sparkhu.demo.run import train_champions
+    from sparkhu.forecast.registry import ModelRegistry
+
+    with console.status("back-testing and registering champions ..."):
+        registry = ModelRegistry.from_settings(context.settings, context.catalog)
+        summary = train_champions(context, registry, series)
+    _show(_champion_table(summary))
+    console.print(f"champions of {len(summary.results)} series registered in {summary.seconds:.1f} s")
+    return registry

@@ -1,0 +1,128 @@
+"""Champions served online: the online predictor hot-swaps a newly promoted champion (real bus and store)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparkhu.errors import ForecastError, NotFoundError
+from sparkhu.forecast.models import make_model
+from sparkhu.forecast.registry import ModelRegistry
+from sparkhu.forecast.serving import ChampionServer, predict_series
+from sparkhu.online.learner import OnlinePredictor
+from sparkhu.series import points
+from sparkhu.storage.catalog import Catalog
+from sparkhu.storage.lake import Lake
+from sparkhu.storage.predictions import PredictionStore
+from sparkhu.stream.codecs import publish_points
+from sparkhu.stream.sqlite import SqliteBus
+
+SID = "home/power/P"
+MINUTE = 60_000_000
+T0 = 1_700_000_000 * 1_000_000
+
+
+@dataclass
+class Env:
+    tmp: Path
+    bus: SqliteBus
+    store: PredictionStore
+    registry: ModelRegistry
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+    tmp = tmp_path_factory.mktemp("serving")
+    return ModelRegistry(f"sqlite:///{tmp}/mlflow.db", artifact_root=tmp / "art")
+
+
+@pytest.fixture
+def env(tmp_path: Path, registry: ModelRegistry) -> Iterator[Env]:
+    with SqliteBus(f"sqlite:///{tmp_path}/bus.db") as bus, Catalog(f"sqlite:///{tmp_path}/c.db") as cat:
+        yield Env(tmp_path, bus, PredictionStore(cat), registry)
+
+
+def _publish(bus: SqliteBus, start: int, values: list[float]) -> None:
+    ts = T0 + (start + np.arange(len(values))) * MINUTE
+    publish_points(bus, "points", points(SID, ts, values))
+
+
+def _models_of_latest_origin(store: PredictionStore) -> set[str]:
+    raw = store.raw(SID)
+    latest = max(raw.column("origin_ts").to_pylist())
+    pairs = zip(raw.column("model").to_pylist(), raw.column("origin_ts").to_pylist(), strict=True)
+    return {m for m, o in pairs if o == latest}
+
+
+def test_online_predictor_hot_swaps_promoted_champions(env: Env) -> None:
+    online = OnlinePredictor(env.bus, "points", env.store, horizon=3, min_points=2, window=10)
+    server = ChampionServer(env.registry, online, series=[SID], poll_s=0.05)
+    _publish(env.bus, 0, [1.0, 2.0, 3.0, 4.0])
+    assert online.run_once(timeout=1.0) == 1
+    assert _models_of_latest_origin(env.store) == {"ses"}
+    # v1: seasonal naive trained up to minute 1; the server updates it with minutes 2-3
+    trained = make_model("seasonal_naive", season_length=2).fit(np.array([1.0, 2.0]))
+    meta = {"period_s": 60.0, "last_ts_us": T0 + MINUTE}
+    v1 = env.registry.log_training(SID, trained, alias="champion", meta=meta).version
+    assert server.sync() == [SID] and server.serving == {SID: v1}
+    assert server.sync() == []
+    assert online.models[SID].forecast(2).tolist() == [3.0, 4.0]  # brought up to date with the window
+    _publish(env.bus, 4, [5.0])
+    online.run_once(timeout=1.0)
+    assert _models_of_latest_origin(env.store) == {f"seasonal_naive@v{v1}"}
+    lower, upper = env.store.raw(SID).column("lower"), env.store.raw(SID).column("upper")
+    assert lower.null_count == 0 and upper.null_count == 0
+    # v2 registered as challenger, promoted while the server polls in its own thread
+    v2 = env.registry.log_training(
+        SID, make_model("ses", alpha=0.5).fit(np.arange(1.0, 6.0)), meta=meta
+    ).version
+    stop = threading.Event()
+    thread = threading.Thread(target=server.run, args=(stop,))
+    thread.start()
+    try:
+        env.registry.promote(SID, "challenger")
+        deadline = time.monotonic() + 10
+        while server.serving.get(SID) != v2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join()
+    assert server.serving == {SID: v2} and server.swaps == 2
+    _publish(env.bus, 5, [6.0])
+    online.run_once(timeout=1.0)
+    assert _models_of_latest_origin(env.store) == {f"ses@v{v2}"}
+    online.close()
+
+
+def test_a_champion_trained_at_another_period_is_not_served(env: Env) -> None:
+    sid = "home/power/Q"
+    online = OnlinePredictor(env.bus, "points", env.store, horizon=3, min_points=2, step_s=60)
+    publish_points(env.bus, "points", points(sid, [T0, T0 + MINUTE], [1.0, 2.0]))
+    online.run_once(timeout=1.0)
+    model = make_model("ses").fit(np.arange(5.0))
+    env.registry.log_training(sid, model, alias="champion", meta={"period_s": 900.0})
+    server = ChampionServer(env.registry, online)
+    assert server.sync() == [] and server.serving == {}
+    online.close()
+
+
+def test_predict_series_and_bad_input(env: Env) -> None:
+    lake = Lake((env.tmp / "lake").as_uri())
+    lake.write("raw", "home_power", points("home/power/R", T0 + np.arange(6) * MINUTE, np.arange(6.0)))
+    meta = {"period_s": 60.0, "last_ts_us": T0 + 3 * MINUTE}
+    model = make_model("seasonal_naive", season_length=1).fit(np.arange(4.0))
+    version = env.registry.log_training("home/power/R", model, alias="champion", meta=meta).version
+    table = predict_series(lake, env.store, env.registry, "home/power/R", dataset="home_power", horizon=2)
+    assert table.column("value").to_pylist() == [5.0, 5.0]  # updated with minutes 4 and 5
+    assert table.column("model").to_pylist() == [f"seasonal_naive@v{version}"] * 2
+    assert env.store.raw("home/power/R").num_rows == 2
+    with pytest.raises(NotFoundError, match=r"sparkhu\.home\.power\.S"):
+        predict_series(lake, env.store, env.registry, "home/power/S", dataset="home_power")
+    with pytest.raises(ForecastError, match="poll_s must be > 0"):
+        ChampionServer(env.registry, OnlinePredictor(env.bus, "points", env.store), poll_s=0)
