@@ -18,7 +18,7 @@ def open_bus(uri: str, *, default_partitions: int = 4) -> Bus:
 
         return SqliteBus(uri, default_partitions=default_partitions)
     if scheme == "kafka":
-        from sparkhu.stream.kafka import KafkaBus  # type: ignore[import-not-found]
+        from sparkhu.stream.kafka import KafkaBus
 
         return KafkaBus(uri, default_partitions=default_partitions)
     raise ConfigError(f"bus URI {uri!r}: expected sqlite:///path or kafka://host:port")
