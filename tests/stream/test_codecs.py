@@ -274,3 +274,37 @@ def test_decoder_configuration_is_checked() -> None:
         JsonDecoder(source="my source")
     with pytest.raises(CodecError, match="2 values but 1 sources"):
         JsonDecoder().decode([b"{}", b"{}"], ["t/0/0"])
+
+
+def test_plain_json_batch_fast_path_matches_the_careful_path():
+    import json as _json
+
+    from sparkhu.stream.codecs import JsonDecoder
+
+    records = [
+        _json.dumps(
+            {"series_id": f"a/b/m{i % 3}", "ts": 1_700_000_000_000 + i * 60_000, "value": i * 1.5}
+        ).encode()
+        for i in range(50)
+    ]
+    sources = [f"t/0/{i}" for i in range(50)]
+    fast, fast_bad = JsonDecoder().decode(records, sources)
+    # One malformed record sends the batch down the per-record path: it alone is quarantined.
+    careful, careful_bad = JsonDecoder().decode(
+        [*records, b'{"series_id": "a/b/m0", "ts": "x", "value": 1}'], [*sources, "t/0/50"]
+    )
+    assert fast_bad.num_rows == 0 and careful_bad.num_rows == 1
+    assert careful_bad.column("source").to_pylist() == ["t/0/50"]
+    assert fast.num_rows == careful.num_rows == 50
+    assert fast.column("ts").to_pylist() == careful.column("ts").to_pylist()
+    assert fast.column("value").to_pylist() == careful.column("value").to_pylist()
+    assert fast.column("series_id").to_pylist() == careful.column("series_id").to_pylist()
+
+
+def test_plain_json_fast_path_rejects_out_of_range_times_without_overflow():
+    from sparkhu.stream.codecs import JsonDecoder
+
+    points, bad = JsonDecoder(ts_unit="s").decode(
+        [b'{"series_id": "a/b/c", "ts": 99999999999999999, "value": 1}'], ["t/0/0"]
+    )
+    assert points.num_rows == 0 and bad.num_rows == 1 and "out of range" in bad.column("reason")[0].as_py()
