@@ -31,4 +31,7 @@ BENCHES: dict[str, str] = {
     "gateway": "bench.gateway_query",
     "files": "bench.file_to_lake",
     "predictions": "bench.predictions_write",
+    "pipeline": "bench.pipeline_dag",
+    "kafka": "bench.kafka_to_lake",
+    "lstm": "bench.lstm_train",
 }

@@ -100,6 +100,19 @@ class ForecastSettings(_Section):
     season_length: int = Field(default=1440, ge=1)
 
 
+class PipelineSettings(_Section):
+    """The daily cleaning DAG: when ``sparkhu up`` runs it and how it retries."""
+
+    schedule: str = Field(default="00:10", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    """UTC time of day (HH:MM) at which the previous day is processed (missed days are caught up)."""
+    retries: int = Field(default=2, ge=0, le=20)
+    backoff_s: float = Field(default=0.5, ge=0.0)
+    lookback_s: dict[str, float] = {}
+    """Look-back overrides per task in seconds, e.g. ``{regularity = 2592000}``."""
+    exclude: list[str] = []
+    """Tasks left out (with the tasks that depend on them)."""
+
+
 class DemoSettings(_Section):
     days: int = Field(default=14, ge=1, le=3650)
     meters: int = Field(default=11, ge=10, le=64)
@@ -168,6 +181,7 @@ class Settings(_Section):
     gateway: GatewaySettings = GatewaySettings()
     forecast: ForecastSettings = ForecastSettings()
     demo: DemoSettings = DemoSettings()
+    pipeline: PipelineSettings = PipelineSettings()
     sources: list[SourceSettings] = []
 
     def model_post_init(self, _context: Any) -> None:

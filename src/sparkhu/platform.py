@@ -5,7 +5,7 @@
 * one connector per ``[[sources]]`` entry, publishing to the bus (watermarked in the catalog);
 * per topic, the lake sink (bus → ``raw`` zone) and the online predictor (bus → prediction
   store, blended);
-* the daily pipeline scheduler (``raw`` → ``clean`` for every finished day not yet run);
+* the daily pipeline scheduler (the cleaning DAG at ``[pipeline] schedule``, catching up missed days);
 * the gateway (GraphQL, REST, metrics, dashboard) under uvicorn.
 
 A service that fails is reported and stops the platform (no silent half-running system).
@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sparkhu.config import SourceSettings
@@ -89,6 +89,8 @@ class Platform:
     figures: dict[str, Callable[[], dict[str, float]]] = field(default_factory=dict)
     """Per service, a function returning its live figures (what the CLI shows)."""
     url: str | None = None
+    predictors: dict[str, Any] = field(default_factory=dict)
+    """Topic → its online predictor (the champion server hot-swaps models into them)."""
     _server: Any = None
 
     def add(self, name: str, target: Callable[[threading.Event], Any]) -> None:
@@ -170,25 +172,62 @@ class Platform:
         }
         self.add(f"lake sink {topic}", sink.run)
         self.add(f"online predictor {topic}", predictor.run)
+        self.predictors[topic] = predictor
 
     def add_pipeline_scheduler(self, datasets: list[str], *, check_every_s: float = 60.0) -> None:
-        """Run the daily step for every finished day (UTC) of each dataset that has not run yet."""
+        """Run the daily DAG of each dataset: at start, catch up every finished day (UTC) that
+        has not run; then each day at ``[pipeline] schedule`` (UTC), the day before and any
+        missed ones. Task failures are recorded in the catalog and do not stop the platform.
+        ``check_every_s`` bounds how long the loop sleeps between checks of the clock."""
         from sparkhu.engine.local import LocalEngine
-        from sparkhu.pipeline.step import catch_up
+        from sparkhu.pipeline.daily import daily_runner
 
         ctx = self.context
-        engine = LocalEngine(ctx.settings.engine.workers)
+        settings = ctx.settings
+        hour, minute = (int(part) for part in settings.pipeline.schedule.split(":"))
+        engine = LocalEngine(settings.engine.workers)
+        runners = [
+            daily_runner(ctx.lake, ctx.catalog, engine, ds, settings=settings.pipeline, home=settings.home)
+            for ds in datasets
+        ]
+        counts = {"task_days": 0, "failed": 0}
+        self.figures["pipeline"] = lambda: dict(counts)
+
+        def catch_up(now: datetime) -> None:
+            yesterday = now.date() - timedelta(days=1)
+            for runner in runners:
+                summary = runner.run_missing(yesterday)
+                counts["task_days"] += len(summary.runs)
+                counts["failed"] += sum(1 for r in summary.runs if r.status != "success")
+                if summary.runs:
+                    done = len(summary.runs)
+                    log.info("pipeline %s: %d task-day(s), %s", runner.dataset, done, summary.status)
 
         def run(stop: threading.Event) -> None:
-            while not stop.is_set():
-                yesterday = datetime.now(UTC).date() - timedelta(days=1)
-                for dataset in datasets:
-                    first = _first_day(ctx, dataset)
-                    if first is not None and first <= yesterday:
-                        catch_up(ctx.lake, ctx.catalog, engine, first, yesterday, src=("raw", dataset))
-                stop.wait(check_every_s)
+            try:
+                catch_up(datetime.now(UTC))
+                while not stop.is_set():
+                    now = datetime.now(UTC)
+                    due = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+                    if due <= now:
+                        due += timedelta(days=1)
+                    if stop.wait(min((due - now).total_seconds(), check_every_s)):
+                        break
+                    if datetime.now(UTC) >= due:
+                        catch_up(datetime.now(UTC))
+            finally:
+                engine.close()
 
         self.add("pipeline scheduler", run)
+
+    def add_champion_server(self, registry: Any, *, poll_s: float = 30.0) -> None:
+        """Serve the registry's champions in every online predictor; new champions hot-swap in."""
+        from sparkhu.forecast.serving import ChampionServer
+
+        for topic, predictor in self.predictors.items():
+            server = ChampionServer(registry, predictor, poll_s=poll_s)
+            self.figures[f"champions {topic}"] = lambda s=server: {"served": len(s.serving), "swaps": s.swaps}
+            self.add(f"champion server {topic}", server.run)
 
     def add_gateway(self, host: str | None = None, port: int | None = None) -> str:
         """Serve GraphQL, REST, metrics and the dashboard; returns the URL."""
@@ -269,21 +308,6 @@ class Platform:
         for service in self.services:
             if service.thread is not None:
                 service.thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _first_day(ctx: Context, dataset: str) -> date | None:
-    if ("raw", dataset) not in ctx.lake.datasets("raw"):
-        return None
-    partitions = ctx.lake.partitions("raw", dataset)
-    if not partitions:
-        return None
-    key = partitions[0].key
-    match = re.search(r"date=(\d{4}-\d{2}-\d{2})", key) or re.search(
-        r"year=(\d{4})/month=(\d{2})/day=(\d{2})", key
-    )
-    if match is None:
-        return None
-    return date.fromisoformat(match.group(1)) if match.lastindex == 1 else date(*map(int, match.groups()))
 
 
 def _free_port(host: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -16,6 +16,9 @@ from sparkhu.config import SourceSettings
 from sparkhu.context import Context
 from sparkhu.errors import InputError
 from sparkhu.platform import build_source, parse_shift
+
+if TYPE_CHECKING:
+    from sparkhu.pipeline.runner import PlanStep, TaskRun
 
 lake_app = typer.Typer(help="Look into and maintain the lake.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="Run the daily cleaning pipeline.", no_args_is_help=True)
@@ -285,39 +288,161 @@ def lake_quarantine(
     console.print(table)
 
 
+DatasetOption = Annotated[str, typer.Option(help="Source dataset in the lake's raw zone.")]
+
+
 @pipeline_app.command("run")
 def pipeline_run(
     ctx: typer.Context,
-    dataset: Annotated[
-        str, typer.Option(help="Lake dataset (raw zone → clean zone).")
-    ] = "ampds2_electricity",
+    dataset: DatasetOption = "ampds2_electricity",
     start: Annotated[str | None, typer.Option(help="First day (default: yesterday, UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Last day, inclusive (default: start).")] = None,
-    period_s: Annotated[float, typer.Option(help="Sampling period in seconds.")] = 60.0,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", help="Only this task and its downstream (repeatable).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; touch nothing.")] = False,
+    days_per_run: Annotated[int, typer.Option(min=1, help="Days per task batch (back-fills).")] = 1,
 ) -> None:
-    """Re-run the daily cleaning step for days [start, end]; outputs are replaced, never duplicated."""
+    """Run the daily cleaning DAG for days [start, end]; outputs are replaced, never duplicated."""
     from sparkhu.engine.local import LocalEngine
-    from sparkhu.pipeline.step import catch_up
+    from sparkhu.pipeline.daily import daily_runner
 
     first = parse_time(start, "--start") or (datetime.now(UTC) - timedelta(days=1))
     last = parse_time(end, "--end") or first
     if last < first:
         raise InputError(f"--end {last.date()} is before --start {first.date()}", field="--end")
     settings = state(ctx).settings
-    with Context.open(settings) as context:
-        results = catch_up(
+    with Context.open(settings) as context, LocalEngine(settings.engine.workers) as engine:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} days"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        bars: dict[str, int] = {}
+        lock = threading.Lock()
+
+        def advance(run: TaskRun) -> None:
+            with lock:
+                status = "[red]failed" if run.status == "failed" else ""
+                progress.update(bars[run.task], advance=1, **({"status": status} if status else {}))
+
+        runner = daily_runner(
             context.lake,
             context.catalog,
-            LocalEngine(settings.engine.workers),
-            first.date(),
-            last.date(),
-            src=("raw", dataset),
-            period_s=period_s,
-            force=True,
+            engine,
+            dataset,
+            settings=settings.pipeline,
+            home=settings.home,
+            on_progress=advance,
+            days_per_run=days_per_run,
         )
-    table = Table("day", "rows in", "rows out", "failed series")
-    for r in results:
-        table.add_row(str(r.day), f"{r.rows_in:,}", f"{r.rows_out:,}", str(len(r.failures)))
+        steps = runner.plan(first.date(), last.date(), tasks=task)
+        if dry_run:
+            _print_plan(steps)
+            return
+        with progress:
+            for step in steps:
+                if step.task not in bars:
+                    total = sum(1 for s in steps if s.task == step.task)
+                    bars[step.task] = progress.add_task(step.task, total=total, status="")
+            summary = runner.run(first.date(), last.date(), tasks=task)
+    table = Table("task", "day", "status", "series", "skipped", "failed", "rows in", "rows out", "s")
+    for r in summary.runs:
+        table.add_row(
+            r.task,
+            str(r.start.date()),
+            r.status,
+            str(len(r.series)),
+            str(r.count("skipped")),
+            str(r.count("failed")),
+            f"{r.rows_in:,}",
+            f"{sum(r.rows_out.values()):,}",
+            f"{r.seconds:.2f}",
+        )
+    console.print(table)
+    console.print(f"{summary.status}: {len(summary.runs)} task-day(s) in {summary.seconds:.1f} s")
+    if summary.status != "success":
+        raise typer.Exit(1)
+
+
+def _print_plan(steps: list[PlanStep]) -> None:
+    table = Table("level", "task", "interval", "reads (with look-back)", "writes", title="plan (dry run)")
+    for s in steps:
+        reads = "\n".join(f"{where} from {since:%Y-%m-%d %H:%M}" for _, where, since in s.reads)
+        table.add_row(
+            str(s.level),
+            s.task,
+            f"{s.start:%Y-%m-%d} → {s.end:%Y-%m-%d}",
+            reads,
+            "\n".join(where for _, where in s.writes),
+        )
+    console.print(table)
+
+
+@pipeline_app.command("show")
+def pipeline_show(ctx: typer.Context, dataset: DatasetOption = "ampds2_electricity") -> None:
+    """Draw the DAG level by level with each task's last run."""
+    from rich.tree import Tree
+
+    from sparkhu.engine.local import LocalEngine
+    from sparkhu.pipeline.daily import daily_runner
+
+    settings = state(ctx).settings
+    with Context.open(settings) as context:
+        runner = daily_runner(
+            context.lake, context.catalog, LocalEngine(1), dataset, settings=settings.pipeline
+        )
+        last = runner.last_runs()
+    dag = runner.dag
+    tree = Tree(f"[bold]daily DAG of {dataset}[/] (raw → …)")
+    colours = {"success": "green", "failed": "red", "skipped": "yellow", "running": "blue"}
+    for number, level in enumerate(dag.levels):
+        branch = tree.add(f"level {number}")
+        for t in level:
+            record = last.get(t.name)
+            if record is None:
+                status = "[dim]never run[/]"
+            else:
+                colour = colours.get(record.status, "white")
+                day = record.interval_start.date() if record.interval_start else "?"
+                status = f"[{colour}]{record.status}[/] {day} ({_fmt(record.finished_at)})"
+            after = ", ".join(dag.upstream(t)) or "raw"
+            outs = ", ".join(t.outputs.values())
+            branch.add(f"[bold]{t.name}[/] ← {after} → {outs}  {status}")
+    console.print(tree)
+
+
+@pipeline_app.command("reports")
+def pipeline_reports(
+    ctx: typer.Context,
+    dataset: DatasetOption = "ampds2_electricity",
+    day: Annotated[str | None, typer.Option(help="Only this day (YYYY-MM-DD).")] = None,
+) -> None:
+    """List the report folders (JSON + HTML per task and day)."""
+    import json
+
+    settings = state(ctx).settings
+    root = Path(settings.home) / "reports" / dataset
+    folders = sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []
+    if day is not None:
+        folders = [p for p in folders if p.name.startswith(day)]
+    if not folders:
+        console.print(f"no reports under {root}; run `sparkhu pipeline run` first")
+        return
+    table = Table("day", "tasks", "failed", "index")
+    for folder in folders:
+        docs = []
+        for path in sorted(folder.glob("*.json")):
+            try:
+                docs.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+        failed = [d["task"] for d in docs if d.get("status") != "success"]
+        table.add_row(folder.name, str(len(docs)), ", ".join(failed), str(folder / "index.html"))
     console.print(table)
 
 

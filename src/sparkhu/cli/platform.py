@@ -10,6 +10,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from sparkhu.cli import models
 from sparkhu.cli.common import console, state
 from sparkhu.config import Settings
 from sparkhu.context import Context
@@ -51,9 +52,11 @@ def demo(
             f"{time.perf_counter() - started:.1f} s ({plan.quarantined:,} record(s) quarantined); "
             f"live: {plan.live_points:,} points to replay at ×{settings.demo.speed:g}"
         )
+        registry = models.train_demo(context, plan.series)
         platform = Platform(context)
         platform.add_source(plan.replay, repeat_s=None)
         platform.add_topic_consumers(plan.replay.source, plan.replay.measurement)
+        platform.add_champion_server(registry, poll_s=10.0)
         platform.add_pipeline_scheduler([plan.replay.dataset])
         url = platform.add_gateway(port=port)
         _run(platform, duration, f"dashboard: [link={url}]{url}[/link]")

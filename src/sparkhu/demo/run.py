@@ -2,7 +2,7 @@
 
 The demo owns its home (``<home>/demo``) and starts it afresh each time. It generates
 AMPds2-like minutely data ending ``replay_days`` after now, ingests the part before now as
-an AMPds2-style CSV through the file source (history), runs the daily cleaning step over it,
+an AMPds2-style CSV through the file source (history), runs the daily cleaning DAG over it,
 then replays the rest as live data at ``speed`` × real time through the bus into the lake
 sink and the online predictor, while the gateway serves the dashboard.
 """
@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -65,7 +66,7 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
     from sparkhu.connectors.runner import ingest_to_lake
     from sparkhu.demo.generator import generate
     from sparkhu.engine.local import LocalEngine
-    from sparkhu.pipeline.step import catch_up
+    from sparkhu.pipeline.daily import daily_runner
 
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     start = now - timedelta(days=demo.days)
@@ -121,14 +122,11 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
         ts_unit="s",
     )
     stats = ingest_to_lake(history, ctx.lake, ctx.catalog, zone="raw", dataset=DATASET)
-    catch_up(
-        ctx.lake,
-        ctx.catalog,
-        LocalEngine(ctx.settings.engine.workers),
-        start.date(),
-        (now - timedelta(days=1)).date(),
-        src=("raw", DATASET),
-    )
+    with LocalEngine(ctx.settings.engine.workers) as engine:
+        runner = daily_runner(
+            ctx.lake, ctx.catalog, engine, DATASET, settings=ctx.settings.pipeline, home=ctx.settings.home
+        )
+        runner.run(start.date(), (now - timedelta(days=1)).date())
     replay = SourceSettings(
         name="demo:live",
         kind="replay",
@@ -151,3 +149,40 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
         stats.quarantined,
         series,
     )
+
+
+def train_champions(
+    ctx: Context,
+    registry: Any,
+    series: list[str],
+    *,
+    history_days: float = 3.0,
+) -> Any:
+    """Back-test a small portfolio on the last ``history_days`` of the history, register champions.
+
+    Kept fast for the demo: two models, two back-test windows, the newest days only. Returns
+    the :class:`~sparkhu.forecast.train.TrainSummary` (the CLI prints its table).
+    """
+    from sparkhu.engine.local import LocalEngine
+    from sparkhu.forecast.train import TrainConfig, train_series
+
+    forecast = ctx.settings.forecast
+    config = TrainConfig(
+        horizon=forecast.horizon,
+        season_length=forecast.season_length,
+        period_s=60.0,
+        portfolio=("seasonal_naive", "ses"),
+        windows=2,
+        max_points=round(history_days * 1440),
+    )
+    with LocalEngine(ctx.settings.engine.workers, min_rows_for_pool=50_000) as engine:
+        return train_series(
+            ctx.lake,
+            ctx.catalog,
+            ctx.predictions,
+            registry,
+            series,
+            dataset=DATASET,
+            config=config,
+            engine=engine,
+        )

@@ -20,9 +20,12 @@ function defined at the top level of an importable module, not a lambda or a clo
 
 from __future__ import annotations
 
+import os
 import pickle
+import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Self
 
 import numpy as np
@@ -38,6 +41,13 @@ SeriesFn = Callable[..., pd.DataFrame]
 
 Failure = tuple[str, str]
 """``(series_id, error message)``."""
+
+
+@dataclass(frozen=True)
+class CallFailure:
+    """What :meth:`Engine.map_inputs` returns for an input whose call raised (or whose worker died)."""
+
+    error: str
 
 
 class MapResult(NamedTuple):
@@ -57,6 +67,24 @@ class Engine(ABC):
         Raises :class:`PipelineError` when ``fn`` or ``kwargs`` cannot be pickled or ``table``
         is not a table of points; errors inside ``fn`` are returned per series as failures.
         """
+
+    def map_inputs(
+        self,
+        fn: Callable[..., Any],
+        inputs: Sequence[Any],
+        params: Mapping[str, Any],
+        *,
+        sizes: Sequence[int] | None = None,
+    ) -> list[Any]:
+        """``[fn(inp, **params) for inp in inputs]``, an exception becoming a :class:`CallFailure`.
+
+        The generic twin of :meth:`map_series` for the pipeline runner: each input is one
+        series' bundle of frames (a :class:`~sparkhu.pipeline.base.TaskInput`); ``sizes``
+        (rows per input) lets an engine balance its workers. Results keep the inputs' order.
+        This default runs inline; engines with workers override it.
+        """
+        pickle_task(fn, dict(params))
+        return call_inputs(fn, dict(params), inputs)
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release workers (no-op unless the engine holds some)."""
@@ -88,6 +116,27 @@ def pickle_task(fn: SeriesFn, kwargs: dict[str, Any]) -> tuple[bytes, bytes]:
             "pass plain values (numbers, strings, lists, dicts)"
         ) from exc
     return fn_bytes, kwargs_bytes
+
+
+def call_inputs(fn: Callable[..., Any], params: dict[str, Any], inputs: Iterable[Any]) -> list[Any]:
+    """``fn(inp, **params)`` per input; an exception becomes a :class:`CallFailure` naming where it arose."""
+    out: list[Any] = []
+    for inp in inputs:
+        try:
+            out.append(fn(inp, **params))
+        except Exception as exc:
+            out.append(CallFailure(describe(exc)))
+    return out
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message (at file:line)`` of the innermost frame of ``exc``."""
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" (at {os.path.basename(last.filename)}:{last.lineno})"
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def split_series(table: pa.Table) -> Iterator[tuple[str, pd.DataFrame]]:

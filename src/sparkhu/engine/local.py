@@ -7,13 +7,10 @@ counts and sent to a :class:`~concurrent.futures.ProcessPoolExecutor` started wi
 until :meth:`LocalEngine.close`. An exception in one series, or a worker process dying,
 becomes a failure of the series concerned; the others' results are kept.
 
->>> from sparkhu.series import points
->>> from sparkhu.pipeline.tasks.resample import dedup_and_resample
->>> t = points("a/b/c", [0, 0, 61_000_000], [1.0, 2.0, 3.0])
 >>> with LocalEngine(workers=1) as engine:
-...     table, failures = engine.map_series(dedup_and_resample, t, period_s=60)
->>> table.column("value").to_pylist(), failures
-([2.0, 3.0], [])
+...     results = engine.map_inputs(abs, [-1.5, "x"], {})
+>>> results[0], type(results[1]).__name__
+(1.5, 'CallFailure')
 """
 
 from __future__ import annotations
@@ -22,8 +19,7 @@ import itertools
 import logging
 import os
 import pickle
-import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -33,7 +29,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sparkhu.engine.base import Engine, Failure, MapResult, SeriesFn, assemble, pickle_task, split_series
+from sparkhu.engine.base import (
+    CallFailure,
+    Engine,
+    Failure,
+    MapResult,
+    SeriesFn,
+    assemble,
+    call_inputs,
+    describe,
+    pickle_task,
+    split_series,
+)
 from sparkhu.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,39 @@ class LocalEngine(Engine):
             ) from exc
         return MapResult(result, failures)
 
+    def map_inputs(
+        self,
+        fn: Callable[..., Any],
+        inputs: Sequence[Any],
+        params: Mapping[str, Any],
+        *,
+        sizes: Sequence[int] | None = None,
+    ) -> list[Any]:
+        """See :meth:`Engine.map_inputs`: inline below ``min_rows_for_pool`` rows, else chunks in the pool."""
+        fn_bytes, params_bytes = pickle_task(fn, dict(params))
+        weights = list(sizes) if sizes is not None else [1] * len(inputs)
+        if self.workers <= 1 or len(inputs) < 2 or sum(weights) < self.min_rows_for_pool:
+            self.last_mode = "inline"
+            return call_inputs(fn, dict(params), inputs)
+        self.last_mode = "pool"
+        edges = _edges(weights, self.workers * self.chunks_per_worker)
+        pool = self._executor()
+        futures = [
+            pool.submit(_run_inputs, fn_bytes, params_bytes, list(inputs[lo:hi]))
+            for lo, hi in itertools.pairwise(edges)
+        ]
+        out: list[Any] = []
+        broken = False
+        for (lo, hi), future in zip(itertools.pairwise(edges), futures, strict=True):
+            try:
+                out.extend(future.result())
+            except BrokenProcessPool as exc:
+                broken = True
+                out.extend([CallFailure(f"worker process died ({exc or 'terminated abruptly'})")] * (hi - lo))
+        if broken:
+            self.close()
+        return out
+
     def _run_pool(
         self, fn_bytes: bytes, kwargs_bytes: bytes, groups: list[tuple[str, pd.DataFrame]]
     ) -> list[Outcome]:
@@ -133,12 +173,31 @@ class LocalEngine(Engine):
 
 def _chunk(groups: list[tuple[str, pd.DataFrame]], n: int) -> list[list[tuple[str, pd.DataFrame]]]:
     """Contiguous runs of series with about equal row counts (at most ``n`` runs)."""
-    sizes = np.array([len(frame) for _, frame in groups], dtype="float64")
-    middle = (np.cumsum(sizes) - sizes / 2) / max(sizes.sum(), 1.0)  # where each series sits, 0..1
+    edges = _edges([len(frame) for _, frame in groups], n)
+    return [groups[lo:hi] for lo, hi in itertools.pairwise(edges)]
+
+
+def _edges(sizes: Sequence[int], n: int) -> list[int]:
+    """Boundaries of at most ``n`` contiguous, non-empty runs of about equal total size."""
+    weights = np.asarray(sizes, dtype="float64")
+    middle = (np.cumsum(weights) - weights / 2) / max(weights.sum(), 1.0)  # where each item sits, 0..1
     labels = np.minimum((middle * n).astype(int), n - 1)
     cuts = np.flatnonzero(np.diff(labels)) + 1
-    edges = [0, *cuts.tolist(), len(groups)]
-    return [groups[lo:hi] for lo, hi in itertools.pairwise(edges) if hi > lo]
+    return [0, *cuts.tolist(), len(weights)]
+
+
+def _run_inputs(fn_bytes: bytes, params_bytes: bytes, inputs: list[Any]) -> list[Any]:
+    """Worker entry point of :meth:`LocalEngine.map_inputs`."""
+    try:
+        fn = pickle.loads(fn_bytes)
+        params = pickle.loads(params_bytes)
+    except Exception as exc:
+        reason = (
+            f"cannot load the task function in a worker process ({describe(exc)}); "
+            "define it in a module importable from a fresh interpreter"
+        )
+        return [CallFailure(reason)] * len(inputs)
+    return call_inputs(fn, params, inputs)
 
 
 def _call_each(
@@ -150,7 +209,7 @@ def _call_each(
         try:
             result = fn(frame, sid, **kwargs)
         except Exception as exc:
-            outcomes.append((sid, None, _describe(exc)))
+            outcomes.append((sid, None, describe(exc)))
             continue
         if not isinstance(result, pd.DataFrame):
             got = type(result).__name__
@@ -168,18 +227,8 @@ def _run_chunk(fn_bytes: bytes, kwargs_bytes: bytes, groups: list[tuple[str, pd.
         kwargs = pickle.loads(kwargs_bytes)
     except Exception as exc:
         reason = (
-            f"cannot load the series function in a worker process ({_describe(exc)}); "
+            f"cannot load the series function in a worker process ({describe(exc)}); "
             "define it in a module importable from a fresh interpreter"
         )
         return [(sid, None, reason) for sid, _ in groups]
     return _call_each(fn, kwargs, groups)
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: message (at file:line)`` of the innermost frame."""
-    where = ""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
-        last = frames[-1]
-        where = f" (at {os.path.basename(last.filename)}:{last.lineno})"
-    return f"{type(exc).__name__}: {exc}{where}"

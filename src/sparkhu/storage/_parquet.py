@@ -324,15 +324,47 @@ def conform_points(table: pa.Table | pa.RecordBatch, label: str) -> pa.Table:
         raise LakeError(f"cannot write {label}: {exc}") from exc
     except pa.ArrowException as exc:
         raise LakeError(f"cannot write {label}: columns do not convert to POINT_SCHEMA: {exc}") from exc
+    return _check_keys(pts, label)
+
+
+def conform_table(table: pa.Table | pa.RecordBatch, label: str) -> pa.Table:
+    """A generic table with ``series_id`` (dictionary string) and ``ts`` (timestamp[us, UTC])
+    first and its other columns as given, or :class:`LakeError` saying why it cannot be written."""
+    table = _as_table(table, label)
+    missing = [name for name in ("series_id", "ts") if name not in table.column_names]
+    if missing:
+        raise LakeError(
+            f"cannot write {label}: missing column(s) {', '.join(missing)}; tables need series_id, ts"
+        )
+    try:
+        ids = table.column("series_id")
+        if not pa.types.is_dictionary(ids.type):
+            ids = pc.dictionary_encode(ids.cast(pa.string()))
+        ids = ids.cast(SERIES_ID_TYPE)
+        ts = table.column("ts")
+        if pa.types.is_timestamp(ts.type) and ts.type.tz is None:
+            ts = pc.assume_timezone(ts, "UTC")
+        ts = ts.cast(TS_TYPE)
+    except pa.ArrowException as exc:
+        raise LakeError(f"cannot write {label}: series_id must be strings and ts timestamps: {exc}") from exc
+    rest = [name for name in table.column_names if name not in ("series_id", "ts")]
+    out = pa.Table.from_arrays(
+        [ids, ts, *(table.column(name) for name in rest)], names=["series_id", "ts", *rest]
+    )
+    return _check_keys(out, label)
+
+
+def _check_keys(table: pa.Table, label: str) -> pa.Table:
+    """``table`` unless a row lacks series_id or ts or a timestamp is out of range."""
     for name in ("series_id", "ts"):
-        nulls = pts.column(name).null_count
+        nulls = table.column(name).null_count
         if nulls:
-            raise LakeError(f"cannot write {label}: {nulls} row(s) have no {name}; every point needs both")
-    if pts.num_rows:
-        bounds = pc.min_max(pts.column("ts").cast(pa.int64()))
+            raise LakeError(f"cannot write {label}: {nulls} row(s) have no {name}; every row needs both")
+    if table.num_rows:
+        bounds = pc.min_max(table.column("ts").cast(pa.int64()))
         if bounds["min"].as_py() < _MIN_US or bounds["max"].as_py() >= _MAX_US:
             raise LakeError(f"cannot write {label}: timestamps must lie in the years 1..9998 (UTC)")
-    return pts
+    return table
 
 
 def check_days(pts: pa.Table, days: list[date], label: str) -> None:

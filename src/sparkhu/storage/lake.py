@@ -34,7 +34,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sparkhu.errors import LakeError
-from sparkhu.series import empty_points
+from sparkhu.series import TS_TYPE, empty_points
 from sparkhu.storage._parquet import (
     LAYOUTS,
     FileNamer,
@@ -42,6 +42,7 @@ from sparkhu.storage._parquet import (
     check_days,
     conform_points,
     conform_quarantine,
+    conform_table,
     is_data_file,
     name_ns,
     point_filters,
@@ -176,17 +177,31 @@ class Lake:
         """
         where = self._dataset_dir(zone, dataset, points=True)
         label = f"{zone}/{dataset}"
-        pts = conform_points(table, label)
+        return self._replace_days(where, label, conform_points(table, label), days)
+
+    def replace_table(self, zone: str, dataset: str, table: pa.Table, days: Sequence[date]) -> list[str]:
+        """Replace the partitions of ``days`` with a generic table (idempotent re-runs of a day).
+
+        Like :meth:`replace`, for tables that are not points (statistics, flags, windows with
+        list columns...): ``table`` needs ``series_id`` and ``ts`` columns (partitioned by the
+        UTC day of ``ts``) and may have any others. Read them back with :meth:`read_table`.
+        """
+        where = self._dataset_dir(zone, dataset, points=True)
+        label = f"{zone}/{dataset}"
+        return self._replace_days(where, label, conform_table(table, label), days)
+
+    def _replace_days(self, where: str, label: str, table: pa.Table, days: Sequence[date]) -> list[str]:
+        """Write ``table`` (conformed) first, then delete the older files of ``days``."""
         wanted = sorted({d.date() if isinstance(d, datetime) else d for d in days})
-        if pts.num_rows:
-            check_days(pts, wanted, label)
+        if table.num_rows:
+            check_days(table, wanted, label)
         old = [
             info
             for day in wanted
             for info in self._list(f"{where}/{self._layout.day_prefix(day)}", recursive=True)
             if is_data_file(info)
         ]
-        written = self._write_parts(where, split_partitions(pts, self._layout)) if pts.num_rows else []
+        written = self._write_parts(where, split_partitions(table, self._layout)) if table.num_rows else []
         self._delete([info.path for info in old])
         for part_dir in sorted({os.path.dirname(info.path) for info in old}):
             self._remove_if_empty(part_dir, where)
@@ -304,6 +319,47 @@ class Lake:
         result = self._query(label, files, ["series_id", "ts", "value"], run, params, arrow_filter)
         return sorted_points(result, dedup)
 
+    def read_table(
+        self,
+        zone: str,
+        dataset: str,
+        *,
+        series: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pa.Table:
+        """Rows of a table written by :meth:`replace_table`, ordered by (series_id, ts, write order).
+
+        Same pruning and filters as :meth:`read`, no de-duplication (a table may hold several
+        rows per timestamp; :meth:`replace_table` keeps days free of stale rows). Columns are
+        the union of the files' columns; with no files, only ``series_id`` and ``ts``.
+        """
+        self._dataset_dir(zone, dataset, points=True)
+        if isinstance(series, str):
+            series = [series]
+        label = f"{zone}/{dataset}"
+        files = self.files(zone, dataset, start=start, end=end)
+        if not files or (series is not None and not series):
+            return conform_table(
+                pa.table({"series_id": pa.array([], pa.string()), "ts": pa.array([], TS_TYPE)}), label
+            )
+        names: dict[str, None] = {}
+        for path in files:
+            try:
+                names.update(dict.fromkeys(pq.read_schema(path, filesystem=self._fs).names))
+            except _ARROW_ERRORS as exc:
+                raise self._read_error(label, files, exc) from exc
+        start_us = to_us(start) if start is not None else None
+        end_us = to_us(end) if end is not None else None
+        where, params, arrow_filter = point_filters(series, start_us, end_us)
+        rest = "".join(f', "{name}"' for name in names if name not in ("series_id", "ts"))
+        sql = (
+            f"SELECT series_id::VARCHAR AS series_id, ts::TIMESTAMPTZ AS ts{rest} FROM {{src}} "
+            f"WHERE {where} ORDER BY series_id, ts, file_index, file_row_number"
+        )
+        result = self._query(label, files, list(names), _sql(sql), params, arrow_filter, union_by_name=True)
+        return conform_table(result, label)
+
     def read_quarantine(self, dataset: str) -> pa.Table:
         """All quarantined records of ``dataset``, in the order they were quarantined."""
         files = self.files("quarantine", dataset)
@@ -331,9 +387,12 @@ class Lake:
         run: Callable[[duckdb.DuckDBPyConnection, str, dict[str, Any]], pa.Table],
         params: dict[str, Any],
         arrow_filter: pads.Expression | None = None,
+        *,
+        union_by_name: bool = False,
     ) -> pa.Table:
         """``run(cursor, src, params)`` on a fresh DuckDB cursor, where ``src`` is the SQL source
-        of ``files`` (with the ``file_index`` and ``file_row_number`` columns)."""
+        of ``files`` (with the ``file_index`` and ``file_row_number`` columns); ``union_by_name``
+        lets files differ in their columns."""
         with self._db_lock:
             if self._db is None:
                 self._db = duckdb.connect(":memory:")
@@ -341,7 +400,8 @@ class Lake:
         try:
             cur.execute("SET TimeZone = 'UTC'")
             if self._local:
-                src = "read_parquet($files, hive_partitioning = false)"
+                union = ", union_by_name = true" if union_by_name else ""
+                src = f"read_parquet($files, hive_partitioning = false{union})"
                 params = {**params, "files": files}
             else:
                 cur.register("lake_src", scan_arrow(self._fs, files, columns, arrow_filter, label))

@@ -26,6 +26,7 @@ from sparkhu.storage.catalog.engine import (
     write_tx,
 )
 from sparkhu.storage.catalog.records import (
+    EXTRA_KEY,
     RUN_STATUSES,
     RunRecord,
     SeriesInfo,
@@ -137,11 +138,22 @@ class Catalog:
                 f"series {info.series_id!r}: value_min {info.value_min} > value_max {info.value_max}",
                 field="value_min",
             )
+        tags = check_json(info.tags, f"tags of {info.series_id}")
+        if info.extra:
+            tags[EXTRA_KEY] = check_json(info.extra, f"extra metadata of {info.series_id}")
+        else:  # keep what the pipeline recorded
+            tags.pop(EXTRA_KEY, None)
+            with read_tx(self._engine, f"reading series {info.series_id!r}") as conn:
+                old = conn.execute(
+                    sa.select(schema.series.c.tags).where(schema.series.c.series_id == info.series_id)
+                ).scalar()
+            if old and EXTRA_KEY in old:
+                tags[EXTRA_KEY] = old[EXTRA_KEY]
         descriptive = {
             "unit": info.unit,
             "period_s": info.period_s,
             "regular": info.regular,
-            "tags": check_json(info.tags, f"tags of {info.series_id}"),
+            "tags": tags,
             "value_min": info.value_min,
             "value_max": info.value_max,
             "updated_at": now_us(),
@@ -225,6 +237,50 @@ class Catalog:
         with write_tx(self._engine, f"updating statistics of {len(rows)} series") as conn:
             conn.execute(stmt, rows)
 
+    def update_series_meta(self, series_id: str, **fields: Any) -> None:
+        """Record metadata a pipeline task found for one series (see :meth:`update_series_metas`)."""
+        self.update_series_metas({series_id: fields})
+
+    def update_series_metas(self, updates: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record pipeline metadata of many series in one transaction.
+
+        ``unit``, ``period_s``, ``regular``, ``value_min`` and ``value_max`` update their
+        columns; any other key is merged into :attr:`SeriesInfo.extra`. Unknown series raise
+        :class:`~sparkhu.errors.NotFoundError` (nothing is written).
+        """
+        s = schema.series
+        columns = {"unit", "period_s", "regular", "value_min", "value_max"}
+        if not updates:
+            return
+        with write_tx(self._engine, f"updating metadata of {len(updates)} series") as conn:
+            ids = list(updates)
+            found = {
+                row.series_id: row.tags
+                for start in range(0, len(ids), 500)
+                for row in conn.execute(
+                    sa.select(s.c.series_id, s.c.tags).where(s.c.series_id.in_(ids[start : start + 500]))
+                )
+            }
+            missing = [sid for sid in ids if sid not in found]
+            if missing:
+                raise NotFoundError(
+                    f"series {missing[0]!r} is not in the catalog {self.uri}; "
+                    "register it (upsert_series) before recording its metadata"
+                )
+            now = now_us()
+            for sid, fields in updates.items():
+                values: dict[str, Any] = {k: v for k, v in fields.items() if k in columns}
+                extra = {k: v for k, v in fields.items() if k not in columns}
+                if extra:
+                    tags = dict(found[sid] or {})
+                    tags[EXTRA_KEY] = {
+                        **(tags.get(EXTRA_KEY) or {}),
+                        **check_json(extra, f"metadata of {sid}"),
+                    }
+                    values["tags"] = tags
+                if values:
+                    conn.execute(sa.update(s).where(s.c.series_id == sid).values(**values, updated_at=now))
+
     def series(self, series_id: str) -> SeriesInfo:
         """Raises :class:`~sparkhu.errors.NotFoundError` for an unknown id."""
         with read_tx(self._engine, f"reading series {series_id!r}") as conn:
@@ -307,23 +363,22 @@ class Catalog:
         check_text(record.kind, "kind")
         check_text(record.name, "name")
         check_status(record.status)
-        row = {
-            "run_id": record.run_id,
-            "kind": record.kind,
-            "name": record.name,
-            "status": record.status,
-            "started_at": to_us(record.started_at),
-            "finished_at": to_us_or_none(record.finished_at),
-            "series_id": record.series_id,
-            "interval_start": to_us_or_none(record.interval_start),
-            "interval_end": to_us_or_none(record.interval_end),
-            "rows_in": record.rows_in,
-            "rows_out": record.rows_out,
-            "params": check_json(record.params, f"params of run {record.run_id}"),
-            "error": record.error,
-        }
+        row = _run_row(record)
         with write_tx(self._engine, f"starting run {record.run_id!r} (is the run id unique?)") as conn:
             conn.execute(sa.insert(schema.runs), [row])
+
+    def record_runs(self, records: Sequence[RunRecord]) -> None:
+        """Insert finished run records in bulk, in one transaction (run ids must be new)."""
+        rows = []
+        for record in records:
+            check_text(record.run_id, "run_id")
+            check_text(record.kind, "kind")
+            check_text(record.name, "name")
+            check_status(record.status)
+            rows.append(_run_row(record))
+        if rows:
+            with write_tx(self._engine, f"recording {len(rows)} runs (are the run ids unique?)") as conn:
+                conn.execute(sa.insert(schema.runs), rows)
 
     def finish_run(
         self,
@@ -465,3 +520,22 @@ def _upsert_stmt(engine: Engine, table: sa.Table, keys: Sequence[str], update: S
     """``INSERT ... ON CONFLICT (keys) DO UPDATE SET`` the ``update`` columns from the new row."""
     stmt = dialect_insert(engine, table)
     return stmt.on_conflict_do_update(index_elements=list(keys), set_={k: stmt.excluded[k] for k in update})
+
+
+def _run_row(record: RunRecord) -> dict[str, Any]:
+    """The ``runs`` row of a record."""
+    return {
+        "run_id": record.run_id,
+        "kind": record.kind,
+        "name": record.name,
+        "status": record.status,
+        "started_at": to_us(record.started_at),
+        "finished_at": to_us_or_none(record.finished_at),
+        "series_id": record.series_id,
+        "interval_start": to_us_or_none(record.interval_start),
+        "interval_end": to_us_or_none(record.interval_end),
+        "rows_in": record.rows_in,
+        "rows_out": record.rows_out,
+        "params": check_json(record.params, f"params of run {record.run_id}"),
+        "error": record.error,
+    }

@@ -25,6 +25,8 @@ from sparkhu.series import SeriesId
 from sparkhu.storage.catalog.engine import from_us, to_us
 
 RUN_STATUSES = ("running", "success", "failed", "skipped")
+EXTRA_KEY = "_extra"
+"""The key of ``series.tags`` that holds :attr:`SeriesInfo.extra` (no schema change needed)."""
 
 
 @dataclass
@@ -44,6 +46,9 @@ class SeriesInfo:
     tags: dict[str, str] = field(default_factory=dict)
     value_min: float | None = None  # valid range, used by validation
     value_max: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Metadata the pipeline recorded (seasonal periods, normalisation parameters...); stored
+    in the ``tags`` JSON under the reserved key :data:`EXTRA_KEY`."""
 
     @classmethod
     def of(cls, series_id: str, **kwargs: Any) -> SeriesInfo:
@@ -84,9 +89,10 @@ def series_info(row: Mapping[str, Any]) -> SeriesInfo:
         first_ts=from_us(row["first_ts"]),
         last_ts=from_us(row["last_ts"]),
         count=row["count"],
-        tags=dict(row["tags"] or {}),
+        tags={k: v for k, v in (row["tags"] or {}).items() if k != EXTRA_KEY},
         value_min=row["value_min"],
         value_max=row["value_max"],
+        extra=dict((row["tags"] or {}).get(EXTRA_KEY) or {}),
     )
 
 

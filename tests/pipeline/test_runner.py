@@ -1,0 +1,372 @@
+"""The DAG runner on a real lake and SQLite catalog, with small toy tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparkhu.engine.local import LocalEngine
+from sparkhu.errors import PipelineError
+from sparkhu.pipeline import examples
+from sparkhu.pipeline.base import Task, TaskInput, TaskOutput
+from sparkhu.pipeline.dag import Dag
+from sparkhu.pipeline.runner import PipelineRunner
+from sparkhu.series import points
+from sparkhu.storage.catalog import Catalog, SeriesInfo
+from sparkhu.storage.lake import Lake
+
+D = "meters"
+DAY0 = date(2024, 1, 1)
+T0_US = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1e6)
+MIN_US = 60_000_000
+
+
+def fail_for_bad(inp: TaskInput) -> TaskOutput:
+    """Raise for one series, copy the others."""
+    if inp.series_id.endswith("bad"):
+        raise ValueError("cannot handle this one")
+    return TaskOutput(frames={"points": inp.frames["points"]})
+
+
+def skip_constant(inp: TaskInput) -> TaskOutput:
+    """Skip series whose values never change; report the spread."""
+    values = inp.frames["points"]["value"]
+    if values.nunique() == 1:
+        return TaskOutput(skipped="constant", report={"spread": 0.0})
+    return TaskOutput(
+        frames={"points": inp.frames["points"]}, report={"spread": float(values.max() - values.min())}
+    )
+
+
+def record_period(inp: TaskInput) -> TaskOutput:
+    """Record metadata: the median step as period_s and an extra key."""
+    ts = inp.frames["points"]["ts"]
+    period = float(np.median(np.diff(ts.astype("int64").to_numpy())) / 1e6)
+    return TaskOutput(metadata={"period_s": period, "regular": True, "season": [1440]})
+
+
+def use_period(inp: TaskInput) -> TaskOutput:
+    """Write the period the catalog holds for the series (set by an upstream task)."""
+    frame = (
+        inp.frames["points"]
+        .iloc[:1]
+        .assign(value=inp.meta.period_s or -1.0, season=inp.meta.extra["season"][0])
+    )
+    return TaskOutput(frames={"meta": frame[["ts", "value", "season"]]})
+
+
+def flaky_all(frames: dict[str, pd.DataFrame], counter: str, fail_times: int) -> TaskOutput:
+    """A scope-all task that fails its first ``fail_times`` calls (counted in a file)."""
+    path = Path(counter)
+    calls = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(calls + 1))
+    if calls < fail_times:
+        raise RuntimeError(f"transient failure {calls + 1}")
+    return examples.mean_of_all(frames)
+
+
+def reject_negative(inp: TaskInput) -> TaskOutput:
+    """Pass non-negative points, reject the others with a reason."""
+    frame = inp.frames["points"]
+    bad = frame["value"] < 0
+    rejects = frame[bad].assign(field="value", reason="negative value")
+    return TaskOutput(frames={"points": frame[~bad], "rejects": rejects})
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(tmp_path / "lake")
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    yield cat
+    cat.close()
+
+
+def _raw(lake: Lake, ids: list[str], days: int = 2, per_day: int = 48, offset: float = 0.0) -> int:
+    step = 86_400_000_000 // per_day
+    ts = T0_US + np.arange(days * per_day, dtype=np.int64) * step
+    all_ids, all_ts, values = [], [], []
+    for k, sid in enumerate(ids):
+        all_ids += [sid] * len(ts)
+        all_ts.append(ts)
+        values.append(np.sin(np.arange(len(ts)) / 5.0) + k + offset)
+    lake.write("raw", D, points(all_ids, np.concatenate(all_ts), np.concatenate(values)))
+    return len(ts)
+
+
+def _runner(lake: Lake, catalog: Catalog, tasks: list[Task], tmp_path: Path, **kw: object) -> PipelineRunner:
+    return PipelineRunner(
+        lake,
+        catalog,
+        LocalEngine(1),
+        Dag(tasks),
+        dataset=D,
+        report_dir=tmp_path / "reports",
+        backoff_s=0.01,
+        **kw,
+    )
+
+
+def test_outputs_records_and_reports_are_written(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    n = _raw(lake, ["a/b/x", "a/b/y"])
+    dag = [
+        Task("double", examples.scale, {"points": "raw"}, {"points": "deduped"}, params={"factor": 2.0}),
+        Task("daily", examples.daily_mean, {"points": "deduped"}, {"stats": "stats"}),
+    ]
+    runner = _runner(lake, catalog, dag, tmp_path)
+    summary = runner.run(DAY0, DAY0 + timedelta(days=1))
+    assert summary.status == "success"
+    assert [(r.task, r.start.date()) for r in summary.runs] == [
+        ("double", DAY0),
+        ("double", DAY0 + timedelta(days=1)),
+        ("daily", DAY0),
+        ("daily", DAY0 + timedelta(days=1)),
+    ]
+    doubled = lake.read("clean", f"{D}.deduped")
+    raw = lake.read("raw", D)
+    assert doubled.num_rows == 2 * n
+    np.testing.assert_allclose(doubled["value"].to_numpy(), 2 * raw["value"].to_numpy())
+    stats = lake.read_table("analysis", f"{D}.stats").to_pandas()
+    assert len(stats) == 4 and set(stats["count"]) == {48}
+    records = catalog.runs(kind="pipeline", name=f"{D}/double", limit=10)
+    assert {r.status for r in records} == {"success"} and len(records) == 2
+    assert records[0].params["params"] == {"factor": 2.0} and records[0].rows_in == 2 * 48
+    per_series = catalog.runs(kind="pipeline.series", name=f"{D}/daily", limit=10)
+    assert sorted((r.series_id, r.rows_out) for r in per_series) == [("a/b/x", 1)] * 2 + [("a/b/y", 1)] * 2
+    folder = tmp_path / "reports" / D / "2024-01-01"
+    doc = json.loads((folder / "double.json").read_text())
+    assert doc["series"] == {"total": 2, "success": 2, "failed": 0, "skipped": 0}
+    assert doc["figures"]["points"]["sum"] == 96
+    assert "<svg" in (folder / "double.html").read_text()
+    assert "double.html" in (folder / "index.html").read_text()
+
+
+def test_rerun_replaces_outputs_without_duplicates(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    _raw(lake, ["a/b/x"], days=1)
+    runner = _runner(
+        lake, catalog, [Task("copy", examples.passthrough, {"points": "raw"}, {"points": "clean"})], tmp_path
+    )
+    runner.run(DAY0, DAY0)
+    first = lake.read("clean", D, dedup=False)
+    _raw(lake, ["a/b/x"], days=1, offset=10.0)  # corrected readings arrive
+    runner.run(DAY0, DAY0)
+    second = lake.read("clean", D, dedup=False)
+    assert second.num_rows == first.num_rows == 48
+    assert len(lake.files("clean", D)) == 1
+    np.testing.assert_allclose(second["value"].to_numpy(), first["value"].to_numpy() + 10.0)
+
+
+def test_one_failing_series_is_recorded_and_the_others_written(
+    lake: Lake, catalog: Catalog, tmp_path: Path
+) -> None:
+    _raw(lake, ["a/b/bad", "a/b/good"], days=1)
+    runner = _runner(
+        lake, catalog, [Task("f", fail_for_bad, {"points": "raw"}, {"points": "clean"})], tmp_path
+    )
+    began = time.perf_counter()
+    summary = runner.run(DAY0, DAY0)
+    run = summary.runs[0]
+    assert run.status == "failed" and "a/b/bad: ValueError: cannot handle this one" in (run.error or "")
+    assert time.perf_counter() - began >= 0.01 + 0.02  # failed series retried with back-off
+    assert lake.series("clean", D) == ["a/b/good"]
+    by_series = {r.series_id: r for r in catalog.runs(kind="pipeline.series", limit=10)}
+    assert by_series["a/b/bad"].status == "failed" and "cannot handle" in (by_series["a/b/bad"].error or "")
+    assert by_series["a/b/good"].status == "success" and by_series["a/b/good"].rows_out == 48
+    doc = json.loads((tmp_path / "reports" / D / "2024-01-01" / "f.json").read_text())
+    assert doc["failures"][0]["series_id"] == "a/b/bad"
+
+
+def test_failed_task_day_is_retried_with_exponential_backoff(
+    lake: Lake, catalog: Catalog, tmp_path: Path
+) -> None:
+    _raw(lake, ["a/b/x"], days=1)
+    counter = tmp_path / "calls"
+    task = Task(
+        "flaky",
+        flaky_all,
+        {"points": "raw"},
+        {"means": "means"},
+        scope="all",
+        params={"counter": str(counter), "fail_times": 2},
+    )
+    runner = _runner(lake, catalog, [task], tmp_path)
+    runner.backoff_s = 0.05
+    began = time.perf_counter()
+    run = runner.run(DAY0, DAY0).runs[0]
+    assert time.perf_counter() - began >= 0.05 + 0.1
+    assert (run.status, run.attempts, counter.read_text()) == ("success", 3, "3")
+    assert lake.read_table("analysis", f"{D}.means").num_rows == 1
+    counter.write_text("0")
+    runner.retries = 1
+    run = runner.run(DAY0, DAY0).runs[0]
+    assert run.status == "failed" and "transient failure 2" in (run.error or "")
+    assert catalog.runs(kind="pipeline", limit=1)[0].status == "failed"
+
+
+def test_skipped_series_carry_their_reason(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    lake.write("raw", D, points("a/b/flat", T0_US + np.arange(10) * MIN_US, np.ones(10)))
+    lake.write("raw", D, points("a/b/few", T0_US + np.arange(3) * MIN_US, np.arange(3.0)))
+    lake.write("raw", D, points("a/b/ok", T0_US + np.arange(10) * MIN_US, np.arange(10.0)))
+    runner = _runner(
+        lake, catalog, [Task("s", skip_constant, {"points": "raw"}, {"points": "clean"})], tmp_path
+    )
+    run = runner.run(DAY0, DAY0).runs[0]
+    assert run.status == "success"
+    assert run.skipped == {"constant": 1, "fewer than 5 points (3)": 1}
+    assert lake.series("clean", D) == ["a/b/ok"]
+    records = {r.series_id: (r.status, r.error) for r in catalog.runs(kind="pipeline.series", limit=10)}
+    assert records["a/b/flat"] == ("skipped", "constant")
+    assert records["a/b/few"] == ("skipped", "fewer than 5 points (3)")
+
+
+def test_metadata_is_recorded_and_seen_by_downstream_tasks(
+    lake: Lake, catalog: Catalog, tmp_path: Path
+) -> None:
+    catalog.upsert_series(SeriesInfo.of("a/b/x", unit="W"))
+    _raw(lake, ["a/b/x"], days=1)
+    dag = [
+        Task("period", record_period, {"points": "raw"}, {}),
+        Task("use", use_period, {"points": "raw"}, {"meta": "meta"}),
+    ]
+    runner = _runner(lake, catalog, dag, tmp_path)
+    assert runner.run(DAY0, DAY0, tasks=["period"]).status == "success"
+    info = catalog.series("a/b/x")
+    assert (info.period_s, info.regular, info.extra, info.unit) == (1800.0, True, {"season": [1440]}, "W")
+    runner.run(DAY0, DAY0, tasks=["use"])
+    meta = lake.read_table("analysis", f"{D}.meta").to_pylist()[0]
+    assert (meta["value"], meta["season"]) == (1800.0, 1440)
+
+
+def test_rejects_go_to_quarantine(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    lake.write("raw", D, points("a/b/x", T0_US + np.arange(6) * MIN_US, [1.0, -1.0, 2.0, 3.0, -5.0, 4.0]))
+    task = Task("v", reject_negative, {"points": "raw"}, {"points": "validated", "rejects": "quarantine"})
+    _runner(lake, catalog, [task], tmp_path).run(DAY0, DAY0)
+    assert lake.read("validated", D)["value"].to_pylist() == [1.0, 2.0, 3.0, 4.0]
+    q = lake.read_quarantine(D).to_pylist()
+    assert [(r["source"], r["field"], r["reason"], r["raw"]) for r in q] == [
+        ("pipeline:v:a/b/x", "value", "negative value", "-1.0"),
+        ("pipeline:v:a/b/x", "value", "negative value", "-5.0"),
+    ]
+    assert q[0]["location"] == "2024-01-01T00:01:00.000000Z"
+
+
+def test_catch_up_runs_only_missing_days(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    _raw(lake, ["a/b/x"], days=4)
+    runner = _runner(
+        lake, catalog, [Task("copy", examples.passthrough, {"points": "raw"}, {"points": "clean"})], tmp_path
+    )
+    runner.run(DAY0 + timedelta(days=1), DAY0 + timedelta(days=1))
+    assert runner.missing_days(DAY0 + timedelta(days=2)) == [DAY0, DAY0 + timedelta(days=2)]
+    summary = runner.run_missing(DAY0 + timedelta(days=2))
+    assert [r.start.date() for r in summary.runs] == [DAY0, DAY0 + timedelta(days=2)]
+    assert runner.missing_days(DAY0 + timedelta(days=2)) == []
+    assert runner.run_missing(DAY0 + timedelta(days=2)).runs == []
+    assert lake.read("clean", D).num_rows == 3 * 48
+
+
+def test_dry_run_touches_nothing(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    _raw(lake, ["a/b/x"], days=1)
+    dag = [
+        Task("copy", examples.passthrough, {"points": "raw"}, {"points": "clean"}),
+        Task(
+            "daily", examples.daily_mean, {"points": "clean"}, {"stats": "stats"}, lookback=timedelta(days=7)
+        ),
+    ]
+    summary = _runner(lake, catalog, dag, tmp_path).run(DAY0, DAY0 + timedelta(days=1), dry_run=True)
+    assert summary.status == "planned" and summary.runs == []
+    assert [(s.level, s.task, s.start.date()) for s in summary.plan] == [
+        (0, "copy", DAY0),
+        (0, "copy", DAY0 + timedelta(days=1)),
+        (1, "daily", DAY0),
+        (1, "daily", DAY0 + timedelta(days=1)),
+    ]
+    assert summary.plan[2].reads == (("clean", "clean/meters", datetime(2023, 12, 25, tzinfo=UTC)),)
+    assert summary.plan[2].writes == (("stats", "analysis/meters.stats"),)
+    assert lake.datasets() == [("raw", D)]
+    assert catalog.runs(limit=10) == []
+    assert not (tmp_path / "reports").exists()
+
+
+def test_independent_tasks_of_a_level_run_and_days_per_run_batches(
+    lake: Lake, catalog: Catalog, tmp_path: Path
+) -> None:
+    _raw(lake, ["a/b/x", "a/b/y"], days=3)
+    dag = [
+        Task("one", examples.passthrough, {"points": "raw"}, {"points": "o1"}),
+        Task("two", examples.scale, {"points": "raw"}, {"points": "o2"}),
+    ]
+    runner = _runner(lake, catalog, dag, tmp_path, days_per_run=3)
+    summary = runner.run(DAY0, DAY0 + timedelta(days=2))
+    assert sorted(r.task for r in summary.runs) == ["one", "two"]
+    assert {(r.end - r.start).days for r in summary.runs} == {3}
+    assert lake.read_table("analysis", f"{D}.o2").num_rows == 2 * 3 * 48
+    assert runner.done_days("one") == {DAY0 + timedelta(days=i) for i in range(3)}
+    assert (tmp_path / "reports" / D / "2024-01-01_2024-01-03" / "two.html").exists()
+
+
+def test_process_pool_is_used_for_large_inputs(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    _raw(lake, [f"a/b/s{i}" for i in range(8)], days=1, per_day=1440)
+    engine = LocalEngine(workers=2, min_rows_for_pool=1000)
+    task = Task("pid", examples.worker_pid, {"points": "raw"}, {"points": "clean"})
+    with engine:
+        runner = PipelineRunner(lake, catalog, engine, Dag([task]), dataset=D)
+        run = runner.run(DAY0, DAY0).runs[0]
+        assert engine.last_mode == "pool" and run.status == "success"
+    pids = set(lake.read("clean", D)["value"].to_pylist())
+    assert os.getpid() not in pids and len(pids) >= 1
+
+
+def test_bad_arguments_are_rejected(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    runner = _runner(
+        lake, catalog, [Task("c", examples.passthrough, {"points": "raw"}, {"points": "x"})], tmp_path
+    )
+    with pytest.raises(PipelineError, match="end day 2024-01-01 is before start day 2024-01-02"):
+        runner.run(DAY0 + timedelta(days=1), DAY0)
+    with pytest.raises(PipelineError, match=r"start_day must be a datetime\.date"):
+        runner.run("2024-01-01", DAY0)  # type: ignore[arg-type]
+    with pytest.raises(PipelineError, match="no task 'nope'"):
+        runner.run(DAY0, DAY0, tasks=["nope"])
+    with pytest.raises(PipelineError, match="retries must be an integer >= 0"):
+        PipelineRunner(lake, catalog, LocalEngine(1), runner.dag, dataset=D, retries=-1)
+
+
+def test_output_not_declared_fails_the_series(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    _raw(lake, ["a/b/x"], days=1)
+    task = Task("odd", examples.daily_mean, {"points": "raw"}, {"points": "x"})  # returns "stats"
+    run = _runner(lake, catalog, [task], tmp_path, retries=0).run(DAY0, DAY0).runs[0]
+    assert run.status == "failed" and "returned frame(s) stats not among its outputs (points)" in (
+        run.error or ""
+    )
+
+
+def test_downstream_reads_from_this_runs_outputs_match_lake_reads(
+    lake: Lake, catalog: Catalog, tmp_path: Path
+) -> None:
+    _raw(lake, ["a/b/x", "a/b/y"], days=3)
+    dag = [
+        Task("copy", examples.passthrough, {"points": "raw"}, {"points": "deduped"}),
+        Task(
+            "daily",
+            examples.daily_mean,
+            {"points": "deduped"},
+            {"stats": "stats"},
+            lookback=timedelta(days=2),
+        ),
+    ]
+    cached = _runner(lake, catalog, dag, tmp_path)
+    cached.run(DAY0, DAY0 + timedelta(days=2))
+    via_cache = lake.read_table("analysis", f"{D}.stats").to_pylist()
+    assert len(via_cache) == 2 * 3
+    uncached = _runner(lake, catalog, dag, tmp_path, max_cache_rows=0)
+    uncached.run(DAY0, DAY0 + timedelta(days=2))
+    assert lake.read_table("analysis", f"{D}.stats").to_pylist() == via_cache
