@@ -96,7 +96,7 @@ def test_a_broker_lost_mid_stream_fails_polls_and_produces_with_the_uri(unique: 
     with TansuBroker() as broker:
         bus = KafkaBus(
             broker.uri,
-            timeout=1.0,
+            timeout=3.0,  # long enough for a loaded CI machine; the bounds below follow from it
             consumer_config={"session.timeout.ms": 1500, "heartbeat.interval.ms": 100},
         )
         bus.create_topic("live", 2)
@@ -112,10 +112,10 @@ def test_a_broker_lost_mid_stream_fails_polls_and_produces_with_the_uri(unique: 
         with pytest.raises(BackendUnavailable, match=rf"cannot reach {broker.uri}: .*no broker answered"):
             while time.monotonic() - started < 15:
                 consumer.poll(timeout=0.5)
-        assert time.monotonic() - started < 8
+        assert time.monotonic() - started < 12
         started = time.monotonic()
         with pytest.raises(BackendUnavailable, match=rf"cannot reach {broker.uri}: produce to 'live'"):
             bus.produce("live", [(b"k", b"lost")])
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 15
         consumer.close()
         bus.close()
