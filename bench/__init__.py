@@ -34,4 +34,6 @@ BENCHES: dict[str, str] = {
     "pipeline": "bench.pipeline_dag",
     "kafka": "bench.kafka_to_lake",
     "lstm": "bench.lstm_train",
+    "spark": "bench.spark_engine",
+    "portfolio": "bench.forecast_portfolio",
 }
