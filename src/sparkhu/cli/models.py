@@ -39,6 +39,12 @@ def train(
     windows: Annotated[int, typer.Option(help="Back-test windows.", min=1)] = 3,
     season_length: Annotated[int | None, typer.Option(help="Season in periods.", min=1)] = None,
     period_s: Annotated[float, typer.Option(help="Resampling period in seconds.", min=0.001)] = 60.0,
+    global_model: Annotated[
+        str | None,
+        typer.Option(
+            "--global", help="Train ONE model over all the series instead: nlinear, dlinear or lstm."
+        ),
+    ] = None,
 ) -> None:
     """Back-test the portfolio per series, register each champion in MLflow, store its forecasts."""
     from sparkhu.engine.local import LocalEngine
@@ -57,6 +63,9 @@ def train(
     since, until = parse_time(start, "--start"), parse_time(end, "--end")
     if since is not None and until is not None and until <= since:
         raise InputError(f"{end} is not after --start {start}", field="--end")
+    if global_model is not None:
+        _train_global(settings, global_model, dataset_name(source, measurement), prefix, config)
+        return
     with Context.open(settings) as context:
         registry = ModelRegistry.from_settings(settings, context.catalog)
         progress = Progress(
@@ -84,6 +93,26 @@ def train(
         f"{len(summary.results)} series from {summary.zone}/{summary.dataset} in {summary.seconds:.1f} s; "
         f"{len(summary.failed)} failed"
     )
+
+
+def _train_global(settings: Any, model: str, dataset: str, prefix: str, config: Any) -> None:
+    from sparkhu.forecast.global_train import train_global
+    from sparkhu.forecast.registry import ModelRegistry
+
+    with Context.open(settings) as context, console.status(f"training one {model} over {dataset} ..."):
+        registry = ModelRegistry.from_settings(settings, context.catalog)
+        summary = train_global(
+            context.lake,
+            context.catalog,
+            context.predictions,
+            registry,
+            dataset=dataset,
+            model=model,
+            prefix=prefix,
+            config=config,
+        )
+    _show(_champion_table(summary))
+    console.print(f"one global {model} over {len(summary.results)} series in {summary.seconds:.1f} s")
 
 
 def _champion_table(summary: Any) -> Table:
