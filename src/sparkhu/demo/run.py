@@ -65,7 +65,7 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
     from sparkhu.connectors.files import FileSource
     from sparkhu.connectors.runner import ingest_to_lake
     from sparkhu.demo.generator import generate
-    from sparkhu.engine.local import LocalEngine
+    from sparkhu.engine import open_engine
     from sparkhu.pipeline.daily import daily_runner
 
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
@@ -122,7 +122,7 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
         ts_unit="s",
     )
     stats = ingest_to_lake(history, ctx.lake, ctx.catalog, zone="raw", dataset=DATASET)
-    with LocalEngine(ctx.settings.engine.workers) as engine:
+    with open_engine(ctx.settings.engine) as engine:
         runner = daily_runner(
             ctx.lake, ctx.catalog, engine, DATASET, settings=ctx.settings.pipeline, home=ctx.settings.home
         )
@@ -160,10 +160,10 @@ def train_champions(
 ) -> Any:
     """Back-test a small portfolio on the last ``history_days`` of the history, register champions.
 
-    Kept fast for the demo: two models, two back-test windows, the newest days only. Returns
+    Kept fast for the demo: three cheap models, two back-test windows, the newest days only. Returns
     the :class:`~sparkhu.forecast.train.TrainSummary` (the CLI prints its table).
     """
-    from sparkhu.engine.local import LocalEngine
+    from sparkhu.engine import open_engine
     from sparkhu.forecast.train import TrainConfig, train_series
 
     forecast = ctx.settings.forecast
@@ -171,11 +171,12 @@ def train_champions(
         horizon=forecast.horizon,
         season_length=forecast.season_length,
         period_s=60.0,
-        portfolio=("seasonal_naive", "ses"),
+        portfolio=("seasonal_naive", "ses", "nlinear"),
         windows=2,
         max_points=round(history_days * 1440),
     )
-    with LocalEngine(ctx.settings.engine.workers, min_rows_for_pool=50_000) as engine:
+    local = {"min_rows_for_pool": 50_000} if ctx.settings.engine.uri == "local" else {}
+    with open_engine(ctx.settings.engine, **local) as engine:
         return train_series(
             ctx.lake,
             ctx.catalog,
