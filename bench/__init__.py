@@ -36,4 +36,5 @@ BENCHES: dict[str, str] = {
     "lstm": "bench.lstm_train",
     "spark": "bench.spark_engine",
     "portfolio": "bench.forecast_portfolio",
+    "lstm_ddp": "bench.lstm_distributed",
 }

@@ -12,6 +12,12 @@ one Optuna study in an RDB storage (a temporary SQLite file unless ``storage`` n
 each process samples with seed ``seed + worker``. One worker gives reproducible results for
 a seed; several give the same quality, not the same trial order.
 
+On Spark (``engine=`` a :class:`~sparkhu.engine.spark.SparkEngine`) each worker's share of
+the trials is one Spark task (a job of ``n_workers`` partitions), all sharing the study's
+RDB storage. The default temporary SQLite file serves ``local[N]`` and a cluster whose
+workers run on this machine; a cluster elsewhere needs a database every executor reaches,
+e.g. ``storage="postgresql://user@db-host/sparkhu"`` (the catalog's PostgreSQL).
+
 >>> space = {"alpha": FloatRange(0.05, 0.95)}
 >>> y = np.cumsum(np.ones(60))
 >>> result = tune(y, model="ses", space=space, n_trials=8, holdout=5, seed=1)
@@ -26,7 +32,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -35,6 +41,9 @@ import sqlalchemy.exc
 
 from sparkhu.errors import ForecastError
 from sparkhu.forecast.base import Forecaster
+
+if TYPE_CHECKING:
+    from sparkhu.engine.spark import SparkEngine
 
 
 @dataclass(frozen=True)
@@ -96,12 +105,14 @@ def tune(
     study_name: str | None = None,
     n_workers: int = 1,
     holdout: int = 20,
+    engine: SparkEngine | None = None,
 ) -> TuneResult:
     """Search ``space`` for the hyperparameters of ``model`` that minimise the validation MSE on ``y``.
 
     ``fixed``: hyperparameters every trial uses (e.g. ``{"epochs": 20}``); ``timeout`` (s)
     bounds each worker; ``storage``: an Optuna RDB URL (``sqlite:///...``,
-    ``postgresql://...``), required to resume a study by ``study_name``. Raises
+    ``postgresql://...``), required to resume a study by ``study_name``; ``engine``: run the
+    workers as Spark tasks (see the module docstring). Raises
     :class:`ForecastError` for an unknown model, a bad space or when every trial failed.
     """
     space = dict(LSTM_SPACE if space is None else space)
@@ -114,11 +125,14 @@ def tune(
     name = study_name or f"sparkhu-{model}-{seed}"
     with tempfile.TemporaryDirectory(prefix="sparkhu-tune-") as tmp:
         url = storage
-        if url is None and n_workers > 1:
+        if url is None and (n_workers > 1 or engine is not None):
             url = f"sqlite:///{Path(tmp) / 'study.db'}"
         study = _study(url, name, seed)
         job = dict(y=arr, model=model, space=space, fixed=fixed, timeout=timeout, holdout=holdout)
-        if n_workers == 1:
+        if engine is not None:
+            _on_spark(engine, url, n_trials, n_workers, dict(job, url=url, name=name, seed=seed))
+            study = optuna.load_study(study_name=name, storage=url)
+        elif n_workers == 1:
             _optimize(study, n_trials=n_trials, **job)
         else:
             from sparkhu.engine.local import LocalEngine  # the engine layer, only for parallel trials
@@ -132,6 +146,25 @@ def tune(
                 raise ForecastError(f"tune: a worker process failed: {errors[0]}")
             study = optuna.load_study(study_name=name, storage=url)
         return _result(study, space, fixed, model)
+
+
+# ---------------------------------------------------------------------- the Spark backend
+
+
+def _on_spark(
+    engine: SparkEngine, url: str | None, n_trials: int, n_workers: int, job: dict[str, Any]
+) -> None:
+    """Each worker's share of the trials as one Spark task against the shared storage ``url``."""
+    from sparkhu.forecast.distributed import spark_tasks
+
+    remote = [host for host, _ in engine.masters if host not in ("127.0.0.1", "localhost", "::1")]
+    if remote and url is not None and url.startswith("sqlite"):
+        raise ForecastError(
+            f"tune: a study in SQLite ({url}) cannot be shared by executors of {engine.uri}; pass "
+            "storage='postgresql://user@host/db' (a database every executor reaches)"
+        )
+    shares = [n_trials // n_workers + (i < n_trials % n_workers) for i in range(n_workers)]
+    spark_tasks(engine, _worker, [(i, share) for i, share in enumerate(shares) if share], job)
 
 
 def _check_space(space: Mapping[str, Any]) -> None:
