@@ -370,3 +370,112 @@ def test_downstream_reads_from_this_runs_outputs_match_lake_reads(
     uncached = _runner(lake, catalog, dag, tmp_path, max_cache_rows=0)
     uncached.run(DAY0, DAY0 + timedelta(days=2))
     assert lake.read_table("analysis", f"{D}.stats").to_pylist() == via_cache
+
+
+def _mid_chain(failing: Task) -> list[Task]:
+    return [
+        Task("first", examples.passthrough, {"points": "raw"}, {"points": "deduped"}),
+        failing,
+        Task("after", examples.scale, {"points": "inliers"}, {"points": "clean"}),
+        Task("beside", examples.daily_mean, {"points": "deduped"}, {"stats": "stats"}),
+    ]
+
+
+def test_a_series_failing_mid_chain_skips_only_its_downstream(
+    lake: Lake, catalog: Catalog, tmp_path: Path
+) -> None:
+    _raw(lake, ["a/b/bad", "a/b/good"], days=1)
+    failing = Task("f", fail_for_bad, {"points": "deduped"}, {"points": "inliers"})
+    summary = _runner(lake, catalog, _mid_chain(failing), tmp_path).run(DAY0, DAY0)
+    runs = {r.task: r for r in summary.runs}
+    assert [r.task for r in summary.runs] == ["first", "beside", "f", "after"]
+    assert runs["f"].status == "failed" and "a/b/bad: ValueError: cannot handle" in (runs["f"].error or "")
+    after = {s.series_id: (s.status, s.error) for s in runs["after"].series}
+    assert after == {"a/b/bad": ("skipped", "upstream task 'f' failed"), "a/b/good": ("success", None)}
+    assert runs["after"].status == "success" and runs["beside"].count("success") == 2
+    assert lake.series("clean", D) == ["a/b/good"]
+    assert lake.series("clean", f"{D}.deduped") == ["a/b/bad", "a/b/good"]
+    records = {
+        r.series_id: (r.status, r.error) for r in catalog.runs(kind="pipeline.series", name=f"{D}/after")
+    }
+    assert records["a/b/bad"] == ("skipped", "upstream task 'f' failed")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_retried_series_resumes_the_chain_where_it_failed(
+    lake: Lake, catalog: Catalog, tmp_path: Path, workers: int
+) -> None:
+    n = _raw(lake, ["a/b/bad", "a/b/good"], days=1)
+    counter = tmp_path / "calls"
+    failing = Task(
+        "f",
+        examples.fail_first_call,
+        {"points": "deduped"},
+        {"points": "inliers"},
+        params={"counter": str(counter)},
+    )
+    began = time.perf_counter()
+    pid = Task("pid", examples.worker_pid, {"points": "raw"}, {"points": "normalized"})
+    with LocalEngine(workers, min_rows_for_pool=10) as engine:
+        runner = _runner(lake, catalog, [*_mid_chain(failing), pid], tmp_path)
+        runner.engine = engine
+        summary = runner.run(DAY0, DAY0)
+    in_parent = set(lake.read("features", f"{D}.normalized")["value"].to_pylist()) == {os.getpid()}
+    assert in_parent == (workers == 1)
+    assert time.perf_counter() - began >= 0.01  # one back-off before the retry
+    assert summary.status == "success" and counter.read_text() == "2"
+    assert lake.read("clean", D).num_rows == 2 * n
+    after = next(r for r in summary.runs if r.task == "after")
+    assert {s.series_id: s.rows_out for s in after.series} == {"a/b/bad": n, "a/b/good": n}
+
+
+def _copy_lake(src: Lake, dst: Lake) -> None:
+    dst.write("raw", D, src.read("raw", D))
+
+
+@pytest.mark.parametrize("days_per_run", [1, 2])
+def test_chained_execution_equals_task_by_task_execution(tmp_path: Path, days_per_run: int) -> None:
+    from sparkhu.pipeline.daily import daily_dag  # the real tasks: look-backs, metadata, several inputs
+
+    rng = np.random.default_rng(5)
+    minutes = np.arange(2 * 1440)
+    ids, ts, values = [], [], []
+    names = ["a/m/P", "a/n/P", "a/o/P"]
+    for k, name in enumerate(names):
+        v = 500 + 100 * k + 200 * np.sin(2 * np.pi * minutes / 1440) + rng.normal(0, 5, len(minutes))
+        v[100 + k] = 9_000.0
+        keep = np.ones(len(minutes), bool)
+        keep[600 + 50 * k : 620 + 50 * k] = False
+        ids += [name] * int(keep.sum())
+        ts.append(T0_US + minutes[keep] * MIN_US)
+        values.append(v[keep])
+    raw = points(ids, np.concatenate(ts), np.concatenate(values))
+    dag = daily_dag()
+    lakes = {}
+    for mode in ("chained", "one_by_one"):
+        lake = Lake(tmp_path / mode / "lake")
+        lake.write("raw", D, raw)
+        catalog = Catalog(f"sqlite:///{tmp_path / mode / 'catalog.db'}")
+        for name in names:
+            catalog.upsert_series(SeriesInfo.of(name, unit="W", value_min=0.0, value_max=10_000.0))
+        dags = (
+            [dag]
+            if mode == "chained"
+            else [dag.subset([t.name], with_downstream=False) for t in dag.ordered()]
+        )
+        for part in dags:
+            runner = PipelineRunner(
+                lake, catalog, LocalEngine(1), part, dataset=D, retries=0, days_per_run=days_per_run
+            )
+            assert runner.run(DAY0, DAY0 + timedelta(days=1)).status == "success"
+        lakes[mode] = lake
+        catalog.close()
+    chained, single = lakes["chained"], lakes["one_by_one"]
+    assert chained.datasets() == single.datasets()
+    assert len(chained.datasets()) >= 14, chained.datasets()
+    for zone, name in chained.datasets():
+        if zone == "quarantine":
+            continue
+        a, b = chained.read_table(zone, name).to_pandas(), single.read_table(zone, name).to_pandas()
+        assert len(a) > 0 or name.endswith("anomalies"), name
+        pd.testing.assert_frame_equal(a, b, obj=f"{zone}/{name}")

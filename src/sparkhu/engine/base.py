@@ -5,7 +5,10 @@ and ``value``: float64, sorted by ``ts``), the series id and keyword arguments, 
 a frame. :meth:`Engine.map_series` calls it for every series of a
 :data:`~sparkhu.series.POINT_SCHEMA` table and concatenates the results into one Arrow table
 with a ``series_id`` column first. A failing series never stops the others: its error comes
-back in ``failures``. Implementations differ only in where the calls run:
+back in ``failures``. The pipeline runner uses the generic pair instead: :meth:`Engine.split`
+(how to cut the series into chunks) and :meth:`Engine.map_inputs` (one call per chunk,
+results in order, a failed call a :class:`CallFailure`). Implementations differ only in
+where the calls run:
 :mod:`sparkhu.engine.local` (inline or a process pool) and, later, Spark (``applyInPandas``).
 
 Because a function may run in another process, it must be picklable by reference: a
@@ -78,13 +81,27 @@ class Engine(ABC):
     ) -> list[Any]:
         """``[fn(inp, **params) for inp in inputs]``, an exception becoming a :class:`CallFailure`.
 
-        The generic twin of :meth:`map_series` for the pipeline runner: each input is one
-        series' bundle of frames (a :class:`~sparkhu.pipeline.base.TaskInput`); ``sizes``
-        (rows per input) lets an engine balance its workers. Results keep the inputs' order.
-        This default runs inline; engines with workers override it.
+        The generic twin of :meth:`map_series` for the pipeline runner, which calls it with one
+        input per chunk of series (the runs of :meth:`split`): a
+        :class:`~sparkhu.pipeline.chain.ChainChunk` holding the chunk's input tables as Arrow
+        IPC bytes, ``fn`` = :func:`~sparkhu.pipeline.chain.run_chain` running every per-series
+        task of a DAG stage on them and returning one compact result per chunk. Each input is
+        one call (an engine may group several inputs on one worker but never splits one);
+        ``sizes`` (rows per input) lets it balance its workers. Inputs and results must be
+        picklable; results keep the inputs' order. This default runs inline; engines with
+        workers override it (a pool kept for the engine's life, not started per call).
         """
         pickle_task(fn, dict(params))
         return call_inputs(fn, dict(params), inputs)
+
+    def split(self, sizes: Sequence[int]) -> list[tuple[int, int]]:
+        """Cut items of ``sizes`` (rows per series) into contiguous ``[lo, hi)`` runs, one call each.
+
+        The pipeline runner builds one payload per run (a chunk of whole series) and maps a
+        function over the payloads with :meth:`map_inputs`; an engine returns as many runs of
+        about equal rows as keep its workers busy. This default (no workers) returns one run.
+        """
+        return [(0, len(sizes))] if len(sizes) else []
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release workers (no-op unless the engine holds some)."""

@@ -4,8 +4,11 @@ Small inputs run inline (a process pool costs more than it saves below a few hun
 thousand points); larger ones are cut into contiguous chunks of series of about equal row
 counts and sent to a :class:`~concurrent.futures.ProcessPoolExecutor` started with ``spawn``
 (safe next to threads, the same on every OS). The pool is created on first use and kept
-until :meth:`LocalEngine.close`. An exception in one series, or a worker process dying,
-becomes a failure of the series concerned; the others' results are kept.
+until :meth:`LocalEngine.close`, so one pipeline run (all its tasks and chains) reuses the
+same workers. :meth:`LocalEngine.split` tells the pipeline runner how to cut series into
+``workers · chunks_per_worker`` chunks, each sent to a worker once through :meth:`map_inputs`.
+An exception in one series, or a worker process dying, becomes a failure of the series (or
+input) concerned; the others' results are kept.
 
 >>> with LocalEngine(workers=1) as engine:
 ...     results = engine.map_inputs(abs, [-1.5, "x"], {})
@@ -132,6 +135,15 @@ class LocalEngine(Engine):
         if broken:
             self.close()
         return out
+
+    def split(self, sizes: Sequence[int]) -> list[tuple[int, int]]:
+        """See :meth:`Engine.split`: one run below ``min_rows_for_pool`` rows (or with one worker),
+        else ``workers · chunks_per_worker`` runs of about equal rows."""
+        if not len(sizes):
+            return []
+        if self.workers <= 1 or len(sizes) < 2 or sum(sizes) < self.min_rows_for_pool:
+            return [(0, len(sizes))]
+        return list(itertools.pairwise(_edges(sizes, self.workers * self.chunks_per_worker)))
 
     def _run_pool(
         self, fn_bytes: bytes, kwargs_bytes: bytes, groups: list[tuple[str, pd.DataFrame]]

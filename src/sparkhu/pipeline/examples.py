@@ -14,6 +14,7 @@ run of them measures the runner itself: reading, grouping, mapping, writing and 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 
@@ -46,6 +47,21 @@ def worker_pid(inp: TaskInput) -> TaskOutput:
     """``points`` with the value replaced by the process id that ran the function."""
     points = inp.frames["points"]
     return TaskOutput(frames={"points": points.assign(value=float(os.getpid()))})
+
+
+def fail_first_call(inp: TaskInput, counter: str, suffix: str = "bad") -> TaskOutput:
+    """Copy ``points``, but raise on the first call for a series ending in ``suffix``.
+
+    Calls are counted in the file ``counter`` (worker processes share it): a transient
+    failure, for tests of retries.
+    """
+    if inp.series_id.endswith(suffix):
+        path = Path(counter)
+        calls = int(path.read_text()) if path.exists() else 0
+        path.write_text(str(calls + 1))
+        if calls == 0:
+            raise RuntimeError(f"transient failure of {inp.series_id}")
+    return TaskOutput(frames={"points": inp.frames["points"]})
 
 
 def mean_of_all(frames: dict[str, pd.DataFrame]) -> TaskOutput:

@@ -1,21 +1,25 @@
 """The DAG runner: tasks bound to the lake, mapped over series by an engine, recorded in the catalog.
 
-For each task in topological order (the independent tasks of a level in threads) and each
-interval of days, :meth:`PipelineRunner.run`:
+:meth:`PipelineRunner.run` cuts the DAG into stages (:func:`~sparkhu.pipeline.chained.stages_of`):
+a *chain* of every per-series task whose upstream is done, then the ``scope="all"`` tasks
+waiting for it, and so on. For each interval of days, a chain
+(:class:`~sparkhu.pipeline.chained.ChainDriver`):
 
-1. reads the task's inputs for ``[start - lookback, end)``;
-2. groups them by series (one sort, slices at the series boundaries) and builds one
-   :class:`~sparkhu.pipeline.base.TaskInput` per series with its catalog metadata;
-3. skips series with fewer than ``min_points`` points (reason recorded) and maps the task
-   over the rest with the engine; a failing series never stops the others, and failed
-   series are retried with exponential back-off;
-4. keeps the output rows with ``start <= ts < end`` and replaces those days of each output
-   dataset (re-runs are idempotent), quarantines ``rejects``, records series metadata;
-5. writes one run record for the task-day and one per series (one transaction) and a
-   JSON + HTML report.
+1. reads each dataset it needs once, over the longest look-back of its tasks (datasets it
+   produces itself only before the interval: the interval comes from the chain);
+2. cuts the series into the engine's chunks (:meth:`Engine.split`) and maps
+   :func:`~sparkhu.pipeline.chain.run_chain` over them (:meth:`Engine.map_inputs`): a worker
+   runs every task for its series in topological order, each task seeing its own look-back,
+   skipping series with fewer than ``min_points`` points (reason recorded); a series failing
+   in a task is retried (just that task and its downstream) with exponential back-off, and its
+   downstream tasks are skipped for it with the reason;
+3. records series metadata, keeps the outputs a later stage reads in memory and hands each
+   task's tables (rows with ``start <= ts < end``) to writer threads, which replace those days
+   of each output dataset (re-runs are idempotent), quarantine ``rejects``, write one run
+   record for the task-day and one per series (one transaction) and a JSON + HTML report.
 
-A task-day that raises (storage, a ``scope="all"`` function) is retried the same way, then
-recorded as failed; the other tasks go on (its downstream tasks read what is there).
+A ``scope="all"`` task-day runs in this process; one that raises is retried the same way,
+then recorded as failed; the other tasks go on (its downstream tasks read what is there).
 
 >>> import tempfile
 >>> from sparkhu.engine.local import LocalEngine
@@ -44,9 +48,9 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,11 +59,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sparkhu.engine.base import CallFailure, Engine
+from sparkhu.engine.base import Engine
 from sparkhu.errors import PipelineError, SparkhuError
-from sparkhu.pipeline.base import SeriesMeta, Task, TaskInput, TaskOutput
+from sparkhu.pipeline.base import SeriesMeta, Task, TaskOutput
+from sparkhu.pipeline.chain import SeriesResult, TaskRun, apply_metadata
+from sparkhu.pipeline.chained import ChainDriver, stages_of
 from sparkhu.pipeline.dag import QUARANTINE_OUTPUT, Dag
-from sparkhu.pipeline.datasets import Datasets, assemble, group_frames, within
+from sparkhu.pipeline.datasets import Datasets, assemble, within
 from sparkhu.pipeline.reports import write_report
 from sparkhu.storage.catalog import Catalog, RunRecord
 from sparkhu.storage.lake import Lake
@@ -69,49 +75,6 @@ log = logging.getLogger(__name__)
 RUN_KIND = "pipeline"
 """Kind of the task-day run records; per-series records are ``pipeline.series``."""
 SERIES_KIND = "pipeline.series"
-
-
-@dataclass
-class SeriesResult:
-    """One series' outcome in one task-day."""
-
-    series_id: str
-    status: str  # success, failed, skipped
-    rows_in: int = 0
-    rows_out: int = 0
-    error: str | None = None
-    report: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TaskRun:
-    """One task over one interval of days: what it read, wrote, skipped and how it ended."""
-
-    task: str
-    start: datetime
-    end: datetime
-    status: str = "success"
-    attempts: int = 1
-    rows_in: int = 0
-    rows_out: dict[str, int] = field(default_factory=dict)
-    series: list[SeriesResult] = field(default_factory=list)
-    error: str | None = None
-    seconds: float = 0.0
-    reports: list[Path] = field(default_factory=list)
-    run_id: str = ""
-
-    def count(self, status: str) -> int:
-        """How many series ended with ``status``."""
-        return sum(1 for s in self.series if s.status == status)
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        """Skip reason → number of series."""
-        out: dict[str, int] = {}
-        for s in self.series:
-            if s.status == "skipped":
-                out[s.error or ""] = out.get(s.error or "", 0) + 1
-        return out
 
 
 @dataclass(frozen=True)
@@ -193,7 +156,11 @@ class PipelineRunner:
         self.max_cache_rows = max_cache_rows
         self._cache: dict[str, list[tuple[datetime, datetime, pa.Table]]] = {}
         self._readers: dict[str, int] = {}
+        self._counted: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self._finishing = threading.Lock()
+        self._writer: ThreadPoolExecutor | None = None
+        self._writes: dict[str, list[tuple[datetime, datetime, Future[Any]]]] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -237,23 +204,43 @@ class PipelineRunner:
         began = time.perf_counter()
         dag = self.dag.subset(tasks) if tasks else self.dag
         self._load_meta()
+        stages = stages_of(dag)
+        stage_of = {t.name: i for i, (_, level) in enumerate(stages) for t in level}
         with self._lock:
             self._cache.clear()
             self._readers = {}
-            for task in dag.tasks:
-                for d in set(task.inputs.values()):
-                    if d in dag.producer:
-                        self._readers[d] = self._readers.get(d, 0) + 1
+            self._counted = {}
+            for task in dag.tasks:  # readers in a later stage: a chain hands over in memory
+                self._counted[task.name] = {
+                    d
+                    for d in task.inputs.values()
+                    if d in dag.producer and stage_of[dag.producer[d]] != stage_of[task.name]
+                }
+                for d in self._counted[task.name]:
+                    self._readers[d] = self._readers.get(d, 0) + 1
         intervals = self._intervals(start_day, end_day)
-        for level in dag.levels:
-            width = len(level) if self.threads <= 0 else min(self.threads, len(level))
-            if width <= 1:
-                for task in level:
-                    summary.runs.extend(self._run_task(task, intervals))
-            else:
-                with ThreadPoolExecutor(width, thread_name_prefix="pipeline") as pool:
-                    for runs in pool.map(lambda t: self._run_task(t, intervals), level):
-                        summary.runs.extend(runs)
+        runs: list[TaskRun] = []
+        self._writer = ThreadPoolExecutor(2, thread_name_prefix="pipeline-write")
+        self._writes = {}
+        try:
+            for kind, level in stages:
+                if kind == "chain":
+                    runs.extend(ChainDriver(self, dag, level).run(intervals))
+                    for task in level:
+                        self._release(task)
+                    continue
+                width = len(level) if self.threads <= 0 else min(self.threads, len(level))
+                if width <= 1:
+                    for task in level:
+                        runs.extend(self._run_task(task, intervals))
+                else:
+                    with ThreadPoolExecutor(width, thread_name_prefix="pipeline") as pool:
+                        for done in pool.map(lambda t: self._run_task(t, intervals), level):
+                            runs.extend(done)
+        finally:
+            self._writer.shutdown(wait=True)
+        order = {t.name: i for i, t in enumerate(dag.ordered())}
+        summary.runs.extend(sorted(runs, key=lambda r: (order[r.task], r.start)))
         summary.seconds = time.perf_counter() - began
         return summary
 
@@ -324,21 +311,21 @@ class PipelineRunner:
     def _run_task(self, task: Task, intervals: list[tuple[datetime, datetime]]) -> list[TaskRun]:
         runs = []
         for start, end in intervals:
-            run = self._attempts(task, start, end)
-            if self.on_progress is not None:
-                self.on_progress(run)
-            runs.append(run)
+            runs.append(self._attempts(task, start, end))
+        self._release(task)
+        return runs
+
+    def _release(self, task: Task) -> None:
         with self._lock:  # a dataset no task is left to read leaves the cache
-            for dataset in set(task.inputs.values()):
+            for dataset in self._counted.get(task.name, ()):
                 if dataset in self._readers:
                     self._readers[dataset] -= 1
                     if self._readers[dataset] <= 0:
                         self._cache.pop(dataset, None)
-        return runs
 
     # ------------------------------------------------------------------ hand-off between tasks
 
-    def _keep(self, dataset: str, start: datetime, end: datetime, table: pa.Table) -> None:
+    def keep(self, dataset: str, start: datetime, end: datetime, table: pa.Table) -> None:
         """Keep what a task just wrote for the tasks of this run that read it (bounded in rows)."""
         with self._lock:
             if self._readers.get(dataset, 0) <= 0:
@@ -353,11 +340,12 @@ class PipelineRunner:
                 self._cache.pop(dataset)
                 self._readers.pop(dataset)
 
-    def _read(self, dataset: str, start: datetime, end: datetime) -> pa.Table:
+    def read(self, dataset: str, start: datetime, end: datetime) -> pa.Table:
         """``[start, end)`` of ``dataset``: from this run's outputs where they cover it, else the lake."""
         with self._lock:
             pieces = list(self._cache.get(dataset, ()))
         if not pieces or end > pieces[-1][1] or end <= pieces[0][0]:
+            self._await_writes(dataset, start, end)
             return self.datasets.read(dataset, start, end)
         first = pieces[0][0]
         parts = [t for s, e, t in pieces if e > start and s < end]
@@ -365,11 +353,19 @@ class PipelineRunner:
         if pieces[0][0] > start or pieces[-1][1] < end or len(parts) != len(pieces):
             cached = within(cached, max(start, first), end)
         if start < first:
+            self._await_writes(dataset, start, first)
             older = self.datasets.read(dataset, start, first)
             if older.num_rows:
                 older = older.cast(cached.schema) if older.schema != cached.schema else older
                 cached = pa.concat_tables([older, cached], promote_options="permissive")
         return cached
+
+    def _await_writes(self, dataset: str, start: datetime, end: datetime) -> None:
+        """Wait for this run's pending writes of days of ``dataset`` in ``[start, end)``."""
+        with self._lock:
+            pending = [f for s, e, f in self._writes.get(dataset, ()) if s < end and e > start]
+        for future in pending:
+            future.result()
 
     def _attempts(self, task: Task, start: datetime, end: datetime) -> TaskRun:
         began = time.perf_counter()
@@ -381,151 +377,103 @@ class PipelineRunner:
                 self._run_interval(task, run)
                 break
             except Exception as exc:
-                reason = str(exc) if isinstance(exc, SparkhuError) else f"{type(exc).__name__}: {exc}"
+                reason = self.failure(exc)
                 log.warning("task %s %s attempt %d failed: %s", task.name, start.date(), attempt + 1, reason)
                 if attempt >= self.retries:
                     run.status, run.error = "failed", reason
-                    with self._lock:  # its outputs are not all written: readers go to the lake
-                        for dataset in task.outputs.values():
-                            self._cache.pop(dataset, None)
-                            self._readers.pop(dataset, None)
+                    self.forget(task.outputs.values())  # not all written: readers go to the lake
                     break
                 time.sleep(self.backoff_s * 2**attempt)
                 attempt += 1
         run.seconds = time.perf_counter() - began
-        self._record(task, run, started_at)
-        if self.report_dir is not None:
-            try:
-                run.reports = write_report(self.report_dir, self.dataset, task, run)
-            except OSError as exc:
-                log.warning("cannot write the report of %s %s: %s", task.name, start.date(), exc)
+        self.finish(task, run, started_at)
         return run
 
+    def finish(self, task: Task, run: TaskRun, started_at: datetime) -> None:
+        """Record a finished task-interval, write its report and tell ``on_progress``.
+
+        One at a time (writer threads finish tasks concurrently; a day's index is rewritten).
+        """
+        with self._finishing:
+            self.record(task, run, started_at)
+            if self.report_dir is not None:
+                try:
+                    run.reports = write_report(self.report_dir, self.dataset, task, run)
+                except OSError as exc:
+                    log.warning("cannot write the report of %s %s: %s", task.name, run.start.date(), exc)
+            if self.on_progress is not None:
+                self.on_progress(run)
+
+    def failure(self, exc: BaseException) -> str:
+        """The message recorded for an exception that failed a task-interval."""
+        return str(exc) if isinstance(exc, SparkhuError) else f"{type(exc).__name__}: {exc}"
+
+    def forget(self, datasets: Iterable[str]) -> None:
+        """Drop ``datasets`` from this run's hand-over (their readers go to the lake)."""
+        with self._lock:
+            for dataset in datasets:
+                self._cache.pop(dataset, None)
+                self._readers.pop(dataset, None)
+
+    def submit_write(
+        self, datasets: Iterable[str], start: datetime, end: datetime, job: Callable[[], Any]
+    ) -> Future[Any]:
+        """Run ``job`` (writing days ``[start, end)`` of ``datasets``) on the writer threads;
+        reads of those days wait for it (reads the hand-over covers do not)."""
+        assert self._writer is not None, "writes are submitted during run()"
+        future = self._writer.submit(job)
+        with self._lock:
+            for dataset in datasets:
+                self._writes.setdefault(dataset, []).append((start, end, future))
+        return future
+
     def _run_interval(self, task: Task, run: TaskRun) -> None:
+        """One interval of a ``scope="all"`` task (per-series tasks run in chains)."""
         read_start = run.start - task.lookback
-        tables = {name: self._read(d, read_start, run.end) for name, d in task.inputs.items()}
+        tables = {name: self.read(d, read_start, run.end) for name, d in task.inputs.items()}
         run.rows_in = sum(t.num_rows for t in tables.values())
-        if task.scope == "all":
-            outputs = {"*": self._call_all(task, tables)}
-            run.series = [SeriesResult("*", "success", run.rows_in, report=outputs["*"].report)]
-        else:
-            outputs = self._map_series(task, tables, run)
-        self._write(task, run, outputs)
+        output = self._call_all(task, tables)
+        run.series = [SeriesResult("*", "success", run.rows_in, report=output.report)]
+        self._write(task, run, output)
 
     def _call_all(self, task: Task, tables: dict[str, pa.Table]) -> TaskOutput:
         frames = {}
         for name, table in tables.items():
-            frame = table.to_pandas()
-            if "series_id" in frame.columns:
-                frame["series_id"] = frame["series_id"].astype(str)
-            frames[name] = frame
+            if "series_id" in table.column_names:  # plain strings, not categories
+                i = table.column_names.index("series_id")
+                table = table.set_column(i, "series_id", table.column(i).cast(pa.string()))
+            frames[name] = table.to_pandas()
         result = task.fn(frames, **dict(task.params))
         if not isinstance(result, TaskOutput):
             raise PipelineError(f"task {task.name!r} returned {type(result).__name__}, expected TaskOutput")
         return result
 
-    def _map_series(self, task: Task, tables: dict[str, pa.Table], run: TaskRun) -> dict[str, TaskOutput]:
-        names = list(task.inputs)
-        grouped = {name: group_frames(tables[name]) for name in names}
-        empty = {name: _empty_like(tables[name]) for name in names}
-        primary = grouped[names[0]]
-        start, end = pd.Timestamp(run.start), pd.Timestamp(run.end)
-        results: dict[str, SeriesResult] = {}
-        todo: list[TaskInput] = []
-        for sid, frame in primary.items():
-            if len(frame) < task.min_points:
-                why = f"fewer than {task.min_points} points ({len(frame)})"
-                results[sid] = SeriesResult(sid, "skipped", len(frame), error=why)
-                continue
-            frames = {name: grouped[name].get(sid, empty[name]) for name in names}
-            todo.append(TaskInput(sid, frames, self._meta_of(sid), start, end))
-            results[sid] = SeriesResult(sid, "failed", len(frame))
-        outputs: dict[str, TaskOutput] = {}
-        attempt = 0
-        while todo:
-            sizes = [len(inp.frames[names[0]]) for inp in todo]
-            mapped = self.engine.map_inputs(task.fn, todo, dict(task.params), sizes=sizes)
-            failed = []
-            for inp, out in zip(todo, mapped, strict=True):
-                res = results[inp.series_id]
-                error = self._check_output(task, out)
-                if error is not None:
-                    res.error = error
-                    failed.append(inp)
-                    continue
-                assert isinstance(out, TaskOutput)
-                res.report = out.report
-                if out.skipped:
-                    res.status, res.error = "skipped", out.skipped
-                    continue
-                res.status, res.error = "success", None
-                outputs[inp.series_id] = out
-            if not failed or attempt >= self.retries:
-                break
-            time.sleep(self.backoff_s * 2**attempt)
-            attempt += 1
-            todo = failed
-        run.series = list(results.values())
-        if any(s.status == "failed" for s in run.series):
-            run.status = "failed"
-            first = next(s for s in run.series if s.status == "failed")
-            run.error = f"{run.count('failed')} series failed; first {first.series_id}: {first.error}"
-        return outputs
-
-    @staticmethod
-    def _check_output(task: Task, out: Any) -> str | None:
-        if isinstance(out, CallFailure):
-            return out.error
-        if not isinstance(out, TaskOutput):
-            return f"{task.name} returned {type(out).__name__}, expected TaskOutput"
-        unknown = [k for k in out.frames if k not in task.outputs]
-        if unknown:
-            listed, known = ", ".join(unknown), ", ".join(task.outputs)
-            return f"{task.name} returned frame(s) {listed} not among its outputs ({known})"
-        bad = [k for k, f in out.frames.items() if not isinstance(f, pd.DataFrame)]
-        if bad:
-            return f"{task.name}: output {bad[0]!r} is a {type(out.frames[bad[0]]).__name__}, not a DataFrame"
-        return None
-
-    def _write(self, task: Task, run: TaskRun, outputs: dict[str, TaskOutput]) -> None:
-        days = [run.start.date() + timedelta(days=i) for i in range((run.end - run.start).days)]
-        by_series = {s.series_id: s for s in run.series}
+    def _write(self, task: Task, run: TaskRun, output: TaskOutput) -> None:
+        days = self.days_of(run)
         for key, dataset in task.outputs.items():
-            parts = [(sid, out.frames[key]) for sid, out in outputs.items() if key in out.frames]
+            frame = output.frames.get(key)
             if key == QUARANTINE_OUTPUT:
-                self._quarantine(task, parts)
+                if frame is not None:
+                    self.quarantine(task, frame.assign(series_id="*"))
                 continue
             spec = self.datasets.spec(dataset)
-            if task.scope == "all":
-                frame = parts[0][1] if parts else pd.DataFrame({"series_id": [], "ts": []})
-                table = _table_of_all(task, frame, points=spec.points)
-            else:
-                table = assemble(parts, points=spec.points)
-            table = within(table, run.start, run.end)
+            frame = frame if frame is not None else pd.DataFrame({"series_id": [], "ts": []})
+            table = within(_table_of_all(task, frame, points=spec.points), run.start, run.end)
             self.datasets.replace(dataset, table, days)
-            self._keep(dataset, run.start, run.end, table)
+            self.keep(dataset, run.start, run.end, table)
             run.rows_out[dataset] = table.num_rows
-            if task.scope == "series" and table.num_rows:
-                ids = table.column("series_id").combine_chunks()
-                counts = np.bincount(
-                    ids.indices.to_numpy(zero_copy_only=False), minlength=len(ids.dictionary)
-                )
-                for sid, n in zip(ids.dictionary.to_pylist(), counts.tolist(), strict=True):
-                    if sid in by_series:
-                        by_series[sid].rows_out += n
-        if task.scope == "all":  # metadata of a scope-all task: series id → fields
-            meta = next(iter(outputs.values())).metadata if outputs else {}
-            updates = {sid: dict(f) for sid, f in meta.items() if isinstance(f, Mapping)}
-        else:
-            updates = {sid: out.metadata for sid, out in outputs.items() if out.metadata}
-        if updates:
-            self._update_meta(updates)
+        updates = {sid: dict(f) for sid, f in output.metadata.items() if isinstance(f, Mapping)}
+        if updates:  # metadata of a scope-all task: series id → fields
+            self.update_meta(updates)
 
-    def _quarantine(self, task: Task, parts: list[tuple[str, pd.DataFrame]]) -> None:
-        parts = [(sid, frame) for sid, frame in parts if len(frame)]
-        if not parts:
+    def days_of(self, run: TaskRun) -> list[date]:
+        """The UTC days of a task-interval."""
+        return [run.start.date() + timedelta(days=i) for i in range((run.end - run.start).days)]
+
+    def quarantine(self, task: Task, frame: pd.DataFrame) -> None:
+        """Write a task's ``rejects`` (with a ``series_id`` column) to the lake's quarantine."""
+        if not len(frame):
             return
-        frame = pd.concat([f.assign(series_id=sid) for sid, f in parts], ignore_index=True)
         ts = pd.to_datetime(frame["ts"], utc=True) if "ts" in frame else None
         reason = (
             frame["reason"].astype(str) if "reason" in frame else pd.Series("rejected", index=frame.index)
@@ -561,30 +509,38 @@ class PipelineRunner:
                 for i in infos
             }
 
-    def _meta_of(self, sid: str) -> SeriesMeta:
+    def metas(self, series: Sequence[str]) -> dict[str, SeriesMeta]:
+        """The metadata this run holds of those of ``series`` the catalog knows."""
         with self._lock:
-            return self._meta.get(sid) or SeriesMeta(sid)
+            return {sid: self._meta[sid] for sid in series if sid in self._meta}
 
-    def _update_meta(self, updates: dict[str, dict[str, Any]]) -> None:
+    def update_meta(self, updates: dict[str, dict[str, Any]], *, later: bool = False) -> None:
+        """Apply tasks' metadata to the series this run knows and record it in the catalog
+        (``later``: on the writer thread; this run's tasks see it at once either way)."""
         with self._lock:
             known = {sid: fields for sid, fields in updates.items() if sid in self._meta}
             for sid, fields in known.items():
-                meta = self._meta[sid]
-                direct = {
-                    k: v
-                    for k, v in fields.items()
-                    if k in ("period_s", "regular", "unit", "value_min", "value_max")
-                }
-                extra = {k: v for k, v in fields.items() if k not in direct}
-                self._meta[sid] = replace(meta, **direct, extra={**meta.extra, **extra})
+                self._meta[sid] = apply_metadata(self._meta[sid], fields)
         unknown = sorted(set(updates) - set(known))
         if unknown:
             log.warning(
                 "metadata of %d series not in the catalog ignored (first %s)", len(unknown), unknown[0]
             )
-        self.catalog.update_series_metas({sid: _jsonable(f) for sid, f in known.items()})
+        if not known:
+            return
+        metas = {sid: _jsonable(f) for sid, f in known.items()}
+        if later and self._writer is not None:
+            self._writer.submit(self._store_metas, metas)
+        else:
+            self.catalog.update_series_metas(metas)
 
-    def _record(self, task: Task, run: TaskRun, started_at: datetime) -> None:
+    def _store_metas(self, metas: dict[str, Any]) -> None:
+        try:
+            self.catalog.update_series_metas(metas)
+        except SparkhuError as exc:
+            log.error("cannot record the metadata of %d series: %s", len(metas), exc)
+
+    def record(self, task: Task, run: TaskRun, started_at: datetime) -> None:
         finished = datetime.now(UTC)
         params = _jsonable(
             {
@@ -662,10 +618,6 @@ def _table_of_all(task: Task, frame: pd.DataFrame, *, points: bool) -> pa.Table:
         )
     parts = [(str(sid), f.drop(columns=["series_id"])) for sid, f in frame.groupby("series_id", sort=True)]
     return assemble(parts, points=points)
-
-
-def _empty_like(table: pa.Table) -> pd.DataFrame:
-    return table.schema.empty_table().drop_columns(["series_id"]).to_pandas()
 
 
 def _day(value: object, what: str) -> date:
