@@ -34,9 +34,12 @@ demo:
 	$(MAKE) install EXTRAS=all
 	$(BIN)/sparkhu demo
 
+# The whole suite on the embedded defaults, then the integration tests again on the distributed
+# configuration (PostgreSQL at 127.0.0.1:5432, a Tansu Kafka-protocol broker, Spark local[2]).
 test: install system-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
+	$(BIN)/pytest -m integration --sparkhu-config=distributed
 
 bench:
 	$(MAKE) install EXTRAS=all

@@ -1,9 +1,22 @@
-"""Fixtures shared by every test folder, and the CI rule: in CI a skip is a failure."""
+"""Fixtures shared by every test folder, and the CI rule: in CI a skip is a failure.
+
+One test suite, two configurations: ``--sparkhu-config=embedded`` (the default: SQLite catalog,
+SQLite bus, local engine in a temporary home) or ``--sparkhu-config=distributed`` (or the
+environment variable ``SPARKHU_TEST_CONFIG``): the catalog and prediction store on PostgreSQL
+(127.0.0.1:5432, user ``postgres``; a database of the session, a fresh schema per test), the
+bus on a Kafka-protocol broker (Tansu, memory storage, a fresh broker per test so that fixed
+topic and group names never meet an earlier test's) and the engine on Spark ``local[2]``.
+The ``settings`` fixture follows the configuration, and ``distributed_env`` gives the same
+backends as ``SPARKHU_*`` variables for tests that start ``sparkhu`` in a subprocess. Tests
+marked ``integration`` run in both (``make test`` runs them again with ``distributed``).
+"""
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,6 +24,26 @@ import pytest
 from sparkhu.config import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+CONFIGS = ("embedded", "distributed")
+PG_HOST, PG_PORT, PG_USER, PG_ADMIN_DB = "127.0.0.1", 5432, "postgres", "test"
+KAFKA_TEST_CONSUMER = {
+    "SESSION_TIMEOUT_MS": "1500",
+    "HEARTBEAT_INTERVAL_MS": "100",
+    "MAX_POLL_INTERVAL_MS": "10000",
+    "TOPIC_METADATA_REFRESH_INTERVAL_MS": "1000",
+}
+"""Short group timeouts for tests (``_`` stands for ``.``): Tansu's join waits half the session timeout."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--sparkhu-config``: the backends the ``settings`` fixture and ``distributed_env`` name."""
+    parser.addoption(
+        "--sparkhu-config",
+        choices=CONFIGS,
+        default=os.environ.get("SPARKHU_TEST_CONFIG", "embedded"),
+        help="embedded (SQLite + SQLite bus + local engine, default) or distributed "
+        "(PostgreSQL + Kafka protocol via Tansu + Spark local[2]); env SPARKHU_TEST_CONFIG",
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -32,6 +65,93 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(home: Path) -> Settings:
-    """Embedded-default settings inside ``home``, ignoring the real environment."""
-    return Settings.load(toml_path=None, env={"SPARKHU_HOME": str(home)})
+def settings(home: Path, distributed_env: dict[str, str]) -> Settings:
+    """Settings inside ``home`` for this session's configuration, ignoring the real environment:
+    the embedded defaults, or PostgreSQL + Kafka + Spark ``local[2]`` (``--sparkhu-config=distributed``)."""
+    return Settings.load(toml_path=None, env={"SPARKHU_HOME": str(home), **distributed_env})
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """The distributed backends of one test: a PostgreSQL schema and a Kafka-protocol broker."""
+
+    catalog: str
+    bus: str
+    engine: str = "local[2]"
+
+    def env(self) -> dict[str, str]:
+        """The ``SPARKHU_*`` variables selecting these backends (and fast consumer-group joins)."""
+        env = {
+            "SPARKHU_STORAGE__CATALOG": self.catalog,
+            "SPARKHU_BUS__URI": self.bus,
+            "SPARKHU_ENGINE__URI": self.engine,
+        }
+        env.update({f"SPARKHU_BUS__CONSUMER__{key}": value for key, value in KAFKA_TEST_CONSUMER.items()})
+        return env
+
+
+@pytest.fixture(scope="session")
+def sparkhu_config(pytestconfig: pytest.Config) -> str:
+    """``embedded`` or ``distributed``: the configuration this session runs the suite in."""
+    return str(pytestconfig.getoption("--sparkhu-config"))
+
+
+@pytest.fixture(scope="session")
+def distributed_database(sparkhu_config: str) -> Iterator[str | None]:
+    """Distributed only: a PostgreSQL database of the session (dropped at its end); else None."""
+    if sparkhu_config != "distributed":
+        yield None
+        return
+    import psycopg
+
+    from sparkhu.stream.tansu import find_tansu
+
+    if find_tansu() is None:
+        pytest.skip("distributed configuration: Tansu broker binary missing (install the test extras)")
+    try:
+        admin = psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=PG_ADMIN_DB, autocommit=True, connect_timeout=5
+        )
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"distributed configuration: PostgreSQL at {PG_HOST}:{PG_PORT} unreachable: {exc}")
+    name = f"sparkhu_dist_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def distributed(distributed_database: str | None, tmp_path: Path) -> Iterator[Distributed | None]:
+    """Distributed only: a fresh schema in the session's database and a fresh broker; else None."""
+    if distributed_database is None:
+        yield None
+        return
+    import psycopg
+
+    from sparkhu.stream.tansu import TansuBroker
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    connect = {"host": PG_HOST, "port": PG_PORT, "user": PG_USER, "autocommit": True}
+    with psycopg.connect(dbname=distributed_database, **connect) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    catalog = (
+        f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{distributed_database}?options=-csearch_path%3D{schema}"
+    )
+    try:
+        with TansuBroker(log=tmp_path / "tansu.log") as broker:
+            yield Distributed(catalog=catalog, bus=broker.uri)
+    finally:
+        with psycopg.connect(dbname=distributed_database, **connect) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def distributed_env(distributed: Distributed | None) -> dict[str, str]:
+    """``SPARKHU_*`` variables of this session's configuration, for ``sparkhu`` subprocesses.
+
+    Empty for ``embedded``; add them to a copy of ``os.environ`` (or to a ``Settings.load`` env).
+    """
+    return distributed.env() if distributed is not None else {}

@@ -63,6 +63,11 @@ class BusSettings(_Section):
     uri: str = ""
     topic_prefix: str = "sparkhu."
     partitions: int = Field(default=4, ge=1, le=1024)
+    client: dict[str, str | int | float | bool] = {}
+    """Kafka only: librdkafka settings of every client (``security.protocol``, ``sasl.mechanism``...)."""
+    consumer: dict[str, str | int | float | bool] = {}
+    """Kafka only: librdkafka consumer settings (``session.timeout.ms``, ``max.poll.interval.ms``...).
+    Keys may use ``_`` for ``.`` so that ``SPARKHU_BUS__CONSUMER__SESSION_TIMEOUT_MS`` works."""
 
     @field_validator("uri")
     @classmethod

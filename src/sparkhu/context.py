@@ -35,7 +35,12 @@ class Context:
         catalog = Catalog(settings.storage.catalog)
         try:
             predictions = PredictionStore(catalog.engine, alpha=settings.forecast.alpha)
-            bus = open_bus(settings.bus.uri, default_partitions=settings.bus.partitions)
+            bus = open_bus(
+                settings.bus.uri,
+                default_partitions=settings.bus.partitions,
+                client=settings.bus.client,
+                consumer=settings.bus.consumer,
+            )
         except BaseException:
             catalog.close()
             raise

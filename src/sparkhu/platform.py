@@ -179,13 +179,13 @@ class Platform:
         has not run; then each day at ``[pipeline] schedule`` (UTC), the day before and any
         missed ones. Task failures are recorded in the catalog and do not stop the platform.
         ``check_every_s`` bounds how long the loop sleeps between checks of the clock."""
-        from sparkhu.engine.local import LocalEngine
+        from sparkhu.engine import open_engine
         from sparkhu.pipeline.daily import daily_runner
 
         ctx = self.context
         settings = ctx.settings
         hour, minute = (int(part) for part in settings.pipeline.schedule.split(":"))
-        engine = LocalEngine(settings.engine.workers)
+        engine = open_engine(settings.engine)
         runners = [
             daily_runner(ctx.lake, ctx.catalog, engine, ds, settings=settings.pipeline, home=settings.home)
             for ds in datasets

@@ -6,7 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sparkhu.cli.main import run
+
+
+@pytest.fixture
+def backends(monkeypatch: pytest.MonkeyPatch, distributed_env: dict[str, str]) -> None:
+    """The session's configuration for in-process CLI runs (nothing to set for the embedded one)."""
+    for name, value in distributed_env.items():
+        monkeypatch.setenv(name, value)
 
 
 def sparkhu(capsys, *argv: str) -> tuple[int, str, str]:
@@ -51,7 +60,10 @@ def test_ingest_missing_file(capsys, tmp_path: Path):
     assert code == 2 and "missing.csv" in err and "Traceback" not in err
 
 
-def test_ingest_quarantines_bad_rows_and_keeps_good_ones(capsys, tmp_path: Path):
+@pytest.mark.integration
+def test_ingest_quarantines_bad_rows_and_keeps_good_ones(
+    capsys, tmp_path: Path, backends: None, monkeypatch: pytest.MonkeyPatch
+):
     csv = tmp_path / "Electricity_P.csv"
     csv.write_text(
         "UNIX_TS,WHE,RSE\n"
@@ -72,9 +84,14 @@ def test_ingest_quarantines_bad_rows_and_keeps_good_ones(capsys, tmp_path: Path)
         capsys, "--home", str(tmp_path / "h"), "lake", "read", "raw", "ampds2_electricity", "--limit", "100"
     )
     assert "5 points" in out  # WHE 100, 104; RSE 10, 11, 14
+    monkeypatch.setenv("COLUMNS", "200")  # whole series ids in the table
+    code, out, err = sparkhu(capsys, "--home", str(tmp_path / "h"), "series")
+    assert code == 0, err
+    assert "WHE.P" in out and "RSE.P" in out, out
 
 
-def test_unknown_series_in_predictions(capsys, tmp_path: Path):
+@pytest.mark.integration
+def test_unknown_series_in_predictions(capsys, tmp_path: Path, backends: None):
     code, _, err = sparkhu(capsys, "--home", str(tmp_path), "predictions", "no/such/series")
     assert code == 2 and "no/such/series" in err
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -13,10 +14,10 @@ from sparkhu.config import Settings
 from sparkhu.context import Context
 from sparkhu.demo.generator import generate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-def test_up_runs_the_configured_sources(tmp_path: Path):
+def test_up_runs_the_configured_sources(tmp_path: Path, distributed_env: dict[str, str]):
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=6)
     data = generate(days=0.25, meters=10, seed=3, start=start)
     csv = tmp_path / "Electricity_P.csv"
@@ -35,10 +36,11 @@ def test_up_runs_the_configured_sources(tmp_path: Path):
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, **distributed_env},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "dashboard: http://127.0.0.1:" in done.stdout
-    with Context.open(Settings.load(toml_path=toml, env={})) as ctx:
+    with Context.open(Settings.load(toml_path=toml, env=distributed_env)) as ctx:
         lake_points = ctx.lake.read("raw", "ampds2_electricity")
         assert lake_points.num_rows == data.points.num_rows - _duplicates(data)
         blended = ctx.predictions.blended("ampds2/electricity/WHE.P")
@@ -56,7 +58,7 @@ def _duplicates(data) -> int:
     return data.points.num_rows - len(pc.unique(keys))
 
 
-def test_up_with_a_bad_source_path_says_which(tmp_path: Path):
+def test_up_with_a_bad_source_path_says_which(tmp_path: Path, distributed_env: dict[str, str]):
     toml = tmp_path / "sparkhu.toml"
     toml.write_text(
         f'home = "{tmp_path / "h"}"\n[gateway]\nport = 0\n'
@@ -64,7 +66,11 @@ def test_up_with_a_bad_source_path_says_which(tmp_path: Path):
     )
     exe = Path(sys.executable).with_name("sparkhu")
     done = subprocess.run(
-        [str(exe), "--config", str(toml), "up", "--duration", "5"], capture_output=True, text=True, timeout=60
+        [str(exe), "--config", str(toml), "up", "--duration", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **distributed_env},
     )
     assert done.returncode == 2
     assert "/nonexistent/meters.csv" in done.stderr and "Traceback" not in done.stderr

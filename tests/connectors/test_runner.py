@@ -1,4 +1,8 @@
-"""The connector runner on real components: SQLite bus and catalog, a local lake, real processes."""
+"""The connector runner on real components: a bus and a catalog, a local lake, real processes.
+
+The ``parts`` tests are integration tests: SQLite bus and catalog by default, Kafka (Tansu) and
+PostgreSQL with ``--sparkhu-config=distributed`` (the ``settings`` fixture names them).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from sparkhu.config import Settings
 from sparkhu.connectors.files import FileSource, read_file
 from sparkhu.connectors.replay import ReplaySource
 from sparkhu.connectors.runner import ingest_to_lake, pump
@@ -20,8 +26,8 @@ from sparkhu.demo.generator import generate
 from sparkhu.errors import ConnectorError
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.lake import Lake
+from sparkhu.stream import Bus, open_bus
 from sparkhu.stream.codecs import decode_points
-from sparkhu.stream.sqlite import SqliteBus
 
 PLAIN = pa.schema([("series_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("value", pa.float64())])
 
@@ -39,10 +45,10 @@ def keyed(table: pa.Table) -> list[tuple[str, int, float]]:
 
 
 @pytest.fixture
-def parts(tmp_path: Path):
+def parts(tmp_path: Path, settings: Settings):
     lake = Lake(str(tmp_path / "lake"))
-    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    bus = SqliteBus(f"sqlite:///{tmp_path / 'bus.db'}")
+    catalog = Catalog(settings.storage.catalog)
+    bus = open_bus(settings.bus.uri, client=settings.bus.client, consumer=settings.bus.consumer)
     yield lake, catalog, bus
     bus.close()
     catalog.close()
@@ -54,14 +60,21 @@ def csv_file(tmp_path_factory) -> Path:
     return generate(days=2, meters=11, seed=3).write_csv(folder / "Electricity_P.csv")
 
 
-def drain(bus: SqliteBus, topic: str) -> pa.Table:
+def drain(bus: Bus, topic: str) -> pa.Table:
+    """Every point of ``topic``: poll until quiet (at once on SQLite, 3 s on Kafka: group join, fetch)."""
+    quiet_s = 3.0 if bus.uri.startswith("kafka://") else 0.0
     with bus.consumer("test", [topic]) as consumer:
-        tables = []
-        while messages := consumer.poll(max_messages=10_000, timeout=0):
+        tables, idle_since = [], time.monotonic()
+        while True:
+            messages = consumer.poll(max_messages=10_000, timeout=0.05 if quiet_s else 0)
             tables += [decode_points(m.value) for m in messages]
-    return pa.concat_tables(tables)
+            if messages:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= quiet_s:
+                return pa.concat_tables(tables)
 
 
+@pytest.mark.integration
 def test_pump_publishes_every_point_then_its_watermark(parts, csv_file: Path, tmp_path: Path):
     lake, catalog, bus = parts
     bad_csv = tmp_path / "bad.csv"
@@ -100,6 +113,7 @@ def test_pump_publishes_every_point_then_its_watermark(parts, csv_file: Path, tm
     )
 
 
+@pytest.mark.integration
 def test_pump_stops_when_told_and_resumes_exactly(parts):
     lake, catalog, bus = parts
     data = generate(days=1, meters=10, seed=2, defects=False).points
@@ -133,6 +147,7 @@ def test_pump_stops_when_told_and_resumes_exactly(parts):
     assert out == sorted((s, t + shift, v) for s, t, v in keyed(data))
 
 
+@pytest.mark.integration
 def test_ingest_to_lake_writes_then_watermarks_and_registers_series(parts, csv_file: Path):
     lake, catalog, _ = parts
     source = FileSource("history", csv_file, batch_rows=1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 QUERY = """
 query($id: String!) {
@@ -28,7 +29,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_demo_serves_blended_forecasts(tmp_path: Path):
+def test_demo_serves_blended_forecasts(tmp_path: Path, distributed_env: dict[str, str]):
     port = _free_port()
     exe = Path(sys.executable).with_name("sparkhu")
     proc = subprocess.Popen(
@@ -49,6 +50,7 @@ def test_demo_serves_blended_forecasts(tmp_path: Path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **distributed_env},  # embedded: nothing added; distributed: PG, Kafka, Spark
     )
     url = f"http://127.0.0.1:{port}/graphql"
     found = None

@@ -1,4 +1,7 @@
-"""A real gateway over a real SQLite catalog, lake and prediction store in tmp.
+"""A real gateway over a real catalog, lake and prediction store in tmp.
+
+The catalog follows the ``settings`` fixture: SQLite, or PostgreSQL with
+``--sparkhu-config=distributed`` (``test_schema.py`` is an integration module).
 
 Seeded with one series (``ampds2/electricity/WHE.P``, 180 minutely points from
 :data:`T0`), two overlapping forecasts of 20 steps (origins T0+119 min and T0+120 min, so
@@ -22,7 +25,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from sparkhu.config import GatewaySettings
+from sparkhu.config import GatewaySettings, Settings
 from sparkhu.gateway.app import GatewayServices, create_app
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog, RunRecord, SeriesInfo
@@ -104,9 +107,9 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    """Seeded lake + catalog + prediction store."""
-    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+def stack(tmp_path: Path, settings: Settings) -> Iterator[Stack]:
+    """Seeded lake + catalog (the configuration's) + prediction store."""
+    catalog = Catalog(settings.storage.catalog)
     lake = Lake((tmp_path / "lake").as_uri())
     store = PredictionStore(catalog.engine, alpha=0.6)
     s = Stack(lake, catalog, store)

@@ -137,12 +137,13 @@ async def test_runs_route(client: httpx.AsyncClient):
 
 
 @anyio
-async def test_healthz(client: httpx.AsyncClient, stack: Stack, tmp_path: Path):
+async def test_healthz(client: httpx.AsyncClient, stack: Stack):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+    database = Path(str(stack.catalog.engine.url.database))  # the embedded catalog's SQLite file
     stack.catalog.close()
-    for leftover in tmp_path.glob("catalog.db*"):
+    for leftover in database.parent.glob(f"{database.name}*"):
         leftover.unlink()
-    (tmp_path / "catalog.db").write_bytes(b"this is not a database" * 100)
+    database.write_bytes(b"this is not a database" * 100)
     down = await client.get("/healthz")
     assert down.status_code == 503 and down.json()["status"] == "unavailable"
 

@@ -31,6 +31,7 @@ from sparkhu.gateway.app import create_app
 from sparkhu.gateway.resolvers import DEFAULT_REQ_NUM, parse_time
 
 anyio = pytest.mark.anyio
+pytestmark = pytest.mark.integration  # GraphQL over the configuration's catalog and prediction store
 
 POINTS = (
     "query($id: String!, $start: DateTime, $end: DateTime, $limit: Int) {"

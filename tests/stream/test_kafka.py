@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Producer
 
+from sparkhu.config import Settings
 from sparkhu.errors import BackendUnavailable, BusError, ConfigError
 from sparkhu.stream import open_bus
 from sparkhu.stream.kafka import KafkaBus, bootstrap_servers
@@ -58,6 +59,22 @@ def test_open_bus_picks_kafka_and_a_pickled_bus_reconnects(tansu: TansuBroker, u
         copy.produce(topic, [(b"k", b"v")])
         assert copy.default_partitions == 3 and sum(bus.end_offsets(topic).values()) == 1
         copy.close()
+
+
+def test_bus_settings_reach_the_kafka_clients_with_dotted_keys(tansu: TansuBroker) -> None:
+    settings = Settings.load(
+        toml_path=None,
+        env={
+            "SPARKHU_BUS__URI": tansu.uri,
+            "SPARKHU_BUS__CONSUMER__SESSION_TIMEOUT_MS": "1500",
+            "SPARKHU_BUS__CLIENT__CLIENT_ID": "sparkhu-test",
+        },
+    )
+    assert settings.bus.consumer == {"session_timeout_ms": "1500"}
+    with open_bus(settings.bus.uri, client=settings.bus.client, consumer=settings.bus.consumer) as bus:
+        config = bus.consumer_settings("g")  # type: ignore[attr-defined]
+        assert config["session.timeout.ms"] == "1500" and config["client.id"] == "sparkhu-test"
+        assert config["enable.auto.commit"] is False
 
 
 def test_end_offsets_count_records_a_foreign_producer_batched(kafka_bus: KafkaBus, unique: Names) -> None:

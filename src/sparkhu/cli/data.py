@@ -304,7 +304,7 @@ def pipeline_run(
     days_per_run: Annotated[int, typer.Option(min=1, help="Days per task batch (back-fills).")] = 1,
 ) -> None:
     """Run the daily cleaning DAG for days [start, end]; outputs are replaced, never duplicated."""
-    from sparkhu.engine.local import LocalEngine
+    from sparkhu.engine import open_engine
     from sparkhu.pipeline.daily import daily_runner
 
     first = parse_time(start, "--start") or (datetime.now(UTC) - timedelta(days=1))
@@ -312,7 +312,7 @@ def pipeline_run(
     if last < first:
         raise InputError(f"--end {last.date()} is before --start {first.date()}", field="--end")
     settings = state(ctx).settings
-    with Context.open(settings) as context, LocalEngine(settings.engine.workers) as engine:
+    with Context.open(settings) as context, open_engine(settings.engine) as engine:
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),

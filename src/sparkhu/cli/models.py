@@ -47,7 +47,7 @@ def train(
     ] = None,
 ) -> None:
     """Back-test the portfolio per series, register each champion in MLflow, store its forecasts."""
-    from sparkhu.engine.local import LocalEngine
+    from sparkhu.engine import open_engine
     from sparkhu.forecast.registry import ModelRegistry
     from sparkhu.forecast.train import DEFAULT_PORTFOLIO, TrainConfig, train_series
 
@@ -71,7 +71,7 @@ def train(
         progress = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()
         )
-        with progress, LocalEngine(settings.engine.workers) as engine:
+        with progress, open_engine(settings.engine) as engine:
             task = progress.add_task("back-testing", total=None)
             summary = train_series(
                 context.lake,
