@@ -184,6 +184,7 @@ class SparkEngine(Engine):
             "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
             "spark.network.timeout": "60s",
             "spark.log.level": "ERROR",
+            "spark.ui.showConsoleProgress": "false",  # our CLI draws its own progress
         }
         if local:
             conf["spark.driver.host"] = "127.0.0.1"
