@@ -58,15 +58,16 @@ def run(scale: float) -> list[Result]:
     for threads in (None, 1):
         model = LSTMForecaster(epochs=3, patience=0, threads=threads).fit(y)
         rate = model.windows_trained_ / model.train_seconds_
-        label = "2 shards" if threads is None else "1 thread"
+        default = threads is None  # the target is the default configuration's; 1 thread is for reference
+        label = "default: 2 shards" if default else "1 thread, reference"
         out.append(
             Result(
                 "lstm",
                 f"train throughput ({label})",
                 rate,
                 "windows/s",
-                f">= {TARGET:,}",
-                rate >= TARGET,
+                f">= {TARGET:,}" if default else "",
+                rate >= TARGET if default else None,
                 f"{data}; {rate * flops / 1e9:.1f} GFLOP/s = {100 * rate * flops / peak:.0f} % of "
                 f"the {peak / 1e9:.0f} GFLOP/s matmul peak ({flops / 1e6:.2f} MFLOP/window)",
             )
