@@ -10,10 +10,15 @@ payloads and back.
 
 from __future__ import annotations
 
+import re
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from sparkhu.errors import BusError
+
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,27 @@ def partition_for(key: bytes | None, partitions: int) -> int:
     if key is None or partitions <= 1:
         return 0
     return zlib.crc32(key) % partitions
+
+
+def check_topic(topic: object) -> str:
+    """``topic`` if it is a valid topic name (Kafka's rule, kept by every bus), else :class:`BusError`."""
+    if not isinstance(topic, str) or not _TOPIC_RE.match(topic):
+        raise BusError(f"topic name {topic!r} is invalid: use 1-249 letters, digits and . _ -")
+    return topic
+
+
+def check_records(topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    """Raise :class:`BusError` naming the first record that is not a ``(key, value)`` pair of bytes."""
+    for index, record in enumerate(records):
+        if (
+            not isinstance(record, tuple)
+            or len(record) != 2
+            or not isinstance(record[1], bytes | bytearray | memoryview)
+            or not (record[0] is None or isinstance(record[0], bytes))
+        ):
+            raise BusError(
+                f"produce to {topic!r}: record {index} is not a (key bytes|None, value bytes) pair"
+            )
 
 
 class Consumer(ABC):

@@ -49,12 +49,11 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sparkhu.errors import BackendUnavailable, BusError, ConfigError
-from sparkhu.stream.base import Bus, partition_for
+from sparkhu.stream.base import Bus, check_records, check_topic, partition_for
 from sparkhu.stream.kafka_consumer import KafkaConsumer, is_transient
 
 __all__ = ["KafkaBus", "KafkaConsumer", "bootstrap_servers"]
 
-_TOPIC_RE = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
 _HOST_PORT_RE = re.compile(r"^[A-Za-z0-9._\-]+:(\d{1,5})$")
 _METADATA_MAX_AGE_S = 30.0
 _MAX_MESSAGE_BYTES = 256 << 20
@@ -107,11 +106,6 @@ def bootstrap_servers(uri: str) -> str:
             raise ConfigError(f"bus URI {uri!r}: {server!r} is not host:port (port 1-65535)")
     return ",".join(servers)
 
-
-def _check_topic(topic: object) -> str:
-    if not isinstance(topic, str) or not _TOPIC_RE.match(topic):
-        raise BusError(f"topic name {topic!r} is invalid: use 1-249 letters, digits and . _ -")
-    return topic
 
 
 class KafkaBus(Bus):
@@ -275,7 +269,7 @@ class KafkaBus(Bus):
 
     def create_topic(self, topic: str, partitions: int | None = None) -> None:
         """Create ``topic`` if missing; an existing topic must not be asked for another partition count."""
-        _check_topic(topic)
+        check_topic(topic)
         count = self.default_partitions if partitions is None else partitions
         if not isinstance(count, int) or not 1 <= count <= 4096:
             raise BusError(f"topic {topic!r}: partitions must be an integer in 1..4096, got {partitions!r}")
@@ -303,7 +297,7 @@ class KafkaBus(Bus):
 
     def partitions(self, topic: str) -> int:
         """Number of partitions of ``topic`` (read from the cluster, cached for 30 s)."""
-        return self._count(_check_topic(topic))
+        return self._count(check_topic(topic))
 
     # -- producing ------------------------------------------------------------------------
 
@@ -314,17 +308,7 @@ class KafkaBus(Bus):
         headers: dict[str, bytes] | None = None,
     ) -> None:
         """Send ``records`` to the partitions of their keys; returns once the broker acknowledged all."""
-        _check_topic(topic)
-        for index, record in enumerate(records):
-            if (
-                not isinstance(record, tuple)
-                or len(record) != 2
-                or not isinstance(record[1], bytes | bytearray | memoryview)
-                or not (record[0] is None or isinstance(record[0], bytes))
-            ):
-                raise BusError(
-                    f"produce to {topic!r}: record {index} is not a (key bytes|None, value bytes) pair"
-                )
+        check_records(check_topic(topic), records)
         header_list = None
         if headers:
             if not all(isinstance(k, str) and isinstance(v, bytes) for k, v in headers.items()):
@@ -394,12 +378,12 @@ class KafkaBus(Bus):
                 f"consumer of group {group!r}: topics must be a non-empty list of names, got {topics!r}"
             )
         for topic in topics:
-            self._count(_check_topic(topic), fresh=True)
+            self._count(check_topic(topic), fresh=True)
         return KafkaConsumer(self, group, sorted(set(topics)))
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Next offset to be written, per partition (the high watermark, as a fetch reports it)."""
-        count = self._count(_check_topic(topic), fresh=True)
+        count = self._count(check_topic(topic), fresh=True)
         with self._probe_lock:
             if self._probe is None:
                 self._probe = self.client(

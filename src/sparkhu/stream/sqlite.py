@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,12 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from sparkhu.errors import BusError, ConfigError
-from sparkhu.stream.base import Bus, partition_for
+from sparkhu.stream.base import Bus, check_records, check_topic, partition_for
 from sparkhu.stream.sqlite_group import SqliteConsumer, now_ms
 
 __all__ = ["SqliteBus", "SqliteConsumer", "SqliteFile"]
 
-_TOPIC_RE = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS partition_ends (
@@ -61,11 +59,6 @@ CREATE TABLE IF NOT EXISTS group_members (
     heartbeat_ms INTEGER NOT NULL, session_ms INTEGER NOT NULL, PRIMARY KEY ("group", member_id));
 """
 
-
-def _check_topic(topic: object) -> str:
-    if not isinstance(topic, str) or not _TOPIC_RE.match(topic):
-        raise BusError(f"topic name {topic!r} is invalid: use 1-249 letters, digits and . _ -")
-    return topic
 
 
 class SqliteFile:
@@ -225,7 +218,7 @@ class SqliteBus(Bus):
 
     def create_topic(self, topic: str, partitions: int | None = None) -> None:
         """Create ``topic`` if missing; an existing topic must not be asked for another partition count."""
-        _check_topic(topic)
+        check_topic(topic)
         count = self.default_partitions if partitions is None else partitions
         if not isinstance(count, int) or not 1 <= count <= 4096:
             raise BusError(f"topic {topic!r}: partitions must be an integer in 1..4096, got {partitions!r}")
@@ -251,7 +244,7 @@ class SqliteBus(Bus):
 
     def partitions(self, topic: str) -> int:
         """Number of partitions of ``topic``."""
-        _check_topic(topic)
+        check_topic(topic)
         with self._tx(f"read topic {topic!r}") as conn:
             return self._partitions(conn, topic)
 
@@ -267,17 +260,7 @@ class SqliteBus(Bus):
         headers: dict[str, bytes] | None = None,
     ) -> None:
         """Append ``records`` in one durable transaction; offsets are assigned inside it."""
-        _check_topic(topic)
-        for index, record in enumerate(records):
-            if (
-                not isinstance(record, tuple)
-                or len(record) != 2
-                or not isinstance(record[1], bytes | bytearray | memoryview)
-                or not (record[0] is None or isinstance(record[0], bytes))
-            ):
-                raise BusError(
-                    f"produce to {topic!r}: record {index} is not a (key bytes|None, value bytes) pair"
-                )
+        check_records(check_topic(topic), records)
         if not records:
             return
         encoded_headers = None
@@ -325,7 +308,7 @@ class SqliteBus(Bus):
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Next offset to be written, per partition."""
-        _check_topic(topic)
+        check_topic(topic)
         with self._tx(f"read end offsets of {topic!r}") as conn:
             self._partitions(conn, topic)
             rows = conn.execute(
@@ -345,7 +328,7 @@ class SqliteBus(Bus):
 
     def group_offsets(self, group: str, topic: str) -> dict[int, int]:
         """Committed next offset of ``group`` per partition of ``topic`` (for lag and retention)."""
-        _check_topic(topic)
+        check_topic(topic)
         with self._tx(f"read offsets of group {group!r}") as conn:
             self._partitions(conn, topic)
             rows = conn.execute(
@@ -357,7 +340,7 @@ class SqliteBus(Bus):
 
     def truncate(self, topic: str, before: Mapping[int, int]) -> int:
         """Delete messages with an offset below ``before[partition]``; returns how many were deleted."""
-        _check_topic(topic)
+        check_topic(topic)
         with self._tx(f"truncate {topic!r}", write=True) as conn:
             count = self._partitions(conn, topic)
             bad = [p for p in before if not isinstance(p, int) or not 0 <= p < count]
@@ -374,7 +357,7 @@ class SqliteBus(Bus):
 
     def delete_before(self, topic: str, ts_ms: int) -> int:
         """Delete messages of ``topic`` appended before ``ts_ms`` (epoch ms); returns how many."""
-        _check_topic(topic)
+        check_topic(topic)
         with self._tx(f"delete old messages of {topic!r}", write=True) as conn:
             self._partitions(conn, topic)
             cursor = conn.execute("DELETE FROM messages WHERE topic = ? AND ts_ms < ?", (topic, int(ts_ms)))
