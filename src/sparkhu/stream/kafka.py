@@ -107,7 +107,6 @@ def bootstrap_servers(uri: str) -> str:
     return ",".join(servers)
 
 
-
 class KafkaBus(Bus):
     """A :class:`~sparkhu.stream.base.Bus` on a Kafka-protocol cluster. Thread-safe; picklable.
 

@@ -60,7 +60,6 @@ CREATE TABLE IF NOT EXISTS group_members (
 """
 
 
-
 class SqliteFile:
     """Connections to one SQLite file: one per thread (re-opened after a fork), plus dedicated ones."""
 
