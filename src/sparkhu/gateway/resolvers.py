@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -207,13 +207,7 @@ def read_blended(
     limit: int | None = None,
 ) -> pa.Table:
     """Blended forecasts (BLENDED_SCHEMA) of a series with start ≤ target_ts < end, bounded."""
-    get_series(services, series_id)
-    check_range(start, end)
-    max_points = services.settings.max_points
-    limit = bound_limit(limit, max_points)
-    fetch = limit if limit is not None else max_points + 1
-    table = services.predictions.blended(series_id, start=start, end=end, limit=fetch)
-    return _take(table, limit, max_points, f"blended forecasts of {series_id!r} in that range")
+    return _read_forecasts(services, "blended", series_id, start, end, limit)
 
 
 def read_raw(
@@ -224,13 +218,25 @@ def read_raw(
     limit: int | None = None,
 ) -> pa.Table:
     """Raw forecasts (FORECAST_SCHEMA) whose target_ts is in [start, end), bounded."""
+    return _read_forecasts(services, "raw", series_id, start, end, limit)
+
+
+def _read_forecasts(
+    services: GatewayServices,
+    kind: Literal["blended", "raw"],
+    series_id: str,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int | None,
+) -> pa.Table:
     get_series(services, series_id)
     check_range(start, end)
     max_points = services.settings.max_points
     limit = bound_limit(limit, max_points)
     fetch = limit if limit is not None else max_points + 1
-    table = services.predictions.raw(series_id, start=start, end=end, limit=fetch)
-    return _take(table, limit, max_points, f"raw forecasts of {series_id!r} in that range")
+    reader = services.predictions.blended if kind == "blended" else services.predictions.raw
+    table = reader(series_id, start=start, end=end, limit=fetch)
+    return _take(table, limit, max_points, f"{kind} forecasts of {series_id!r} in that range")
 
 
 @dataclass(frozen=True)
