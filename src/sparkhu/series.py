@@ -97,16 +97,23 @@ def conform(table: pa.Table) -> pa.Table:
     missing = [name for name in POINT_SCHEMA.names if name not in table.column_names]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; expected series_id, ts, value")
+    ids, ts = conform_keys(table)
+    value = table.column("value").cast(pa.float64())
+    return pa.Table.from_arrays([ids, ts, value], schema=POINT_SCHEMA)
+
+
+def conform_keys(table: pa.Table) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """The ``series_id`` and ``ts`` columns cast to the point schema's types (naive ts taken as UTC).
+
+    Raises ``pyarrow.ArrowException`` for columns that cannot be cast; callers name the table.
+    """
     ids = table.column("series_id")
     if not pa.types.is_dictionary(ids.type):
         ids = pc.dictionary_encode(ids.cast(pa.string()))
-    ids = ids.cast(SERIES_ID_TYPE)
     ts = table.column("ts")
     if pa.types.is_timestamp(ts.type) and ts.type.tz is None:
         ts = pc.assume_timezone(ts, "UTC")
-    ts = ts.cast(TS_TYPE)
-    value = table.column("value").cast(pa.float64())
-    return pa.Table.from_arrays([ids, ts, value], schema=POINT_SCHEMA)
+    return ids.cast(SERIES_ID_TYPE), ts.cast(TS_TYPE)
 
 
 def empty_points() -> pa.Table:

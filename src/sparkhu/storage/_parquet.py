@@ -32,7 +32,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sparkhu.errors import InputError, LakeError
-from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, TS_TYPE, conform, empty_points
+from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, TS_TYPE, conform, conform_keys, empty_points
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR_US = 3_600_000_000
@@ -337,14 +337,7 @@ def conform_table(table: pa.Table | pa.RecordBatch, label: str) -> pa.Table:
             f"cannot write {label}: missing column(s) {', '.join(missing)}; tables need series_id, ts"
         )
     try:
-        ids = table.column("series_id")
-        if not pa.types.is_dictionary(ids.type):
-            ids = pc.dictionary_encode(ids.cast(pa.string()))
-        ids = ids.cast(SERIES_ID_TYPE)
-        ts = table.column("ts")
-        if pa.types.is_timestamp(ts.type) and ts.type.tz is None:
-            ts = pc.assume_timezone(ts, "UTC")
-        ts = ts.cast(TS_TYPE)
+        ids, ts = conform_keys(table)
     except pa.ArrowException as exc:
         raise LakeError(f"cannot write {label}: series_id must be strings and ts timestamps: {exc}") from exc
     rest = [name for name in table.column_names if name not in ("series_id", "ts")]
