@@ -48,6 +48,13 @@ def check_topic(topic: object) -> str:
     return topic
 
 
+def check_partitions(topic: str, partitions: object) -> int:
+    """``partitions`` if it is a usable partition count for ``topic``, else :class:`BusError`."""
+    if not isinstance(partitions, int) or not 1 <= partitions <= 4096:
+        raise BusError(f"topic {topic!r}: partitions must be an integer in 1..4096, got {partitions!r}")
+    return partitions
+
+
 def check_records(topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
     """Raise :class:`BusError` naming the first record that is not a ``(key, value)`` pair of bytes."""
     for index, record in enumerate(records):

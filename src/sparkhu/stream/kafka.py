@@ -49,7 +49,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sparkhu.errors import BackendUnavailable, BusError, ConfigError
-from sparkhu.stream.base import Bus, check_records, check_topic, partition_for
+from sparkhu.stream.base import Bus, check_partitions, check_records, check_topic, partition_for
 from sparkhu.stream.kafka_consumer import KafkaConsumer, is_transient
 
 __all__ = ["KafkaBus", "KafkaConsumer", "bootstrap_servers"]
@@ -268,10 +268,9 @@ class KafkaBus(Bus):
 
     def create_topic(self, topic: str, partitions: int | None = None) -> None:
         """Create ``topic`` if missing; an existing topic must not be asked for another partition count."""
-        check_topic(topic)
-        count = self.default_partitions if partitions is None else partitions
-        if not isinstance(count, int) or not 1 <= count <= 4096:
-            raise BusError(f"topic {topic!r}: partitions must be an integer in 1..4096, got {partitions!r}")
+        count = check_partitions(
+            check_topic(topic), self.default_partitions if partitions is None else partitions
+        )
         existing = self.topics().get(topic)
         if existing is None:
             admin = self._get_admin()

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sparkhu.errors import BusError, ConfigError
-from sparkhu.stream.base import Bus, check_records, check_topic, partition_for
+from sparkhu.stream.base import Bus, check_partitions, check_records, check_topic, partition_for
 from sparkhu.stream.sqlite_group import SqliteConsumer, now_ms
 
 __all__ = ["SqliteBus", "SqliteConsumer", "SqliteFile"]
@@ -217,10 +217,9 @@ class SqliteBus(Bus):
 
     def create_topic(self, topic: str, partitions: int | None = None) -> None:
         """Create ``topic`` if missing; an existing topic must not be asked for another partition count."""
-        check_topic(topic)
-        count = self.default_partitions if partitions is None else partitions
-        if not isinstance(count, int) or not 1 <= count <= 4096:
-            raise BusError(f"topic {topic!r}: partitions must be an integer in 1..4096, got {partitions!r}")
+        count = check_partitions(
+            check_topic(topic), self.default_partitions if partitions is None else partitions
+        )
         with self._tx(f"create topic {topic!r}", write=True) as conn:
             row = conn.execute("SELECT partitions FROM topics WHERE name = ?", (topic,)).fetchone()
             if row is not None:
