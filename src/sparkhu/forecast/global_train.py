@@ -22,11 +22,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparkhu.errors import ForecastError, NotFoundError
+from sparkhu.errors import ForecastError
 from sparkhu.forecast.base import Forecaster
 from sparkhu.forecast.metrics import mase
 from sparkhu.forecast.models import make_model
-from sparkhu.forecast.train import SeriesResult, TrainConfig, TrainSummary, forecast_table, regular
+from sparkhu.forecast.train import (
+    SeriesResult,
+    TrainConfig,
+    TrainSummary,
+    forecast_table,
+    history_series,
+    regular,
+)
 from sparkhu.storage.catalog import Catalog, RunRecord
 from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import PredictionStore
@@ -70,16 +77,7 @@ def train_global(
         raise ForecastError(f"global model {model!r}: expected one of {', '.join(GLOBAL_MODELS)}")
     cfg = config or TrainConfig()
     began = time.perf_counter()
-    zone = zone or ("clean" if ("clean", dataset) in lake.datasets("clean") else "raw")
-    if (zone, dataset) not in lake.datasets(zone):
-        raise NotFoundError(f"dataset {dataset!r} is not in the lake's {zone} zone; ingest it first")
-    wanted = (
-        sorted(series)
-        if series is not None
-        else [s for s in lake.series(zone, dataset) if s.startswith(prefix)]
-    )
-    if not wanted:
-        raise NotFoundError(f"no series of {zone}/{dataset} starts with {prefix!r}")
+    zone, wanted = history_series(lake, dataset, zone, series, prefix)
     histories = _histories(lake.read(zone, dataset, series=wanted), wanted, cfg.period_s)
     if cfg.max_points is not None:
         histories = {sid: (y[-cfg.max_points :], last) for sid, (y, last) in histories.items()}

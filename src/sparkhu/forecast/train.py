@@ -332,6 +332,33 @@ def _plot(series_id: str, y: np.ndarray, result: Any, cfg: TrainConfig) -> bytes
 
 
 # ---- the service ----------------------------------------------------------------------------
+def history_series(
+    lake: Lake, dataset: str, zone: str | None, series: Sequence[str] | None, prefix: str
+) -> tuple[str, list[str]]:
+    """The zone to train from (``clean`` when the pipeline produced it, else ``raw``) and the series.
+
+    ``series`` must all be in the lake; otherwise every series starting with ``prefix``. Raises
+    :class:`NotFoundError` naming what is missing.
+    """
+    zone = zone or ("clean" if ("clean", dataset) in lake.datasets("clean") else "raw")
+    if (zone, dataset) not in lake.datasets(zone):
+        raise NotFoundError(f"dataset {dataset!r} is not in the lake's {zone} zone; ingest it first")
+    known = lake.series(zone, dataset)
+    if series is not None:
+        missing = sorted(set(series) - set(known))
+        if missing:
+            raise NotFoundError(
+                f"series {', '.join(missing)} not in {zone}/{dataset}; "
+                f"known: {', '.join(known[:5]) or 'none'}{' ...' if len(known) > 5 else ''}"
+            )
+        wanted = sorted(series)
+    else:
+        wanted = [s for s in known if s.startswith(prefix)]
+        if not wanted:
+            raise NotFoundError(f"no series of {zone}/{dataset} starts with {prefix!r}")
+    return zone, wanted
+
+
 def train_series(
     lake: Lake,
     catalog: Catalog,
@@ -358,22 +385,7 @@ def train_series(
 
     config = config or TrainConfig()
     began = time.perf_counter()
-    zone = zone or ("clean" if ("clean", dataset) in lake.datasets("clean") else "raw")
-    if (zone, dataset) not in lake.datasets(zone):
-        raise NotFoundError(f"dataset {dataset!r} is not in the lake's {zone} zone; ingest it first")
-    known = lake.series(zone, dataset)
-    if series is not None:
-        missing = sorted(set(series) - set(known))
-        if missing:
-            raise NotFoundError(
-                f"series {', '.join(missing)} not in {zone}/{dataset}; "
-                f"known: {', '.join(known[:5]) or 'none'}{' ...' if len(known) > 5 else ''}"
-            )
-        wanted = sorted(series)
-    else:
-        wanted = [s for s in known if s.startswith(prefix)]
-        if not wanted:
-            raise NotFoundError(f"no series of {zone}/{dataset} starts with {prefix!r}")
+    zone, wanted = history_series(lake, dataset, zone, series, prefix)
     history = lake.read(zone, dataset, series=wanted, start=start, end=end)
     run_id = f"train-{uuid.uuid4().hex[:12]}"
     summary = TrainSummary(zone=zone, dataset=dataset, run_id=run_id)
