@@ -230,7 +230,9 @@ def _torchrun_main(
     try:
         dist.init_process_group("gloo", timeout=timedelta(minutes=10))
         try:
-            return _train_rank(arrays, params, single)
+            result = _train_rank(arrays, params, single)
+            dist.barrier()  # as in _spawn_main: no rank tears gloo down while its peer still talks
+            return result
         finally:
             dist.destroy_process_group()
     except BaseException as exc:
@@ -259,6 +261,9 @@ def _spawn_main(
         )
         try:
             result = _train_rank(arrays, params, single)
+            # Both ranks finish talking before either tears gloo down: a rank that destroys the
+            # group while its peer still closes its pairs can abort the peer (std::terminate).
+            dist.barrier()
         finally:
             dist.destroy_process_group()
     except BaseException as exc:
