@@ -1,8 +1,11 @@
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from sparkhu.config import Settings, dataset_name
+from sparkhu.connectors import configured_sinks, configured_sources
+from sparkhu.connectors.replay import ReplaySourceSettings
 from sparkhu.errors import ConfigError
 
 
@@ -29,8 +32,12 @@ def test_toml_then_env_then_overrides(tmp_path: Path):
 
 def test_sources_from_toml(tmp_path: Path):
     toml = tmp_path / "sparkhu.toml"
-    toml.write_text('[[sources]]\nname = "m"\nkind = "replay"\npath = "a.csv"\nshift = "+3196d"\n')
-    (spec,) = Settings.load(toml_path=toml, env={}).sources
+    toml.write_text(
+        '[[sources]]\nname = "m"\nkind = "replay"\npath = "a.csv"\nshift = "+3196d"\n'
+        'source = "ampds2"\nmeasurement = "electricity"\n'
+    )
+    (spec,) = configured_sources(Settings.load(toml_path=toml, env={}))
+    assert isinstance(spec, ReplaySourceSettings)
     assert spec.shift == "+3196d" and spec.dataset == "ampds2_electricity"
     assert dataset_name("a", "b") == "a_b"
 
@@ -46,12 +53,8 @@ def test_sources_from_toml(tmp_path: Path):
         ("[gateway\nport=1", {}, r"sparkhu.toml: not valid TOML"),
         ("[forecast]\nalpha = 1.5\n", {}, r"forecast.alpha"),
         ("[nonsense]\nx = 1\n", {}, r"nonsense: Extra inputs are not permitted"),
-        (
-            "[[sources]]\nname='a'\nkind='file'\npath='p'\nshift='soon'\n",
-            {},
-            r"sources.0.shift: expected end_now",
-        ),
-        ("[[sources]]\nname='a'\nkind='ftp'\npath='p'\n", {}, r"sources.0.kind"),
+        ("[[sources]]\nname='a b'\nkind='file'\n", {}, r"sparkhu.toml: sources.0.name: String should match"),
+        ("[pipeline]\nschedule = '25:00'\n", {}, r"pipeline.schedule: expected HH:MM \(UTC\) or a cron"),
         ("home = 1\n[home]\n", {}, r"not valid TOML"),
     ],
 )
@@ -60,6 +63,46 @@ def test_bad_settings_name_the_key_and_where(tmp_path: Path, text, env, match):
     toml.write_text(text)
     with pytest.raises(ConfigError, match=match):
         Settings.load(toml_path=toml, env=env)
+
+
+SOURCE = "[[sources]]\nname='a'\nsource='s'\nmeasurement='m'\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            SOURCE + "kind='replay'\npath='p'\nshift='soon'\n",
+            r"sparkhu.toml: sources.a.shift: .*expected end_now",
+        ),
+        (
+            SOURCE + "kind='ftp'\npath='p'\n",
+            r"sparkhu.toml: sources.a.kind: unknown source kind 'ftp'; known: file",
+        ),
+        (SOURCE + "kind='file'\npath='p'\nshift='+1d'\n", r"sources.a.shift: Extra inputs are not permitted"),
+        (SOURCE + "kind='file'\n", r"sources.a.path: Field required"),
+        ("[[sources]]\nname='a'\nkind='file'\npath='p'\n", r"sources.0.source: Field required"),
+        (
+            SOURCE + "kind='file'\npath='p'\n" + SOURCE + "kind='file'\npath='q'\n",
+            r"sources.a: the name is used twice",
+        ),
+        ("[[sinks]]\nname='k'\nkind='lake'\nzone=3\n", r"sinks.k.zone: Input should be a valid string"),
+    ],
+)
+def test_bad_source_entries_name_the_entry_and_field(tmp_path: Path, text: str, match: str):
+    toml = tmp_path / "sparkhu.toml"
+    toml.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        settings = Settings.load(toml_path=toml, env={})
+        configured_sources(settings)
+        configured_sinks(settings)
+
+
+def test_pipeline_schedule_takes_cron_expressions():
+    s = Settings.load(toml_path=None, env={"SPARKHU_PIPELINE__SCHEDULE": "10 */6 * * *"})
+    assert s.pipeline.trigger().get_next_fire_time(None, datetime(2024, 1, 1, 7, tzinfo=UTC)) == datetime(
+        2024, 1, 1, 12, 10, tzinfo=UTC
+    )
 
 
 def test_value_where_a_section_is_expected():

@@ -29,13 +29,18 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from sparkhu.errors import ConfigError
+from sparkhu.plugins import entry_point_names
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 DEFAULT_TOML = "sparkhu.toml"
 ENV_PREFIX = "SPARKHU_"
@@ -72,7 +77,8 @@ class BusSettings(_Section):
     @field_validator("uri")
     @classmethod
     def _bus_scheme(cls, uri: str) -> str:
-        if uri and urlparse(uri).scheme not in {"sqlite", "kafka"}:
+        # Built-in schemes, and those plug-ins add to the ``sparkhu.buses`` registry (see sparkhu.stream).
+        if uri and urlparse(uri).scheme not in {"sqlite", "kafka", *entry_point_names("sparkhu.buses")}:
             raise ValueError("expected sqlite:///path or kafka://host:port[,host:port]")
         return uri
 
@@ -103,19 +109,51 @@ class ForecastSettings(_Section):
     horizon: int = Field(default=20, ge=1, le=10_000)
     window: int = Field(default=60, ge=2, le=1_000_000)
     season_length: int = Field(default=1440, ge=1)
+    champion_poll_s: float = Field(default=30.0, gt=0.0)
+    """Seconds between looks at the registry's champions by the online learner (new ones hot-swap in)."""
 
 
 class PipelineSettings(_Section):
     """The daily cleaning DAG: when ``sparkhu up`` runs it and how it retries."""
 
-    schedule: str = Field(default="00:10", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    """UTC time of day (HH:MM) at which the previous day is processed (missed days are caught up)."""
+    schedule: str = "00:10"
+    """When finished days are processed: a UTC time of day (``HH:MM``) or a five-field cron expression
+    (UTC; ``"10 */6 * * *"``). Missed days are caught up at start."""
     retries: int = Field(default=2, ge=0, le=20)
     backoff_s: float = Field(default=0.5, ge=0.0)
     lookback_s: dict[str, float] = {}
     """Look-back overrides per task in seconds, e.g. ``{regularity = 2592000}``."""
     exclude: list[str] = []
     """Tasks left out (with the tasks that depend on them)."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_form(cls, schedule: str) -> str:
+        schedule_trigger(schedule)
+        return schedule
+
+    def trigger(self) -> CronTrigger:
+        """The trigger of :attr:`schedule` (see :func:`schedule_trigger`)."""
+        return schedule_trigger(self.schedule)
+
+
+def schedule_trigger(schedule: str) -> CronTrigger:
+    """A schedule's trigger: ``HH:MM`` (UTC, daily) or a five-field cron expression (UTC).
+
+    >>> from datetime import datetime, UTC
+    >>> schedule_trigger("00:10").get_next_fire_time(None, datetime(2024, 1, 1, 12, tzinfo=UTC))
+    datetime.datetime(2024, 1, 2, 0, 10, tzinfo=datetime.timezone.utc)
+    >>> schedule_trigger("*/15 * * * *").get_next_fire_time(None, datetime(2024, 1, 1, 12, 1, tzinfo=UTC))
+    datetime.datetime(2024, 1, 1, 12, 15, tzinfo=datetime.timezone.utc)
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    if clock := re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", schedule):
+        return CronTrigger(hour=int(clock.group(1)), minute=int(clock.group(2)), timezone=UTC)
+    try:
+        return CronTrigger.from_crontab(schedule, timezone=UTC)
+    except ValueError as exc:
+        raise ValueError(f"expected HH:MM (UTC) or a cron expression such as '10 0 * * *' ({exc})") from None
 
 
 class DemoSettings(_Section):
@@ -124,50 +162,61 @@ class DemoSettings(_Section):
     seed: int = 7
     speed: float = Field(default=60.0, gt=0.0)
     replay_days: float = Field(default=1.0, gt=0.0)
+    timezone: str = "Asia/Seoul"
+    """The dashboard's timezone in the demo (the original system's)."""
 
 
 class SourceSettings(_Section):
-    """One ``[[sources]]`` entry of ``sparkhu.toml``: where points come from and how to read them."""
+    """What every ``[[sources]]`` entry of ``sparkhu.toml`` has: a name, a ``kind`` and the series' naming.
+
+    The connector of the ``kind`` owns the rest of the entry: its settings model subclasses this one
+    and is registered in :data:`sparkhu.connectors.SOURCES` (see
+    :func:`sparkhu.connectors.source_settings`), so an unknown kind or field is named when the
+    platform starts. Here the entry's other fields are kept as given.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
-    kind: Literal["file", "replay"]
-    path: str
-    """A file, a folder or a glob (``data/*.csv``)."""
-    source: str = Field(default="ampds2", pattern=r"^[A-Za-z0-9_.:\-]+$")
-    measurement: str = Field(default="electricity", pattern=r"^[A-Za-z0-9_.:\-]+$")
-    format: Literal["auto", "csv", "parquet"] = "auto"
-    layout: Literal["auto", "long", "wide"] = "auto"
-    field_suffix: str = ""
-    """Appended to wide-layout column names: ``WHE`` + ``.P`` → field ``WHE.P``."""
-    ts_column: str | None = None
-    ts_unit: Literal["s", "ms", "us", "iso"] = "s"
-    speed: float = Field(default=1.0, gt=0.0)
-    """Replay only: data seconds per wall-clock second."""
-    shift: str = "end_now"
-    """Replay only: ``end_now``, ``start_now`` or a fixed offset such as ``+3196d``."""
-
-    @field_validator("shift")
-    @classmethod
-    def _shift_form(cls, shift: str) -> str:
-        if not re.fullmatch(r"end_now|start_now|[+-]?\d+(\.\d+)?(s|min|h|d)", shift):
-            raise ValueError("expected end_now, start_now or an offset such as +3196d, -2h, 90min")
-        return shift
+    """Unique connector name; the catalog keeps its watermark under it."""
+    kind: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+    source: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
+    """First part of the series ids (``source/measurement/field``) and of the topic and dataset names."""
+    measurement: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
+    """Second part of the series ids."""
 
     @classmethod
-    def of(cls, **fields: Any) -> SourceSettings:
+    def of(cls, **fields: Any) -> Self:
         """Build one from keyword fields (CLI options); a bad field raises :class:`ConfigError` naming it."""
         try:
             return cls(**fields)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(part) for part in first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
-            raise ConfigError(f"{key}: {message} (got {first.get('input')!r})") from exc
+            raise ConfigError(validation_message(exc)) from exc
 
     @property
     def dataset(self) -> str:
         """The lake dataset (and topic suffix) of this source's measurement."""
         return dataset_name(self.source, self.measurement)
+
+
+class SinkSettings(_Section):
+    """What every ``[[sinks]]`` entry has; the sink of its ``kind`` owns the rest (see
+    :data:`sparkhu.connectors.SINKS`). The lake sink of every topic is always there; these come besides."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
+    kind: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+    topics: list[str] | None = None
+    """The sources' datasets (``<source>_<measurement>``) whose topics it consumes; none: every one."""
+
+
+def validation_message(exc: ValidationError, prefix: str = "") -> str:
+    """One line naming the first invalid key of ``exc``: ``key: what was expected (got value)``."""
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in (*([prefix] if prefix else []), *first["loc"]))
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{key}: {message} (got {first.get('input')!r})"
 
 
 def dataset_name(source: str, measurement: str) -> str:
@@ -177,7 +226,7 @@ def dataset_name(source: str, measurement: str) -> str:
 
 class Settings(_Section):
     home: Path = Path("~/.sparkhu")
-    timezone: str = "Asia/Seoul"
+    timezone: str = "UTC"
     """Display timezone at the edges (dashboard, CLI); everything inside is UTC."""
     storage: StorageSettings = StorageSettings()
     bus: BusSettings = BusSettings()
@@ -188,6 +237,12 @@ class Settings(_Section):
     demo: DemoSettings = DemoSettings()
     pipeline: PipelineSettings = PipelineSettings()
     sources: list[SourceSettings] = []
+    sinks: list[SinkSettings] = []
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def origin(self, key: str) -> str:
+        """Where the dotted ``key`` (or its nearest parent) was set: a file, a variable, the command line."""
+        return _origin_of(self._origins, key)
 
     def model_post_init(self, _context: Any) -> None:
         home = self.home.expanduser().absolute()
@@ -235,16 +290,20 @@ class Settings(_Section):
             _set(data, key, value)
             origin[key] = "command line"
         try:
-            return cls.model_validate(data)
+            settings = cls.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(part) for part in first["loc"])
-            parts = key.split(".")
-            prefixes = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
-            where = next((origin[p] for p in prefixes if p in origin), "settings")
-            expected = first["msg"].removeprefix("Value error, ")
-            given = first.get("input")
-            raise ConfigError(f"{where}: {key}: {expected} (got {given!r})") from exc
+            key = ".".join(str(part) for part in exc.errors()[0]["loc"])
+            where = _origin_of(origin, key)
+            raise ConfigError(f"{where}: {validation_message(exc)}") from exc
+        settings._origins = origin
+        return settings
+
+
+def _origin_of(origin: Mapping[str, str], key: str) -> str:
+    """The origin of ``key`` or of its nearest parent; ``settings`` for a default."""
+    parts = key.split(".")
+    prefixes = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+    return next((origin[p] for p in prefixes if p in origin), "settings")
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -55,8 +55,16 @@ def test_up_without_sources(capsys, tmp_path: Path):
     assert code == 2 and "no [[sources]]" in err
 
 
+NAMES = ("--source", "ampds2", "--measurement", "electricity")
+
+
+def test_ingest_needs_the_series_names(capsys, tmp_path: Path):
+    code, _, err = sparkhu(capsys, "--home", str(tmp_path), "ingest", str(tmp_path / "x.csv"))
+    assert code == 2 and "--source" in err and "Traceback" not in err
+
+
 def test_ingest_missing_file(capsys, tmp_path: Path):
-    code, _, err = sparkhu(capsys, "--home", str(tmp_path), "ingest", str(tmp_path / "missing.csv"))
+    code, _, err = sparkhu(capsys, "--home", str(tmp_path), "ingest", str(tmp_path / "missing.csv"), *NAMES)
     assert code == 2 and "missing.csv" in err and "Traceback" not in err
 
 
@@ -74,7 +82,16 @@ def test_ingest_quarantines_bad_rows_and_keeps_good_ones(
         "1333263840,104,14\n"
     )
     code, out, err = sparkhu(
-        capsys, "--home", str(tmp_path / "h"), "ingest", str(csv), "--layout", "wide", "--field-suffix", ".P"
+        capsys,
+        "--home",
+        str(tmp_path / "h"),
+        "ingest",
+        str(csv),
+        *NAMES,
+        "--layout",
+        "wide",
+        "--field-suffix",
+        ".P",
     )
     assert code == 0, err
     assert "quarantined 3 record(s)" in out
@@ -102,7 +119,7 @@ def test_bad_time_option(capsys, tmp_path: Path):
 
 
 def test_bad_replay_shift(capsys, tmp_path: Path):
-    code, _, err = sparkhu(capsys, "--home", str(tmp_path), "replay", "x.csv", "--shift", "soon")
+    code, _, err = sparkhu(capsys, "--home", str(tmp_path), "replay", "x.csv", *NAMES, "--shift", "soon")
     assert code == 2 and "shift" in err
 
 

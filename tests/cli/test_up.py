@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sparkhu.app.runtime import Runtime
 from sparkhu.config import Settings
-from sparkhu.context import Context
 from sparkhu.demo.generator import generate
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -29,6 +29,7 @@ def test_up_runs_the_configured_sources(tmp_path: Path, distributed_env: dict[st
         "[gateway]\nport = 0\n"
         "[[sources]]\n"
         f'name = "meters"\nkind = "file"\npath = "{csv}"\nlayout = "wide"\nfield_suffix = ".P"\n'
+        'source = "ampds2"\nmeasurement = "electricity"\n'
     )
     exe = Path(sys.executable).with_name("sparkhu")
     done = subprocess.run(
@@ -40,7 +41,7 @@ def test_up_runs_the_configured_sources(tmp_path: Path, distributed_env: dict[st
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "dashboard: http://127.0.0.1:" in done.stdout
-    with Context.open(Settings.load(toml_path=toml, env=distributed_env)) as ctx:
+    with Runtime(Settings.load(toml_path=toml, env=distributed_env)) as ctx:
         lake_points = ctx.lake.read("raw", "ampds2_electricity")
         assert lake_points.num_rows == data.points.num_rows - _duplicates(data)
         blended = ctx.predictions.blended("ampds2/electricity/WHE.P")
@@ -63,6 +64,7 @@ def test_up_with_a_bad_source_path_says_which(tmp_path: Path, distributed_env: d
     toml.write_text(
         f'home = "{tmp_path / "h"}"\n[gateway]\nport = 0\n'
         '[[sources]]\nname = "m"\nkind = "file"\npath = "/nonexistent/meters.csv"\n'
+        'source = "s"\nmeasurement = "m"\n'
     )
     exe = Path(sys.executable).with_name("sparkhu")
     done = subprocess.run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +13,11 @@ from sparkhu.config import Settings
 from sparkhu.errors import InputError
 
 console = Console(highlight=False)
+
+DatasetOption = Annotated[
+    str | None,
+    typer.Option(help="Dataset <source>_<measurement> (default: the only one configured, or in the lake)."),
+]
 
 
 @dataclass

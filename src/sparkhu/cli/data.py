@@ -11,11 +11,13 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sparkhu.cli.common import console, parse_time, state
-from sparkhu.config import SourceSettings
-from sparkhu.context import Context
+from sparkhu.app import ingest as ingesting
+from sparkhu.app import pipelines
+from sparkhu.app.runtime import Runtime
+from sparkhu.cli.common import DatasetOption, console, parse_time, state
+from sparkhu.connectors.files import FileSourceSettings
+from sparkhu.connectors.replay import ReplaySourceSettings
 from sparkhu.errors import InputError
-from sparkhu.platform import build_source, parse_shift
 
 if TYPE_CHECKING:
     from sparkhu.pipeline.runner import PlanStep, TaskRun
@@ -36,11 +38,15 @@ def _progress() -> Progress:
     )
 
 
+SourceOption = Annotated[str, typer.Option(help="Source name, first part of the series ids.")]
+MeasurementOption = Annotated[str, typer.Option(help="Measurement, second part of the series ids.")]
+
+
 def ingest(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="File, folder or glob of CSV/Parquet files.")],
-    source: Annotated[str, typer.Option(help="Source name, first part of series ids.")] = "ampds2",
-    measurement: Annotated[str, typer.Option(help="Measurement, second part of series ids.")] = "electricity",
+    source: SourceOption,
+    measurement: MeasurementOption,
     layout: Annotated[
         str, typer.Option(help="long (series_id,ts,value), wide (ts + one column per field), auto.")
     ] = "auto",
@@ -55,42 +61,22 @@ def ingest(
     ] = False,
 ) -> None:
     """Ingest files into the lake's raw zone (resumable: finished files are skipped)."""
-    from sparkhu.connectors.runner import ingest_to_lake, pump
-
-    spec = SourceSettings.of(
+    spec = FileSourceSettings.of(
         name=f"file:{source}.{measurement}",
-        kind="file",
         path=path,
         source=source,
         measurement=measurement,
-        format=file_format,  # type: ignore[arg-type]
-        layout=layout,  # type: ignore[arg-type]
+        format=file_format,
+        layout=layout,
         field_suffix=field_suffix,
         ts_column=ts_column,
-        ts_unit=ts_unit,  # type: ignore[arg-type]
+        ts_unit=ts_unit,
     )
-    with Context.open(state(ctx).settings) as context, _progress() as progress:
+    with Runtime(state(ctx).settings) as runtime, _progress() as progress:
         task = progress.add_task(f"ingest {path}", total=None)
-
-        def advance(points: int) -> None:
-            progress.update(task, completed=points)
-
-        src = build_source(spec)
-        if via_bus:
-            topic = context.topic(source, measurement)
-            stats = pump(
-                src,
-                context.bus,
-                topic,
-                context.catalog,
-                lake=context.lake,
-                quarantine_dataset=spec.dataset,
-                progress=advance,
-            )
-        else:
-            stats = ingest_to_lake(
-                src, context.lake, context.catalog, zone="raw", dataset=spec.dataset, progress=advance
-            )
+        stats = ingesting.ingest(
+            runtime, spec, via_bus=via_bus, progress=lambda n: progress.update(task, completed=n)
+        )
     console.print(
         f"ingested [bold]{stats.points:,}[/] points in {stats.seconds:.1f} s"
         f" ({stats.points / max(stats.seconds, 1e-9):,.0f} points/s); "
@@ -102,20 +88,16 @@ def ingest(
 def replay(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="File(s) of history to replay as live data.")],
-    source: Annotated[str, typer.Option()] = "ampds2",
-    measurement: Annotated[str, typer.Option()] = "electricity",
+    source: SourceOption,
+    measurement: MeasurementOption,
     speed: Annotated[float, typer.Option(help="Data seconds per wall second.")] = 60.0,
     shift: Annotated[str, typer.Option(help="end_now, start_now or an offset such as +3196d.")] = "start_now",
     field_suffix: Annotated[str, typer.Option()] = "",
     duration: Annotated[float | None, typer.Option(help="Stop after this many wall seconds.")] = None,
 ) -> None:
     """Replay history onto the bus at real time × speed, shifted on the time axis."""
-    from sparkhu.connectors.runner import pump
-
-    parse_shift(shift)  # fail early, with the option's name
-    spec = SourceSettings.of(
+    spec = ReplaySourceSettings.of(
         name=f"replay:{source}.{measurement}",
-        kind="replay",
         path=path,
         source=source,
         measurement=measurement,
@@ -126,18 +108,11 @@ def replay(
     stop = threading.Event()
     if duration is not None:
         threading.Timer(duration, stop.set).start()
-    with Context.open(state(ctx).settings) as context, _progress() as progress:
-        task = progress.add_task(f"replay ×{speed:g} → {context.topic(source, measurement)}", total=None)
+    with Runtime(state(ctx).settings) as runtime, _progress() as progress:
+        task = progress.add_task(f"replay ×{speed:g} → {runtime.topic(source, measurement)}", total=None)
         try:
-            stats = pump(
-                build_source(spec),
-                context.bus,
-                context.topic(source, measurement),
-                context.catalog,
-                lake=context.lake,
-                quarantine_dataset=spec.dataset,
-                stop=stop,
-                progress=lambda n: progress.update(task, completed=n),
+            stats = ingesting.publish(
+                runtime, spec, stop=stop, progress=lambda n: progress.update(task, completed=n)
             )
         finally:
             stop.set()
@@ -150,8 +125,8 @@ def series(
     limit: Annotated[int, typer.Option(min=1)] = 100,
 ) -> None:
     """List the series the catalog knows."""
-    with Context.open(state(ctx).settings) as context:
-        rows = context.catalog.list_series(prefix=prefix, limit=limit)
+    with Runtime(state(ctx).settings) as runtime:
+        rows = runtime.catalog.list_series(prefix=prefix, limit=limit)
     table = Table("series", "unit", "period", "first", "last", "points")
     for info in rows:
         table.add_row(
@@ -173,9 +148,9 @@ def predictions(
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
 ) -> None:
     """Show blended forecasts of one series."""
-    with Context.open(state(ctx).settings) as context:
-        context.catalog.series(series_id)  # NotFoundError for an unknown id
-        table = context.predictions.blended(
+    with Runtime(state(ctx).settings) as runtime:
+        runtime.catalog.series(series_id)  # NotFoundError for an unknown id
+        table = runtime.predictions.blended(
             series_id, start=parse_time(start, "--start"), end=parse_time(end, "--end"), limit=limit
         )
     out = Table("target", "value", "lower", "upper", "updates")
@@ -196,8 +171,8 @@ def runs(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
 ) -> None:
     """Recent run records, newest first."""
-    with Context.open(state(ctx).settings) as context:
-        records = context.catalog.runs(kind=kind, limit=limit)
+    with Runtime(state(ctx).settings) as runtime:
+        records = runtime.catalog.runs(kind=kind, limit=limit)
     table = Table("started", "kind", "name", "series", "status", "rows in", "rows out", "error")
     for r in records:
         table.add_row(
@@ -216,10 +191,10 @@ def runs(
 @lake_app.command("ls")
 def lake_ls(ctx: typer.Context, zone: Annotated[str | None, typer.Argument()] = None) -> None:
     """Datasets and their partitions."""
-    with Context.open(state(ctx).settings) as context:
+    with Runtime(state(ctx).settings) as runtime:
         table = Table("zone", "dataset", "partitions", "files", "rows", "MB")
-        for z, dataset in context.lake.datasets(zone):
-            parts = context.lake.partitions(z, dataset)
+        for z, dataset in runtime.lake.datasets(zone):
+            parts = runtime.lake.partitions(z, dataset)
             table.add_row(
                 z,
                 dataset,
@@ -238,10 +213,10 @@ def lake_compact(
     dataset: Annotated[str, typer.Argument()],
 ) -> None:
     """Rewrite each partition as one sorted file without duplicates."""
-    with Context.open(state(ctx).settings) as context:
-        before = context.lake.partitions(zone, dataset)
-        after = context.lake.compact(zone, dataset)
-        context.catalog.register_partitions(zone, dataset, after)
+    with Runtime(state(ctx).settings) as runtime:
+        before = runtime.lake.partitions(zone, dataset)
+        after = runtime.lake.compact(zone, dataset)
+        runtime.catalog.register_partitions(zone, dataset, after)
     files_before, files_after = sum(p.files for p in before), sum(p.files for p in after)
     rows_before, rows_after = sum(p.rows for p in before), sum(p.rows for p in after)
     console.print(
@@ -261,8 +236,8 @@ def lake_read(
     limit: Annotated[int, typer.Option(min=1)] = 20,
 ) -> None:
     """Print points of a dataset."""
-    with Context.open(state(ctx).settings) as context:
-        points = context.lake.read(
+    with Runtime(state(ctx).settings) as runtime:
+        points = runtime.lake.read(
             zone, dataset, series=series_id, start=parse_time(start, "--start"), end=parse_time(end, "--end")
         )
     table = Table("series", "ts", "value", title=f"{points.num_rows:,} points")
@@ -278,8 +253,8 @@ def lake_quarantine(
     limit: Annotated[int, typer.Option(min=1)] = 20,
 ) -> None:
     """Records that were set aside, with their reason."""
-    with Context.open(state(ctx).settings) as context:
-        records = context.lake.read_quarantine(dataset)
+    with Runtime(state(ctx).settings) as runtime:
+        records = runtime.lake.read_quarantine(dataset)
     table = Table("source", "where", "field", "reason", "raw", title=f"{records.num_rows:,} record(s)")
     for row in records.slice(0, limit).to_pylist():
         table.add_row(
@@ -288,13 +263,10 @@ def lake_quarantine(
     console.print(table)
 
 
-DatasetOption = Annotated[str, typer.Option(help="Source dataset in the lake's raw zone.")]
-
-
 @pipeline_app.command("run")
 def pipeline_run(
     ctx: typer.Context,
-    dataset: DatasetOption = "ampds2_electricity",
+    dataset: DatasetOption = None,
     start: Annotated[str | None, typer.Option(help="First day (default: yesterday, UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Last day, inclusive (default: start).")] = None,
     task: Annotated[
@@ -304,15 +276,12 @@ def pipeline_run(
     days_per_run: Annotated[int, typer.Option(min=1, help="Days per task batch (back-fills).")] = 1,
 ) -> None:
     """Run the daily cleaning DAG for days [start, end]; outputs are replaced, never duplicated."""
-    from sparkhu.engine import open_engine
-    from sparkhu.pipeline.daily import daily_runner
-
     first = parse_time(start, "--start") or (datetime.now(UTC) - timedelta(days=1))
     last = parse_time(end, "--end") or first
     if last < first:
         raise InputError(f"--end {last.date()} is before --start {first.date()}", field="--end")
     settings = state(ctx).settings
-    with Context.open(settings) as context, open_engine(settings.engine) as engine:
+    with Runtime(settings) as runtime:
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -330,16 +299,7 @@ def pipeline_run(
                 status = "[red]failed" if run.status == "failed" else ""
                 progress.update(bars[run.task], advance=1, **({"status": status} if status else {}))
 
-        runner = daily_runner(
-            context.lake,
-            context.catalog,
-            engine,
-            dataset,
-            settings=settings.pipeline,
-            home=settings.home,
-            on_progress=advance,
-            days_per_run=days_per_run,
-        )
+        runner = pipelines.daily(runtime, dataset, on_progress=advance, days_per_run=days_per_run)
         steps = runner.plan(first.date(), last.date(), tasks=task)
         if dry_run:
             _print_plan(steps)
@@ -384,21 +344,15 @@ def _print_plan(steps: list[PlanStep]) -> None:
 
 
 @pipeline_app.command("show")
-def pipeline_show(ctx: typer.Context, dataset: DatasetOption = "ampds2_electricity") -> None:
+def pipeline_show(ctx: typer.Context, dataset: DatasetOption = None) -> None:
     """Draw the DAG level by level with each task's last run."""
     from rich.tree import Tree
 
-    from sparkhu.engine.local import LocalEngine
-    from sparkhu.pipeline.daily import daily_runner
-
-    settings = state(ctx).settings
-    with Context.open(settings) as context:
-        runner = daily_runner(
-            context.lake, context.catalog, LocalEngine(1), dataset, settings=settings.pipeline
-        )
+    with Runtime(state(ctx).settings) as runtime:
+        runner = pipelines.daily(runtime, dataset)
         last = runner.last_runs()
     dag = runner.dag
-    tree = Tree(f"[bold]daily DAG of {dataset}[/] (raw → …)")
+    tree = Tree(f"[bold]daily DAG of {runner.dataset}[/] (raw → …)")
     colours = {"success": "green", "failed": "red", "skipped": "yellow", "running": "blue"}
     for number, level in enumerate(dag.levels):
         branch = tree.add(f"level {number}")
@@ -419,14 +373,15 @@ def pipeline_show(ctx: typer.Context, dataset: DatasetOption = "ampds2_electrici
 @pipeline_app.command("reports")
 def pipeline_reports(
     ctx: typer.Context,
-    dataset: DatasetOption = "ampds2_electricity",
+    dataset: DatasetOption = None,
     day: Annotated[str | None, typer.Option(help="Only this day (YYYY-MM-DD).")] = None,
 ) -> None:
     """List the report folders (JSON + HTML per task and day)."""
     import json
 
     settings = state(ctx).settings
-    root = Path(settings.home) / "reports" / dataset
+    with Runtime(settings) as runtime:
+        root = Path(settings.home) / "reports" / runtime.resolve_dataset(dataset)
     folders = sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []
     if day is not None:
         folders = [p for p in folders if p.name.startswith(day)]

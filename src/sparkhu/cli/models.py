@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from sparkhu.cli.common import console, parse_time, state
-from sparkhu.config import dataset_name
-from sparkhu.context import Context
+from sparkhu.app import training
+from sparkhu.app.runtime import Runtime
+from sparkhu.cli.common import DatasetOption, console, parse_time, state
 from sparkhu.errors import InputError
 
 
@@ -28,8 +28,7 @@ def _fmt(value: float | None) -> str:
 def train(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Train the series whose id starts with this.")] = "",
-    source: Annotated[str, typer.Option(help="Source of the dataset.")] = "ampds2",
-    measurement: Annotated[str, typer.Option(help="Measurement of the dataset.")] = "electricity",
+    dataset: DatasetOption = None,
     start: Annotated[str | None, typer.Option(help="History from (ISO-8601, UTC if naive).")] = None,
     end: Annotated[str | None, typer.Option(help="History until, exclusive.")] = None,
     horizon: Annotated[int | None, typer.Option(help="Steps to forecast.", min=1)] = None,
@@ -47,9 +46,7 @@ def train(
     ] = None,
 ) -> None:
     """Back-test the portfolio per series, register each champion in MLflow, store its forecasts."""
-    from sparkhu.engine import open_engine
-    from sparkhu.forecast.registry import ModelRegistry
-    from sparkhu.forecast.train import DEFAULT_PORTFOLIO, TrainConfig, train_series
+    from sparkhu.forecast.train import DEFAULT_PORTFOLIO, TrainConfig
 
     settings = state(ctx).settings
     portfolio = tuple(m.strip() for m in models.split(",") if m.strip()) or DEFAULT_PORTFOLIO
@@ -63,27 +60,28 @@ def train(
     since, until = parse_time(start, "--start"), parse_time(end, "--end")
     if since is not None and until is not None and until <= since:
         raise InputError(f"{end} is not after --start {start}", field="--end")
-    if global_model is not None:
-        _train_global(settings, global_model, dataset_name(source, measurement), prefix, config)
-        return
-    with Context.open(settings) as context:
-        registry = ModelRegistry.from_settings(settings, context.catalog)
+    with Runtime(settings) as runtime:
+        dataset = runtime.resolve_dataset(dataset)
+        if global_model is not None:
+            with console.status(f"training one {global_model} over {dataset} ..."):
+                summary = training.train_global(runtime, dataset, global_model, config, prefix=prefix)
+            _show(_champion_table(summary))
+            console.print(
+                f"one global {global_model} over {len(summary.results)} series in {summary.seconds:.1f} s"
+            )
+            return
         progress = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()
         )
-        with progress, open_engine(settings.engine) as engine:
+        with progress:
             task = progress.add_task("back-testing", total=None)
-            summary = train_series(
-                context.lake,
-                context.catalog,
-                context.predictions,
-                registry,
-                dataset=dataset_name(source, measurement),
+            summary = training.train(
+                runtime,
+                dataset,
+                config,
                 prefix=prefix,
                 start=since,
                 end=until,
-                config=config,
-                engine=engine,
                 progress=lambda done, total: progress.update(
                     task, description="registering", completed=done, total=total
                 ),
@@ -93,26 +91,6 @@ def train(
         f"{len(summary.results)} series from {summary.zone}/{summary.dataset} in {summary.seconds:.1f} s; "
         f"{len(summary.failed)} failed"
     )
-
-
-def _train_global(settings: Any, model: str, dataset: str, prefix: str, config: Any) -> None:
-    from sparkhu.forecast.global_train import train_global
-    from sparkhu.forecast.registry import ModelRegistry
-
-    with Context.open(settings) as context, console.status(f"training one {model} over {dataset} ..."):
-        registry = ModelRegistry.from_settings(settings, context.catalog)
-        summary = train_global(
-            context.lake,
-            context.catalog,
-            context.predictions,
-            registry,
-            dataset=dataset,
-            model=model,
-            prefix=prefix,
-            config=config,
-        )
-    _show(_champion_table(summary))
-    console.print(f"one global {model} over {len(summary.results)} series in {summary.seconds:.1f} s")
 
 
 def _champion_table(summary: Any) -> Table:
@@ -137,23 +115,8 @@ def predict(
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
 ) -> None:
     """Forecast a series with its registered champion from its last point; store and print."""
-    from sparkhu.forecast.registry import ModelRegistry
-    from sparkhu.forecast.serving import predict_series
-    from sparkhu.series import SeriesId
-
-    sid = SeriesId.parse(series)
-    settings = state(ctx).settings
-    with Context.open(settings) as context:
-        registry = ModelRegistry.from_settings(settings, context.catalog)
-        table = predict_series(
-            context.lake,
-            context.predictions,
-            registry,
-            series,
-            dataset=dataset_name(sid.source, sid.measurement),
-            horizon=horizon or settings.forecast.horizon,
-            alias=alias,
-        )
+    with Runtime(state(ctx).settings) as runtime:
+        table = training.predict(runtime, series, horizon=horizon, alias=alias)
     out = Table("target (UTC)", "value", "lower", "upper", box=None, title=f"{series} · {table['model'][0]}")
     for row in table.select(["target_ts", "value", "lower", "upper"]).to_pylist():
         out.add_row(
@@ -170,12 +133,10 @@ def models(
     series: Annotated[str | None, typer.Option(help="Only this series' model.")] = None,
 ) -> None:
     """The registry: every model version with its aliases and back-test metrics."""
-    from sparkhu.forecast.registry import ModelRegistry
-
-    settings = state(ctx).settings
-    registry = ModelRegistry.from_settings(settings)
     table = Table("name", "version", "aliases", "model", "MASE", "created (UTC)", box=None)
-    for v in registry.versions(series):
+    with Runtime(state(ctx).settings) as runtime:
+        versions = runtime.registry.versions(series)
+    for v in versions:
         table.add_row(
             v.name,
             str(v.version),
@@ -187,17 +148,11 @@ def models(
     _show(table)
 
 
-def train_demo(context: Context, series: list[str]) -> Any:
-    """``sparkhu demo``'s training step: champions for the demo series, their table printed.
-
-    Returns the registry, for the champion server.
-    """
-    from sparkhu.demo.run import train_champions
-    from sparkhu.forecast.registry import ModelRegistry
+def train_demo(runtime: Runtime, series: list[str]) -> None:
+    """``sparkhu demo``'s training step: champions for the demo series registered, their table printed."""
+    from sparkhu.app.demo import train_champions
 
     with console.status("back-testing and registering champions ..."):
-        registry = ModelRegistry.from_settings(context.settings, context.catalog)
-        summary = train_champions(context, registry, series)
+        summary = train_champions(runtime, series)
     _show(_champion_table(summary))
     console.print(f"champions of {len(summary.results)} series registered in {summary.seconds:.1f} s")
-    return registry

@@ -10,12 +10,14 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from sparkhu.app.assembly import build_platform
+from sparkhu.app.platform import Platform
+from sparkhu.app.runtime import Runtime
 from sparkhu.cli import models
 from sparkhu.cli.common import console, state
 from sparkhu.config import Settings
-from sparkhu.context import Context
-from sparkhu.errors import ConfigError, SparkhuError
-from sparkhu.platform import Platform
+from sparkhu.connectors import configured_sources
+from sparkhu.errors import ConfigError
 
 
 def demo(
@@ -31,8 +33,8 @@ def demo(
         int | None, typer.Option(help="Dashboard port (0: any free port).", min=0, max=65535)
     ] = None,
 ) -> None:
-    """Generate household power data, ingest, clean, replay it live, forecast and serve the dashboard."""
-    from sparkhu.demo.run import demo_settings, prepare, reset_home
+    """Generate household power data, ingest, clean, train champions, then run the platform on its replay."""
+    from sparkhu.app.demo import demo_settings, prepare, reset_home
 
     base = state(ctx).settings
     updates: dict[str, Any] = {}
@@ -43,45 +45,32 @@ def demo(
     settings = demo_settings(base.model_copy(update={"demo": base.demo.model_copy(update=updates)}))
     reset_home(settings)
     console.print(f"[bold]sparkhu demo[/] in {settings.home}")
-    with Context.open(settings) as context:
+    with Runtime(settings) as runtime:
         with console.status("generating and ingesting history, running the daily cleaning step ..."):
             started = time.perf_counter()
-            plan = prepare(context, settings.demo)
+            plan = prepare(runtime, settings.demo)
         console.print(
             f"history: {plan.history_points:,} points of {len(plan.series)} series ingested and cleaned in "
             f"{time.perf_counter() - started:.1f} s ({plan.quarantined:,} record(s) quarantined); "
             f"live: {plan.live_points:,} points to replay at ×{settings.demo.speed:g}"
         )
-        registry = models.train_demo(context, plan.series)
-        platform = Platform(context)
-        platform.add_source(plan.replay, repeat_s=None)
-        platform.add_topic_consumers(plan.replay.source, plan.replay.measurement)
-        platform.add_champion_server(registry, poll_s=10.0)
-        platform.add_pipeline_scheduler([plan.replay.dataset])
-        url = platform.add_gateway(port=port)
-        _run(platform, duration, f"dashboard: [link={url}]{url}[/link]")
+        models.train_demo(runtime, plan.series)
+        _run(build_platform(runtime, [plan.replay], gateway_port=port), duration)
 
 
 def up(
     ctx: typer.Context,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
 ) -> None:
-    """Run the platform from sparkhu.toml: its sources, sinks, online predictors, pipeline and gateway."""
+    """Run the platform of sparkhu.toml: sources, sinks, online learners serving champions, DAG, gateway."""
     settings = state(ctx).settings
-    if not settings.sources:
+    sources = configured_sources(settings)
+    if not sources:
         raise ConfigError(
             "no [[sources]] in the settings: add one to sparkhu.toml (see the README) or run `sparkhu demo`"
         )
-    with Context.open(settings) as context:
-        platform = Platform(context)
-        topics = {(spec.source, spec.measurement) for spec in settings.sources}
-        for spec in settings.sources:
-            platform.add_source(spec)
-        for source, measurement in sorted(topics):
-            platform.add_topic_consumers(source, measurement)
-        platform.add_pipeline_scheduler(sorted({spec.dataset for spec in settings.sources}))
-        url = platform.add_gateway()
-        _run(platform, duration, f"dashboard: [link={url}]{url}[/link]")
+    with Runtime(settings) as runtime:
+        _run(build_platform(runtime, sources), duration)
 
 
 def serve(
@@ -90,10 +79,8 @@ def serve(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
 ) -> None:
     """Serve only the gateway (GraphQL, REST, metrics, dashboard) over the home's stores."""
-    with Context.open(state(ctx).settings) as context:
-        platform = Platform(context)
-        url = platform.add_gateway(port=port)
-        _run(platform, duration, f"gateway: [link={url}]{url}[/link]")
+    with Runtime(state(ctx).settings) as runtime:
+        _run(build_platform(runtime, [], gateway_port=port, pipeline=False), duration)
 
 
 def show_config(ctx: typer.Context) -> None:
@@ -105,12 +92,12 @@ def show_config(ctx: typer.Context) -> None:
     console.print_json(data=data)
 
 
-def _run(platform: Platform, duration: float | None, headline: str) -> None:
+def _run(platform: Platform, duration: float | None) -> None:
     platform.start()
     try:
         platform.wait_ready()
-        if not platform.stop_event.is_set():
-            console.print(headline)
+        if not platform.stop_event.is_set() and platform.url:
+            console.print(f"dashboard: [link={platform.url}]{platform.url}[/link]")
         deadline = None if duration is None else time.monotonic() + duration
         with Live(_status(platform), console=console, refresh_per_second=2, transient=False) as live:
             while not platform.stop_event.is_set():
@@ -122,18 +109,13 @@ def _run(platform: Platform, duration: float | None, headline: str) -> None:
         console.print("stopping ...")
     finally:
         platform.stop()
-    failures = platform.failures()
-    if failures:
-        name, error = failures[0]
-        if isinstance(error, SparkhuError):
-            raise error
-        raise SparkhuError(f"service {name!r} failed: {type(error).__name__}: {error}") from error
+    platform.raise_failure()
 
 
 def _status(platform: Platform) -> Table:
     table = Table("service", "figures", box=None, title="live", title_justify="left")
-    for name, figures in platform.figures.items():
+    for name, figures in platform.figures().items():
         table.add_row(
-            name, ", ".join(f"{key.replace('_', ' ')} {value:,.0f}" for key, value in figures().items())
+            name, ", ".join(f"{key.replace('_', ' ')} {value:,.0f}" for key, value in figures.items())
         )
     return table

@@ -14,11 +14,20 @@ Bad records never stop a source: each is handed to ``quarantine`` (a table of
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
+from pydantic import ConfigDict, Field
+
+from sparkhu.config import SinkSettings, SourceSettings
+
+if TYPE_CHECKING:
+    from sparkhu.storage.catalog import Catalog
+    from sparkhu.storage.lake import Lake
+    from sparkhu.stream.base import Bus
 
 Position = dict[str, Any]
 QuarantineFn = Callable[[pa.Table], None]
@@ -48,3 +57,49 @@ class Sink(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook: most sinks hold nothing to release
         """Flush and release resources."""
+
+
+class SourceSpec(SourceSettings, ABC):
+    """The settings model of one source kind: the ``[[sources]]`` fields it takes, and how to open it.
+
+    Subclasses set ``kind: Literal["<kind>"]``, declare their own fields (an unknown field is an
+    error) and are registered in :data:`sparkhu.connectors.SOURCES`.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    repeat_s: float | None = Field(default=None, gt=0.0)
+    """Seconds after which a running platform reads the source again once it has ended (files: to
+    pick up new ones); none: once."""
+
+    @abstractmethod
+    def open(self) -> Source:
+        """The connector this entry describes (nothing is read until the runner asks)."""
+
+
+class Backends(Protocol):
+    """The opened backends a sink may use (the application's runtime provides them)."""
+
+    @property
+    def lake(self) -> Lake: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def bus(self) -> Bus: ...
+
+
+class TopicSink(Protocol):
+    """A running sink of one topic: ``run`` consumes until ``stop`` is set; ``figures``: live counts."""
+
+    def run(self, stop: threading.Event) -> Any: ...
+    def figures(self) -> dict[str, float]: ...
+
+
+class SinkSpec(SinkSettings, ABC):
+    """The settings model of one sink kind; registered in :data:`sparkhu.connectors.SINKS`."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @abstractmethod
+    def open(self, backends: Backends, topic: str, dataset: str) -> TopicSink:
+        """The sink of ``topic`` (points of lake ``dataset``), consuming as its own group."""

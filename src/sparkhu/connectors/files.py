@@ -37,14 +37,15 @@ import glob
 import io
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from pydantic import Field
 
-from sparkhu.connectors.base import Position, QuarantineFn, Source
+from sparkhu.connectors.base import Position, QuarantineFn, Source, SourceSpec
 from sparkhu.connectors.columns import NULL_VALUES, TS_FACTORS, Layout, quarantine_records, to_points
 from sparkhu.errors import ConfigError, ConnectorError
 from sparkhu.series import empty_points, is_series_id
@@ -382,3 +383,47 @@ def _chunks(f: BinaryIO, lines: int) -> Iterator[tuple[bytes, int, bool]]:
             buf = f.read(block)
             eof = not buf
         yield chunk, count, eof and not buf
+
+
+class FilesSettings(SourceSpec):
+    """How to read CSV/Parquet files as points: what file-reading sources (file, replay) share."""
+
+    path: str
+    """A file, a folder or a glob (``data/*.csv``)."""
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    layout: Literal["auto", "long", "wide"] = "auto"
+    field_suffix: str = ""
+    """Appended to wide-layout column names: ``WHE`` + ``.P`` → field ``WHE.P``."""
+    ts_column: str | None = None
+    ts_unit: Literal["s", "ms", "us", "iso"] = "s"
+
+    def files(self) -> FileSource:
+        """The files as a :class:`FileSource` named after this entry."""
+        return FileSource(
+            self.name,
+            self.path,
+            format=self.format,
+            layout=self.layout,
+            series_prefix=f"{self.source}/{self.measurement}/",
+            field_suffix=self.field_suffix,
+            ts_column=self.ts_column,
+            ts_unit=self.ts_unit,
+        )
+
+
+class FileSourceSettings(FilesSettings):
+    """A ``[[sources]]`` entry of ``kind = "file"``: CSV/Parquet files, watched for new ones.
+
+    >>> spec = FileSourceSettings(name="meters", kind="file", path="data/*.csv", source="home",
+    ...                           measurement="power", layout="wide", field_suffix=".P")
+    >>> spec.open().name, spec.dataset
+    ('meters', 'home_power')
+    """
+
+    kind: Literal["file"] = "file"
+    repeat_s: float | None = Field(default=30.0, gt=0.0)
+    """Seconds between looks for new files while the platform runs; none: read once."""
+
+    def open(self) -> FileSource:
+        """The connector this entry describes."""
+        return self.files()

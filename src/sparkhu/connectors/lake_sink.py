@@ -31,11 +31,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from sparkhu.connectors.base import Backends, SinkSpec
 from sparkhu.errors import CodecError, ConnectorError
 from sparkhu.series import empty_points, is_series_id
 from sparkhu.stream.base import Bus, Message
@@ -213,6 +214,10 @@ class LakeSink:
             total += self.run_once(timeout=poll_timeout)
         return total
 
+    def figures(self) -> dict[str, float]:
+        """Live counts: points written, records quarantined."""
+        return {"points": self.points_written, "quarantined": self.records_quarantined}
+
     def close(self) -> None:
         """Leave the consumer group (uncommitted messages go to the other members or the next sink)."""
         self._consumer.close()
@@ -222,3 +227,28 @@ class LakeSink:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class LakeSinkSettings(SinkSpec):
+    """The ``lake`` sink: a topic's points into the lake's ``raw`` zone, with series stats in the catalog.
+
+    Every topic of the platform has one (named ``lake``); a ``[[sinks]]`` entry of this kind adds
+    another, e.g. into another zone.
+    """
+
+    kind: Literal["lake"] = "lake"
+    zone: str = "raw"
+    group: str = "lake-sink"
+    """The consumer group; two lake sinks of one topic need two groups."""
+
+    def open(self, backends: Backends, topic: str, dataset: str) -> LakeSink:
+        """The lake sink of ``topic``, writing ``zone/dataset``."""
+        return LakeSink(
+            backends.bus,
+            backends.lake,
+            topic,
+            group=self.group,
+            zone=self.zone,
+            dataset=dataset,
+            catalog=backends.catalog,
+        )

@@ -29,16 +29,19 @@ On idle ticks it yields an empty batch (same position) so the caller can stop pr
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field, field_validator
 
 from sparkhu.connectors.base import Position, QuarantineFn, Source
+from sparkhu.connectors.files import FilesSettings, read_all
 from sparkhu.errors import ConfigError
 from sparkhu.series import POINT_SCHEMA, TS_TYPE, conform
 from sparkhu.storage.lake import QUARANTINE_SCHEMA
@@ -172,3 +175,50 @@ class ReplaySource(Source):
                 ahead = sent / self.max_rate - (self.clock() - wall0)
                 if ahead > 0:
                     self.sleep(ahead)
+
+
+class ReplaySourceSettings(FilesSettings):
+    """A ``[[sources]]`` entry of ``kind = "replay"``: files of history played back as live data.
+
+    >>> spec = ReplaySourceSettings(name="live", kind="replay", path="h.parquet", source="home",
+    ...                             measurement="power", shift="+3196d", speed=60)
+    >>> spec.open().name
+    'live'
+    """
+
+    kind: Literal["replay"] = "replay"
+    speed: float = Field(default=1.0, gt=0.0)
+    """Data seconds per wall-clock second."""
+    shift: str = "end_now"
+    """``end_now``, ``start_now`` or a fixed offset such as ``+3196d``."""
+
+    @field_validator("shift")
+    @classmethod
+    def _shift_form(cls, shift: str) -> str:
+        parse_shift(shift)
+        return shift
+
+    def open(self) -> ReplaySource:
+        """The connector this entry describes."""
+        files = self.files()
+        return ReplaySource(
+            self.name, lambda: read_all(files), shift=parse_shift(self.shift), speed=self.speed
+        )
+
+
+_SHIFT_RE = re.compile(r"^([+-]?\d+(?:\.\d+)?)(s|min|h|d)$")
+_SHIFT_UNIT_S = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_shift(text: str) -> str | timedelta:
+    """``end_now``/``start_now`` stay words; ``+3196d``, ``-2h``, ``90min`` become a timedelta.
+
+    >>> parse_shift("end_now"), parse_shift("-2h")
+    ('end_now', datetime.timedelta(days=-1, seconds=79200))
+    """
+    if text in ("end_now", "start_now"):
+        return text
+    match = _SHIFT_RE.match(text)
+    if not match:
+        raise ValueError(f"{text!r}: expected end_now, start_now or an offset such as +3196d, -2h, 90min")
+    return timedelta(seconds=float(match.group(1)) * _SHIFT_UNIT_S[match.group(2)])

@@ -1,7 +1,9 @@
 """Engines map per-series functions over series: :func:`open_engine` picks one by URI.
 
-``local`` → :class:`~sparkhu.engine.local.LocalEngine` (a process pool of ``workers``);
-``local[N]``, ``local[*]`` or ``spark://host:port`` → :class:`~sparkhu.engine.spark.SparkEngine`.
+:data:`ENGINES` is keyed by the URI's scheme: ``local`` → :class:`~sparkhu.engine.local.LocalEngine`
+(a process pool of ``workers``); ``spark`` — ``spark://host:port`` and Spark's own ``local[N]``,
+``local[*]`` masters — → :class:`~sparkhu.engine.spark.SparkEngine`. Third parties add a scheme
+through an entry point of the ``sparkhu.engines`` group naming an :data:`EngineFactory`.
 
 >>> from sparkhu.config import EngineSettings
 >>> with open_engine(EngineSettings(uri="local", workers=1)) as engine:
@@ -9,16 +11,33 @@
 LocalEngine(workers=1)
 >>> open_engine(EngineSettings(uri="local[2]"))
 SparkEngine('local[2]')
+>>> engine_scheme("spark://master:7077"), engine_scheme("local[4]"), engine_scheme("local")
+('spark', 'spark', 'local')
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sparkhu.config import EngineSettings
 from sparkhu.engine.base import Engine
 from sparkhu.errors import ConfigError
+from sparkhu.plugins import Registry
+
+__all__ = ["ENGINES", "Engine", "EngineFactory", "engine_scheme", "open_engine"]
+
+EngineFactory = Callable[..., Engine]
+"""``factory(settings: EngineSettings, **options) -> Engine``; nothing may start before the first call."""
+
+ENGINES: Registry[EngineFactory] = Registry("engine", group="sparkhu.engines")
+
+
+def engine_scheme(uri: str) -> str:
+    """The registry key of an engine URI: its scheme, ``spark`` for Spark's ``local[N]`` masters."""
+    if "://" in uri:
+        return uri.split("://", 1)[0]
+    return "spark" if uri.startswith("local[") else uri
 
 
 def open_engine(settings: EngineSettings, **options: Any) -> Engine:
@@ -26,16 +45,27 @@ def open_engine(settings: EngineSettings, **options: Any) -> Engine:
 
     Nothing starts until the first call (the Spark session is created lazily).
     """
-    uri = settings.uri
-    if uri == "local":
-        from sparkhu.engine.local import LocalEngine
+    try:
+        factory = ENGINES.get(engine_scheme(settings.uri))
+    except ConfigError:
+        known = ", ".join(ENGINES.keys())
+        raise ConfigError(
+            f"engine.uri: unsupported engine {settings.uri!r}; expected local, local[N], local[*] or "
+            f"spark://host:port (registered engines: {known})"
+        ) from None
+    return factory(settings, **options)
 
-        return LocalEngine(settings.workers, **options)
-    if uri.startswith(("local[", "spark://")):
-        from sparkhu.engine.spark import SparkEngine
 
-        conf: Mapping[str, str] = options.pop("conf", None) or {}
-        return SparkEngine(uri, conf=conf, **options)
-    raise ConfigError(
-        f"engine.uri: unsupported engine {uri!r}; expected local, local[N], local[*] or spark://host:port"
-    )
+@ENGINES.register("local")
+def _local_engine(settings: EngineSettings, **options: Any) -> Engine:
+    from sparkhu.engine.local import LocalEngine
+
+    return LocalEngine(settings.workers, **options)
+
+
+@ENGINES.register("spark")
+def _spark_engine(settings: EngineSettings, **options: Any) -> Engine:
+    from sparkhu.engine.spark import SparkEngine
+
+    conf: Mapping[str, str] = options.pop("conf", None) or {}
+    return SparkEngine(settings.uri, conf=conf, **options)

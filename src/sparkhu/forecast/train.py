@@ -90,7 +90,7 @@ class TrainConfig:
         if unknown:
             raise ForecastError(
                 f"unknown model(s) {', '.join(map(repr, unknown))} in the portfolio; "
-                f"known models: {', '.join(sorted(MODELS))}"
+                f"known models: {', '.join(MODELS.keys())}"
             )
 
 
@@ -213,8 +213,7 @@ def regular(frame: pd.DataFrame, period_s: float) -> tuple[np.ndarray, int]:
 
 def candidate(name: str, season_length: int, horizon: int) -> Forecaster:
     """A new model of ``name``, given ``season_length`` and ``output`` (= horizon) when it takes them."""
-    cls = MODELS.get(name)
-    accepted = inspect.signature(cls).parameters if cls is not None else {}
+    accepted = inspect.signature(MODELS.get(name)).parameters if name in MODELS else {}
     given = {"season_length": season_length, "output": horizon}
     return make_model(name, **{k: v for k, v in given.items() if k in accepted})
 

@@ -33,7 +33,8 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sparkhu.errors import LakeError
+from sparkhu.errors import ConfigError, LakeError
+from sparkhu.plugins import Registry
 from sparkhu.series import TS_TYPE, empty_points
 from sparkhu.storage._parquet import (
     LAYOUTS,
@@ -67,6 +68,17 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
     ]
 )
+
+FilesystemOpener = Callable[[str], tuple[pafs.FileSystem, str]]
+"""``opener(uri) -> (filesystem, base path inside it)`` for one URI scheme of a lake root."""
+
+FILESYSTEMS: Registry[FilesystemOpener] = Registry("lake filesystem", group="sparkhu.filesystems")
+"""Lake root URI scheme → opener. pyarrow's filesystems are built in; a third party adds a scheme
+(an fsspec implementation wrapped in ``pyarrow.fs.PyFileSystem(FSSpecHandler(fs))``, say) through an
+entry point of the ``sparkhu.filesystems`` group."""
+
+for _scheme in ("file", "local", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "mock"):
+    FILESYSTEMS.register(_scheme, pafs.FileSystem.from_uri)
 
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MAX_CANDIDATES = 1024  # a bounded read probes at most this many partition dirs, else it walks
@@ -129,8 +141,9 @@ class Lake:
             self._fs, base = filesystem, root
         elif "://" in root:
             try:
-                self._fs, base = pafs.FileSystem.from_uri(root)
-            except (*_ARROW_ERRORS, ValueError) as exc:
+                opener = FILESYSTEMS.get(root.split("://", 1)[0])
+                self._fs, base = opener(root)
+            except (*_ARROW_ERRORS, ValueError, ConfigError) as exc:
                 raise LakeError(f"cannot open lake root {root!r}: {exc}") from exc
         else:
             self._fs, base = pafs.LocalFileSystem(), os.path.abspath(root)

@@ -1,10 +1,14 @@
-"""``sparkhu demo``: the whole platform on generated household power, in one process.
+"""``sparkhu demo``: ``sparkhu up`` on generated household power, with its history prepared.
 
-The demo owns its home (``<home>/demo``) and starts it afresh each time. It generates
-AMPds2-like minutely data ending ``replay_days`` after now, ingests the part before now as
-an AMPds2-style CSV through the file source (history), runs the daily cleaning DAG over it,
-then replays the rest as live data at ``speed`` × real time through the bus into the lake
-sink and the online predictor, while the gateway serves the dashboard.
+The demo owns its home (``<home>/demo``) and starts it afresh each time. :func:`prepare`
+generates AMPds2-like minutely data ending ``replay_days`` after now, ingests the part before
+now as an AMPds2-style CSV through the file source (history) and runs the daily cleaning DAG
+over it; :func:`train_champions` back-tests a small portfolio and registers each series'
+champion. What runs then is the platform of :func:`sparkhu.app.assembly.build_platform` with
+one source — the rest replayed as live data at ``speed`` × real time — exactly as ``sparkhu up``
+would run it: the lake sink, the online predictor serving the champions, the scheduler and
+the gateway. The names ``ampds2``/``electricity`` and the ``Asia/Seoul`` display timezone are
+the demo's own, not the product's defaults.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sparkhu.config import DemoSettings, Settings, SourceSettings
-from sparkhu.context import Context
+from sparkhu.app.runtime import Runtime
+from sparkhu.config import DemoSettings, Settings
+from sparkhu.connectors.replay import ReplaySourceSettings
 from sparkhu.storage.catalog import SeriesInfo
 
 SOURCE, MEASUREMENT = "ampds2", "electricity"
@@ -35,7 +40,7 @@ class DemoPlan:
     history_csv: Path
     live_parquet: Path
     defects_parquet: Path
-    replay: SourceSettings
+    replay: ReplaySourceSettings
     history_points: int
     live_points: int
     quarantined: int
@@ -50,6 +55,9 @@ def demo_settings(settings: Settings) -> Settings:
     data["storage"].update(lake="", catalog="")
     data["bus"].update(uri="")
     data["mlflow"].update(tracking_uri="")
+    data["timezone"] = settings.demo.timezone
+    data["forecast"]["champion_poll_s"] = 10.0  # the champions trained just before are served at once
+    data["sources"] = []  # the demo's only source is its replay
     return Settings.model_validate(data)
 
 
@@ -60,20 +68,19 @@ def reset_home(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
 
 
-def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) -> DemoPlan:
+def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None) -> DemoPlan:
     """Generate the data, ingest the history, clean it; return what the live part needs."""
+    from sparkhu.app.pipelines import daily
     from sparkhu.connectors.files import FileSource
     from sparkhu.connectors.runner import ingest_to_lake
     from sparkhu.demo.generator import generate
-    from sparkhu.engine import open_engine
-    from sparkhu.pipeline.daily import daily_runner
 
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     start = now - timedelta(days=demo.days)
     total_days = demo.days + demo.replay_days
     data = generate(days=total_days, meters=demo.meters, seed=demo.seed, start=start)
 
-    folder = ctx.settings.home / "data"
+    folder = runtime.settings.home / "data"
     folder.mkdir(parents=True, exist_ok=True)
     cut_s = int(now.timestamp())
     history_csv = folder / "Electricity_P.csv"
@@ -94,10 +101,10 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
     pq.write_table(data.defects, defects_parquet)
 
     series = sorted(pc.unique(data.points["series_id"].cast(pa.string())).to_pylist())
-    ctx.catalog.upsert_source(SOURCE, "demo", {"generator": "ampds2-like", "seed": demo.seed})
+    runtime.catalog.upsert_source(SOURCE, "demo", {"generator": "ampds2-like", "seed": demo.seed})
     for sid in series:
         src, measurement, field = sid.split("/")
-        ctx.catalog.upsert_series(
+        runtime.catalog.upsert_series(
             SeriesInfo(
                 sid,
                 src,
@@ -121,13 +128,10 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
         ts_column="UNIX_TS",
         ts_unit="s",
     )
-    stats = ingest_to_lake(history, ctx.lake, ctx.catalog, zone="raw", dataset=DATASET)
-    with open_engine(ctx.settings.engine) as engine:
-        runner = daily_runner(
-            ctx.lake, ctx.catalog, engine, DATASET, settings=ctx.settings.pipeline, home=ctx.settings.home
-        )
-        runner.run(start.date(), (now - timedelta(days=1)).date())
-    replay = SourceSettings(
+    stats = ingest_to_lake(history, runtime.lake, runtime.catalog, zone="raw", dataset=DATASET)
+    runner = daily(runtime, DATASET)
+    runner.run(start.date(), (now - timedelta(days=1)).date())
+    replay = ReplaySourceSettings(
         name="demo:live",
         kind="replay",
         path=str(live_parquet),
@@ -136,7 +140,7 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
         format="parquet",
         layout="long",
         shift="0s",
-        speed=ctx.settings.demo.speed,
+        speed=runtime.settings.demo.speed,
     )
     return DemoPlan(
         folder,
@@ -152,8 +156,7 @@ def prepare(ctx: Context, demo: DemoSettings, *, now: datetime | None = None) ->
 
 
 def train_champions(
-    ctx: Context,
-    registry: Any,
+    runtime: Runtime,
     series: list[str],
     *,
     history_days: float = 3.0,
@@ -163,10 +166,9 @@ def train_champions(
     Kept fast for the demo: three cheap models, two back-test windows, the newest days only. Returns
     the :class:`~sparkhu.forecast.train.TrainSummary` (the CLI prints its table).
     """
-    from sparkhu.engine import open_engine
     from sparkhu.forecast.train import TrainConfig, train_series
 
-    forecast = ctx.settings.forecast
+    forecast = runtime.settings.forecast
     config = TrainConfig(
         horizon=forecast.horizon,
         season_length=forecast.season_length,
@@ -175,13 +177,13 @@ def train_champions(
         windows=2,
         max_points=round(history_days * 1440),
     )
-    local = {"min_rows_for_pool": 50_000} if ctx.settings.engine.uri == "local" else {}
-    with open_engine(ctx.settings.engine, **local) as engine:
+    local = {"min_rows_for_pool": 50_000} if runtime.settings.engine.uri == "local" else {}
+    with runtime.open_engine(**local) as engine:
         return train_series(
-            ctx.lake,
-            ctx.catalog,
-            ctx.predictions,
-            registry,
+            runtime.lake,
+            runtime.catalog,
+            runtime.predictions,
+            runtime.registry,
             series,
             dataset=DATASET,
             config=config,

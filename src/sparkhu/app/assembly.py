@@ -1,0 +1,214 @@
+"""The one wiring of the running platform: which services ``up``, ``demo`` and ``serve`` run.
+
+:func:`build_platform` adds, from a :class:`~sparkhu.app.runtime.Runtime` and a list of sources:
+
+* one connector per source, publishing to its topic (watermarked in the catalog); a source with
+  ``repeat_s`` is read again that long after it ends (files: new files are picked up);
+* per topic: the lake sink (bus → ``raw`` zone), the extra ``[[sinks]]`` that take it, the online
+  predictor (bus → prediction store, blended) and the champion server, which keeps the
+  predictor serving the registry's champions (hot-swapping new ones);
+* the daily pipeline scheduler (the cleaning DAG of each source's dataset at ``[pipeline] schedule``,
+  catching up missed days);
+* the gateway (GraphQL, REST, metrics, dashboard) under uvicorn.
+
+``sparkhu up`` builds it from ``[[sources]]``; ``sparkhu demo`` from the demo's replay source, after
+generating data and training champions; ``sparkhu serve`` with the gateway only. Nothing else
+assembles services, so the three cannot disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+
+from sparkhu.app.platform import Platform
+from sparkhu.app.runtime import Runtime
+from sparkhu.connectors import configured_sinks
+from sparkhu.connectors.base import SourceSpec
+from sparkhu.connectors.lake_sink import LakeSinkSettings
+
+log = logging.getLogger(__name__)
+
+
+def build_platform(
+    runtime: Runtime,
+    sources: Sequence[SourceSpec],
+    *,
+    gateway_port: int | None = None,
+    pipeline: bool = True,
+    gateway: bool = True,
+) -> Platform:
+    """The platform of ``sources`` over ``runtime``'s backends; see the module docstring.
+
+    ``gateway_port`` overrides ``[gateway] port`` (0: any free port); ``pipeline=False`` leaves
+    the scheduler out, ``gateway=False`` the gateway.
+    """
+    platform = Platform()
+    topics: dict[tuple[str, str], None] = {}
+    for spec in sources:
+        add_source(platform, runtime, spec)
+        topics[(spec.source, spec.measurement)] = None
+    for source, measurement in sorted(topics):
+        add_topic_consumers(platform, runtime, source, measurement)
+    if pipeline and topics:
+        add_pipeline_scheduler(platform, runtime, sorted({spec.dataset for spec in sources}))
+    if gateway:
+        add_gateway(platform, runtime, port=gateway_port)
+    return platform
+
+
+def add_source(platform: Platform, runtime: Runtime, spec: SourceSpec) -> None:
+    """Publish a source's points to its topic; with ``repeat_s``, read it again that long after it ends."""
+    from sparkhu.app.ingest import publish
+
+    runtime.bus.create_topic(runtime.topic(spec.source, spec.measurement))
+    published = {"points": 0.0}
+
+    def run(stop: threading.Event) -> None:
+        while not stop.is_set():
+            before = published["points"]
+            stats = publish(
+                runtime,
+                spec,
+                stop=stop,
+                progress=lambda n: published.update(points=before + n),  # noqa: B023 - called within this round
+            )
+            published["points"] = before + stats.points
+            if spec.repeat_s is None:
+                return
+            stop.wait(spec.repeat_s)
+
+    platform.add(f"source {spec.name}", run, figures=lambda: dict(published))
+
+
+def add_topic_consumers(platform: Platform, runtime: Runtime, source: str, measurement: str) -> None:
+    """The sinks, the online predictor and its champion server of one topic."""
+    from sparkhu.forecast.serving import ChampionServer
+    from sparkhu.online.learner import OnlinePredictor
+
+    settings = runtime.settings
+    topic = runtime.topic(source, measurement)
+    dataset = runtime.dataset(source, measurement)
+    runtime.bus.create_topic(topic)
+    sinks = [LakeSinkSettings(name="lake")] + [
+        spec for spec in configured_sinks(settings) if spec.topics is None or dataset in spec.topics
+    ]
+    for sink_spec in sinks:
+        sink = sink_spec.open(runtime, topic, dataset)
+        platform.add(f"{sink_spec.kind} sink {sink_spec.name} {topic}", sink.run, figures=sink.figures)
+    forecast = settings.forecast
+    predictor = OnlinePredictor(
+        runtime.bus,
+        topic,
+        runtime.predictions,
+        group="online",
+        model=forecast.model,
+        window=forecast.window,
+        horizon=forecast.horizon,
+        alpha=forecast.alpha,
+        lake=runtime.lake,
+        zone="raw",
+        dataset=dataset,
+    )
+    shown = ("points", "forecasts", "series", "latency_p50_ms", "latency_p99_ms")
+    platform.add(
+        f"online {topic}",
+        predictor.run,
+        figures=lambda: {k: v for k, v in asdict(predictor.stats()).items() if k in shown},
+    )
+    server = ChampionServer(runtime.registry, predictor, poll_s=forecast.champion_poll_s)
+    platform.add(
+        f"champions {topic}",
+        server.run,
+        figures=lambda: {"served": len(server.serving), "swaps": server.swaps},
+    )
+
+
+def add_pipeline_scheduler(
+    platform: Platform, runtime: Runtime, datasets: list[str], *, check_every_s: float = 60.0
+) -> None:
+    """Run the daily DAG of each dataset: at start, catch up every finished day (UTC) that has not
+    run; then at each ``[pipeline] schedule`` firing, the days before it that have not run. Task
+    failures are recorded in the catalog and do not stop the platform. ``check_every_s`` bounds how
+    long the loop sleeps between looks at the clock."""
+    from sparkhu.app.pipelines import daily
+
+    trigger = runtime.settings.pipeline.trigger()
+    counts = {"task_days": 0, "failed": 0}
+
+    def catch_up(now: datetime) -> None:
+        yesterday = now.date() - timedelta(days=1)
+        for dataset in datasets:
+            runner = daily(runtime, dataset)
+            summary = runner.run_missing(yesterday)
+            counts["task_days"] += len(summary.runs)
+            counts["failed"] += sum(1 for r in summary.runs if r.status != "success")
+            if summary.runs:
+                log.info("pipeline %s: %d task-day(s), %s", dataset, len(summary.runs), summary.status)
+
+    def run(stop: threading.Event) -> None:
+        catch_up(datetime.now(UTC))
+        while not stop.is_set():
+            now = datetime.now(UTC)
+            due = trigger.get_next_fire_time(None, now)
+            if stop.wait(min((due - now).total_seconds(), check_every_s)):
+                break
+            if datetime.now(UTC) >= due:
+                catch_up(datetime.now(UTC))
+
+    platform.add("pipeline scheduler", run, figures=lambda: dict(counts))
+
+
+def add_gateway(
+    platform: Platform, runtime: Runtime, *, host: str | None = None, port: int | None = None
+) -> str:
+    """Serve GraphQL, REST, metrics and the dashboard; returns (and sets ``platform.url`` to) the URL."""
+    import uvicorn
+
+    from sparkhu.gateway.app import GatewayServices, create_app
+
+    settings = runtime.settings
+    host = host or settings.gateway.host
+    port = settings.gateway.port if port is None else port
+    if port == 0:
+        port = _free_port(host)
+    services = GatewayServices(
+        lake=runtime.lake,
+        catalog=runtime.catalog,
+        predictions=runtime.predictions,
+        settings=settings.gateway,
+        timezone=settings.timezone,
+        actuals=("raw", "{source}_{measurement}"),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(services),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            ws="websockets-sansio",
+        )
+    )
+
+    def run(stop: threading.Event) -> None:
+        def exit_on_stop() -> None:
+            stop.wait()
+            server.should_exit = True
+
+        threading.Thread(target=exit_on_stop, daemon=True).start()
+        server.run()
+
+    platform.add("gateway", run, ready=lambda: server.started)
+    platform.url = f"http://{host}:{port}/"
+    return platform.url
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,83 @@
+"""Training and one-off forecasts by command: ``sparkhu train``, ``sparkhu predict``, ``sparkhu models``.
+
+Thin bindings of the forecasting layer to a :class:`~sparkhu.app.runtime.Runtime`: the lake,
+catalog, prediction store, registry and engine it opens (never the bus).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sparkhu.app.runtime import Runtime
+from sparkhu.series import SeriesId
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from sparkhu.forecast.train import TrainConfig, TrainSummary
+
+
+def train(
+    runtime: Runtime,
+    dataset: str,
+    config: TrainConfig,
+    *,
+    prefix: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainSummary:
+    """Back-test the portfolio per series of ``dataset``, register each champion, store its forecasts."""
+    from sparkhu.forecast.train import train_series
+
+    return train_series(
+        runtime.lake,
+        runtime.catalog,
+        runtime.predictions,
+        runtime.registry,
+        dataset=dataset,
+        prefix=prefix,
+        start=start,
+        end=end,
+        config=config,
+        engine=runtime.engine,
+        progress=progress,
+    )
+
+
+def train_global(
+    runtime: Runtime, dataset: str, model: str, config: TrainConfig, *, prefix: str = ""
+) -> TrainSummary:
+    """Train ONE ``model`` over the series of ``dataset``, scored per series, registered once."""
+    from sparkhu.forecast.global_train import train_global as fit_global
+
+    return fit_global(
+        runtime.lake,
+        runtime.catalog,
+        runtime.predictions,
+        runtime.registry,
+        dataset=dataset,
+        model=model,
+        prefix=prefix,
+        config=config,
+    )
+
+
+def predict(
+    runtime: Runtime, series_id: str, *, horizon: int | None = None, alias: str = "champion"
+) -> pa.Table:
+    """Forecast ``series_id`` with its model of ``alias`` from its last point; stored and returned."""
+    from sparkhu.forecast.serving import predict_series
+
+    sid = SeriesId.parse(series_id)
+    return predict_series(
+        runtime.lake,
+        runtime.predictions,
+        runtime.registry,
+        series_id,
+        dataset=runtime.dataset(sid.source, sid.measurement),
+        horizon=horizon or runtime.settings.forecast.horizon,
+        alias=alias,
+    )
