@@ -76,3 +76,53 @@ def test_up_with_a_bad_source_path_says_which(tmp_path: Path, distributed_env: d
     )
     assert done.returncode == 2
     assert "/nonexistent/meters.csv" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_up_serves_the_registered_champions(tmp_path: Path, distributed_env: dict[str, str]):
+    """History ingested and champions trained by command; `up` then serves those champions online."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    data = generate(days=1.5, meters=10, seed=5, start=now - timedelta(days=1.5), defects=False)
+    history, live = tmp_path / "Electricity_P.csv", tmp_path / "live.parquet"
+    cut = now - timedelta(hours=3)
+    data.write_csv(history, until_unix_s=int(cut.timestamp()))
+    later = pc.greater_equal(data.points["ts"], pa.scalar(cut, data.points["ts"].type))
+    pq.write_table(data.points.filter(later).cast(_long_schema(data.points)), live)
+    toml = tmp_path / "sparkhu.toml"
+    toml.write_text(
+        f'home = "{tmp_path / "home"}"\n[gateway]\nport = 0\n[forecast]\nchampion_poll_s = 1\n'
+        "[[sources]]\n"
+        f'name = "live"\nkind = "replay"\npath = "{live}"\nshift = "0s"\nspeed = 600\n'
+        'source = "ampds2"\nmeasurement = "electricity"\n'
+    )
+    exe, env = str(Path(sys.executable).with_name("sparkhu")), {**os.environ, **distributed_env}
+
+    def sparkhu(*argv: str, timeout: float) -> str:
+        done = subprocess.run(
+            [exe, "--config", str(toml), *argv], capture_output=True, text=True, timeout=timeout, env=env
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    names = ("--source", "ampds2", "--measurement", "electricity")
+    sparkhu("ingest", str(history), *names, "--layout", "wide", "--field-suffix", ".P", timeout=120)
+    trained = sparkhu(
+        "train", "--models", "seasonal_naive,ses", "--windows", "2", "--season-length", "60", timeout=300
+    )
+    assert "WHE.P" in trained
+    sparkhu("up", "--duration", "15", timeout=120)
+    with Runtime(Settings.load(toml_path=toml, env=distributed_env)) as runtime:
+        champion = runtime.registry.served("sparkhu.ampds2.electricity.WHE.P").label
+        models = set(runtime.predictions.raw("ampds2/electricity/WHE.P").column("model").to_pylist())
+    assert champion.endswith("@v1") and champion in models, (champion, models)
+
+
+def _long_schema(points):
+    import pyarrow as pa
+
+    return pa.schema(
+        [("series_id", pa.string()), ("ts", points.schema.field("ts").type), ("value", pa.float64())]
+    )
