@@ -16,6 +16,10 @@ way for both. Each :meth:`~ConsumerLoop.run_once`:
    delivers the batch again);
 6. **commits** exactly the offsets of the batch's messages.
 
+The loop counts what it committed (:meth:`~ConsumerLoop.counts`) and measures each readable
+message's latency, from its bus timestamp (when it was produced) to the moment what it
+produced was stored (:meth:`~ConsumerLoop.latencies_ms`).
+
 A failure before ``prepare`` returned (polling, decoding, the quarantine write, ``prepare``
 itself) seeks back to the committed offsets, so the next round reads the batch again. Once
 prepared, a batch is never read again: ``prepare`` may have changed memory (the online
@@ -45,6 +49,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -181,7 +186,8 @@ class ConsumerLoop:
     every error message and log line. A batch gathers polls of up to ``max_messages``
     messages until it holds ``max_points`` points (``None``: one poll's worth) or
     ``max_wait`` seconds have passed. The consumer joins the group (creating the topic if
-    missing) at :meth:`start` or the first poll; :meth:`close` leaves it.
+    missing) at :meth:`start` or the first poll; :meth:`close` leaves it. The latencies of
+    the last ``latency_samples`` messages are kept.
     """
 
     def __init__(
@@ -198,6 +204,7 @@ class ConsumerLoop:
         max_points: int | None = None,
         max_messages: int = _MAX_POLL,
         max_wait: float = 0.0,
+        latency_samples: int = 100_000,
     ) -> None:
         if max_points is not None and (not isinstance(max_points, int) or max_points < 1):
             raise ConnectorError(f"{name}: max_points must be an integer >= 1, got {max_points!r}")
@@ -216,6 +223,7 @@ class ConsumerLoop:
         self._per_message: float | None = None  # points per message seen so far: sizes each poll
         self._lock = threading.Lock()
         self._counts = Counts(0, 0, 0, 0, 0)
+        self._latencies: deque[float] = deque(maxlen=latency_samples)
 
     # ---- lifecycle -------------------------------------------------------------------
     @property
@@ -287,14 +295,18 @@ class ConsumerLoop:
                 break
         return _join(parts)
 
-    def commit(self, batch: Batch, stored_rows: int) -> None:
+    def commit(self, batch: Batch, stored_rows: int, *, stored_ms: float | None = None) -> None:
         """Commit the offsets after the batch's messages (once what it produced is durable) and count it.
 
-        ``stored_rows``: rows of the table stored for this batch.
+        ``stored_rows``: rows of the table stored for this batch; ``stored_ms``: when it was
+        stored (ms since the epoch; default now), for the latencies.
         """
         if batch.messages:
             self.start().commit(batch.messages)
+        stored_ms = time.time() * 1000.0 if stored_ms is None else stored_ms
+        produced_ms = np.fromiter((m.timestamp_ms for m in batch.readable), "float64", len(batch.readable))
         with self._lock:
+            self._latencies.extend((stored_ms - produced_ms).tolist())
             c = self._counts
             self._counts = Counts(
                 c.batches + 1,
@@ -309,11 +321,16 @@ class ConsumerLoop:
         with self._lock:
             return self._counts
 
+    def latencies_ms(self) -> np.ndarray:
+        """Latency of each recent readable message: ms from produced to stored (safe from any thread)."""
+        with self._lock:
+            return np.fromiter(self._latencies, dtype="float64", count=len(self._latencies))
+
     def _finish(self, batch: Batch, prepared: pa.Table) -> None:
         """Store then commit; on failure keep both for the next round and re-raise."""
         self._unstored = (batch, prepared)
         self._store(prepared)
-        self.commit(batch, prepared.num_rows)
+        self.commit(batch, prepared.num_rows, stored_ms=time.time() * 1000.0)
         self._unstored = None
 
     def _log_quarantined(self, batch: Batch) -> None:
