@@ -225,7 +225,8 @@ def test_hot_swapped_model_is_fitted_on_the_window(bus, store):
     predictor = make(bus, store)
     publish_points(bus, TOPIC, minutes(0, 6))
     drain(predictor)
-    predictor.set_model("home/power/A", SES(alpha=1.0))
+    predictor.queue_swap("home/power/A", SES(alpha=1.0))
+    assert predictor.apply_swaps() == ["home/power/A"]
     assert predictor.models["home/power/A"].forecast(1).tolist() == [5.0]
 
 

@@ -87,7 +87,7 @@ def add_source(platform: Platform, runtime: Runtime, spec: SourceSpec) -> None:
 
 def add_topic_consumers(platform: Platform, runtime: Runtime, source: str, measurement: str) -> None:
     """The sinks, the online predictor and its champion server of one topic."""
-    from sparkhu.forecast.serving import ChampionServer
+    from sparkhu.online.champions import ChampionServer
     from sparkhu.online.learner import OnlinePredictor
 
     settings = runtime.settings
@@ -114,7 +114,7 @@ def add_topic_consumers(platform: Platform, runtime: Runtime, source: str, measu
         zone="raw",
         dataset=dataset,
     )
-    shown = ("points", "forecasts", "series", "latency_p50_ms", "latency_p99_ms")
+    shown = ("points", "forecasts", "series", "swaps", "latency_p50_ms", "latency_p99_ms")
     platform.add(
         f"online {topic}",
         predictor.run,

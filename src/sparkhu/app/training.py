@@ -69,7 +69,7 @@ def predict(
     runtime: Runtime, series_id: str, *, horizon: int | None = None, alias: str = "champion"
 ) -> pa.Table:
     """Forecast ``series_id`` with its model of ``alias`` from its last point; stored and returned."""
-    from sparkhu.forecast.serving import predict_series
+    from sparkhu.forecast.predict import predict_series
 
     sid = SeriesId.parse(series_id)
     return predict_series(

@@ -1,14 +1,22 @@
 """The online predictor: a consumer-group member that keeps per-series models current and forecasting.
 
-Each :meth:`OnlinePredictor.run_once` polls a batch of Arrow messages, appends the points to
-per-series sliding windows (:mod:`sparkhu.online.windows`), and for every series whose
-window advanced it updates the series' model with the new points (warm start: a model is
-fitted once, on the window, when the series first has ``min_points`` points, then only
-``update``-d), forecasts ``horizon`` steps at ``last ts + k·step_s`` and writes one
-:data:`~sparkhu.storage.predictions.FORECAST_SCHEMA` table for the whole batch to the
-prediction store, which blends overlapping forecasts (``S = alpha*yhat + (1-alpha)*S_prev``). Only
-then are the offsets committed, so a crash replays what was not stored, and the store's
-idempotent writes make the replay harmless.
+An :class:`OnlinePredictor` plugs its models into the shared consumer loop
+(:mod:`sparkhu.connectors.consume`). Each :meth:`~OnlinePredictor.run_once` polls a batch of
+Arrow messages, appends the points to per-series sliding windows
+(:mod:`sparkhu.online.windows`), and for every series whose window advanced it updates the
+series' model with the new points (warm start: a model is fitted once, on the window, when
+the series first has ``min_points`` points, then only ``update``-d), forecasts ``horizon``
+steps at ``last ts + k·step_s`` and writes one :data:`~sparkhu.storage.predictions.FORECAST_SCHEMA`
+table for the whole batch to the prediction store, which blends overlapping forecasts
+(``S = alpha*yhat + (1-alpha)*S_prev``). Only then are the offsets committed, so a crash
+replays what was not stored, and the store's idempotent writes make the replay harmless. A
+write that fails is retried, from memory, by the next round.
+
+Models are swapped through a queue: any thread (the champion server,
+:mod:`sparkhu.online.champions`) calls :meth:`~OnlinePredictor.queue_swap`; the predictor's
+own loop installs the queued models between batches (:meth:`~OnlinePredictor.apply_swaps`,
+the first step of every round), bringing each up to date with the window's points newer
+than its training. No other thread touches the windows or the models.
 
 A message that is not a table of points is logged, quarantined in the lake when one is
 given, and committed past. On start, with a lake, the windows are refilled with the last
@@ -17,47 +25,57 @@ new points. Latency is measured per message, from its bus timestamp (when it was
 to the moment its forecasts were stored.
 
 >>> import tempfile
+>>> from sparkhu.forecast.models import make_model
 >>> from sparkhu.series import points
 >>> from sparkhu.storage.catalog import Catalog
 >>> from sparkhu.stream.codecs import publish_points
 >>> from sparkhu.stream.sqlite import SqliteBus
+>>> naive = make_model("seasonal_naive", season_length=1)
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     with SqliteBus(f"sqlite:///{tmp}/bus.db") as bus, Catalog(f"sqlite:///{tmp}/c.db") as catalog:
 ...         store = PredictionStore(catalog.engine)
 ...         online = OnlinePredictor(bus, "points", store, horizon=3, min_points=2)
 ...         _ = publish_points(bus, "points", points("home/power/P", [0, 60_000_000], [1.0, 2.0]))
 ...         consumed = online.run_once(timeout=1.0)
-...         online.close()
+...         forecasts = online.stats().forecasts
 ...         blended = store.blended("home/power/P").column("target_ts").cast("int64").to_pylist()
->>> consumed, online.stats().forecasts, blended
+...         online.queue_swap("home/power/P", naive, label="naive@v1")  # from any thread
+...         _ = publish_points(bus, "points", points("home/power/P", [120_000_000], [7.0]))
+...         _ = online.run_once(timeout=1.0)  # installs the swap, then forecasts with it
+...         online.close()
+...         models = store.raw("home/power/P").column("model").to_pylist()
+>>> consumed, forecasts, blended
 (1, 3, [120000000, 180000000, 240000000])
+>>> online.stats().forecasts, online.stats().swaps, sorted(set(models))
+(6, 1, ['naive@v1', 'ses'])
+>>> online.models["home/power/P"].forecast(2).tolist()  # fitted on the window, then updated
+[7.0, 7.0]
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
-import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sparkhu.connectors.consume import Batch, ConsumerLoop
 from sparkhu.errors import ForecastError, NotFoundError, SparkhuError
 from sparkhu.forecast.base import Forecaster
 from sparkhu.forecast.models import make_model
+from sparkhu.forecast.predict import update_since
 from sparkhu.online.windows import NewPoints, Windows
-from sparkhu.series import POINT_SCHEMA, conform
-from sparkhu.storage.lake import QUARANTINE_SCHEMA, Lake
+from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import FORECAST_SCHEMA, PredictionStore
-from sparkhu.stream.base import Bus, Consumer, Message
-from sparkhu.stream.codecs import decode_arrow
+from sparkhu.stream.base import Bus, Consumer
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +86,7 @@ _KEY_RE = re.compile(
 
 @dataclass(frozen=True)
 class OnlineStats:
-    """Counters of an :class:`OnlinePredictor` since it was created."""
+    """Counters of an :class:`OnlinePredictor` since it was created (of committed batches)."""
 
     batches: int
     messages: int
@@ -79,6 +97,15 @@ class OnlineStats:
     series: int
     latency_p50_ms: float
     latency_p99_ms: float
+    swaps: int
+    """Queued models installed."""
+
+
+class _Swap(NamedTuple):
+    series_id: str
+    model: Forecaster
+    label: str | None
+    trained_until_us: int | None
 
 
 class OnlinePredictor:
@@ -90,7 +117,7 @@ class OnlinePredictor:
     seconds apart. ``alpha``: blending weight handed to the prediction store. ``coverage``:
     prediction interval stored as lower/upper (``None``: none). ``lake``/``dataset``/``zone``:
     where to refill windows from on start and to quarantine malformed messages
-    (``dataset`` defaults to the topic name).
+    (``dataset`` defaults to the topic name). ``max_messages``: messages per poll at most.
     """
 
     def __init__(
@@ -136,27 +163,31 @@ class OnlinePredictor:
         self.models: dict[str, Forecaster] = {}
         self.labels: dict[str, str] = {}
         """series id → the ``model`` written with its forecasts when not the template's name."""
-        self._consumer: Consumer | None = None
-        self._pending: tuple[pa.Table, list[Message], list[Message]] | None = None
-        self._latencies: deque[float] = deque(maxlen=latency_samples)
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys(("batches", "messages", "points", "malformed", "forecasts"), 0)
+        self._loop = ConsumerLoop(
+            bus,
+            topic,
+            group=group,
+            name=where,
+            prepare=self._absorb,
+            store=self._write,
+            quarantine=None if lake is None else self._quarantine,
+            max_messages=max_messages,
+            latency_samples=latency_samples,
+        )
+        self._swaps: queue.SimpleQueue[_Swap] = queue.SimpleQueue()
+        self._swaps_installed = 0
+        self._known: frozenset[str] = frozenset()
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> Consumer:
         """Join the consumer group, refilling the windows from the lake first (the first poll does it)."""
-        if self._consumer is None:
-            if self.lake is not None:
-                self.refill(self.lake)
-            self.bus.create_topic(self.topic)
-            self._consumer = self.bus.consumer(self.group, [self.topic])
-        return self._consumer
+        if not self._loop.started and self.lake is not None:
+            self.refill(self.lake)
+        return self._loop.start()
 
     def close(self) -> None:
         """Leave the consumer group (uncommitted messages go to the next member)."""
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        self._loop.close()
 
     def run(self, stop: threading.Event, timeout: float = 0.2) -> None:
         """Poll and forecast until ``stop`` is set; storage errors are logged and retried."""
@@ -171,47 +202,73 @@ class OnlinePredictor:
             self.close()
 
     def run_once(self, timeout: float = 1.0) -> int:
-        """Handle one poll: returns the number of messages consumed (0 when none arrived)."""
-        consumer = self.start()
-        if self._pending is not None:  # forecasts of an earlier poll whose write failed
-            self._store(*self._pending)
-        messages = consumer.poll(self.max_messages, timeout)
-        if not messages:
-            return 0
-        tables, good, bad = [], [], []
-        for message in messages:
-            try:
-                tables.append(conform(decode_arrow(message.value)))
-                good.append(message)
-            except (SparkhuError, pa.ArrowException, ValueError, TypeError) as exc:
-                bad.append((message, str(exc) or type(exc).__name__))
-        if bad:
-            try:
-                self._quarantine(bad)
-            except SparkhuError:
-                consumer.seek_to_beginning()  # nothing absorbed yet: read this poll again later
-                raise
-        batch = pa.concat_tables(tables) if tables else POINT_SCHEMA.empty_table()
-        added = self.windows.extend(batch)
-        forecasts = self._forecast(added)
-        with self._lock:
-            self._counts["batches"] += 1
-            self._counts["messages"] += len(messages)
-            self._counts["points"] += batch.num_rows
-            self._counts["malformed"] += len(bad)
-        self._store(forecasts, messages, good)
-        return len(messages)
+        """Install queued models, then handle one poll: returns the number of messages consumed.
+
+        Forecasts of an earlier poll whose write failed are written first; 0 when no message
+        arrived within ``timeout`` seconds.
+        """
+        self.start()
+        self.apply_swaps()
+        return len(self._loop.run_once(timeout).messages)
 
     # ---- models ----------------------------------------------------------------------
-    def set_model(self, series_id: str, model: Forecaster, *, label: str | None = None) -> None:
-        """Hot-swap the model of a series; an unfitted one is fitted on the current window.
+    def queue_swap(
+        self,
+        series_id: str,
+        model: Forecaster,
+        *,
+        label: str | None = None,
+        trained_until_us: int | None = None,
+    ) -> None:
+        """Hand a new model for a series to the predictor's loop; safe to call from any thread.
 
-        ``label`` (e.g. ``"ses@v3"``, a registry version) is stored with its forecasts as ``model``.
+        The next round installs it (:meth:`apply_swaps`). ``label`` (e.g. ``"ses@v3"``, a
+        registry version; default the model's name) is stored with its forecasts as ``model``.
+        ``trained_until_us``: the newest point the model was trained on; the window's newer
+        points are fed to it (``update``) when it is installed. An unfitted model is fitted on
+        the window instead.
         """
-        if not model.is_fitted and series_id in self.windows and len(self.windows[series_id]):
-            model.fit(np.asarray(self.windows[series_id].values))
-        self.models[series_id] = model
-        self.labels[series_id] = label or model.name
+        self._swaps.put(_Swap(series_id, model, label, trained_until_us))
+
+    def apply_swaps(self) -> list[str]:
+        """Install every queued model now; returns their series. Call only from the predictor's thread.
+
+        :meth:`run_once` does it first; one-shot use and tests can call it directly. A model
+        that cannot be brought up to date is logged and dropped; the series keeps its model.
+        """
+        installed: list[str] = []
+        while True:
+            try:
+                swap = self._swaps.get_nowait()
+            except queue.Empty:
+                return installed
+            try:
+                self._install(swap)
+            except SparkhuError as exc:
+                label = swap.label or swap.model.name
+                log.warning(
+                    "online predictor %s: %s not swapped to %s: %s", self.topic, swap.series_id, label, exc
+                )
+                continue
+            installed.append(swap.series_id)
+
+    def known_series(self) -> frozenset[str]:
+        """Every series seen in the topic or given a model so far (a snapshot; safe from any thread)."""
+        return self._known
+
+    def _install(self, swap: _Swap) -> None:
+        model, sid = swap.model, swap.series_id
+        if sid in self.windows and len(self.windows[sid]):
+            window = self.windows[sid]
+            if not model.is_fitted:
+                model.fit(np.asarray(window.values))
+            else:
+                update_since(model, window.ts, window.values, swap.trained_until_us)
+        self.models[sid] = model
+        self.labels[sid] = swap.label or model.name
+        self._swaps_installed += 1
+        self._known = self._known | {sid}
+        log.info("online predictor %s: %s now served by %s", self.topic, sid, self.labels[sid])
 
     def refill(self, lake: Lake) -> int:
         """Load the last ``window`` points per series from the lake and fit their models; returns points."""
@@ -223,8 +280,13 @@ class OnlinePredictor:
         added = self.windows.extend(table)
         for sid in added:
             self._advance(sid, added[sid][1])
+        self._know(added)
         log.info("online predictor %s: refilled %d series from the lake", self.topic, len(added))
         return table.num_rows
+
+    def _know(self, added: NewPoints) -> None:
+        if not self._known.issuperset(added):
+            self._known = self._known | added.keys()
 
     def _advance(self, series_id: str, new_values: np.ndarray) -> Forecaster | None:
         """Warm-start or update the series' model; None while it has too few points."""
@@ -237,6 +299,21 @@ class OnlinePredictor:
         model = self.template.clone().fit(np.asarray(window.values))
         self.models[series_id] = model
         return model
+
+    # ---- the loop's steps ------------------------------------------------------------
+    def _absorb(self, batch: Batch) -> pa.Table:
+        """Append the batch's points to the windows and forecast every series that advanced."""
+        added = self.windows.extend(batch.points)
+        self._know(added)
+        return self._forecast(added)
+
+    def _write(self, forecasts: pa.Table) -> None:
+        if forecasts.num_rows:
+            self.predictions.write(forecasts, alpha=self.alpha)
+
+    def _quarantine(self, records: pa.Table) -> None:
+        if self.lake is not None:
+            self.lake.write_quarantine(self.dataset, records)
 
     def _forecast(self, added: NewPoints) -> pa.Table:
         sids: list[str] = []
@@ -283,74 +360,28 @@ class OnlinePredictor:
         ]
         return pa.Table.from_arrays(columns, schema=FORECAST_SCHEMA)
 
-    def _store(self, forecasts: pa.Table, messages: list[Message], good: list[Message]) -> None:
-        """Write forecasts, then commit; on failure keep them for the next call and re-raise."""
-        consumer = self.start()
-        self._pending = (forecasts, messages, good)
-        if forecasts.num_rows:
-            self.predictions.write(forecasts, alpha=self.alpha)
-        stored_ms = time.time() * 1000.0
-        consumer.commit(messages)
-        self._pending = None
-        with self._lock:
-            self._counts["forecasts"] += forecasts.num_rows
-            self._latencies.extend(stored_ms - m.timestamp_ms for m in good)
-
-    # ---- malformed input -------------------------------------------------------------
-    def _quarantine(self, bad: Sequence[tuple[Message, str]]) -> None:
-        for message, reason in bad:
-            log.warning(
-                "online predictor: skipping malformed message %s[%d]@%d: %s",
-                message.topic,
-                message.partition,
-                message.offset,
-                reason,
-            )
-        if self.lake is None:
-            return
-        now = datetime.now(UTC)
-        records = pa.Table.from_pylist(
-            [
-                {
-                    "source": f"{m.topic}[{m.partition}]",
-                    "location": f"offset {m.offset}",
-                    "field": "value",
-                    "reason": f"not a table of points: {reason}",
-                    "raw": _printable(m.value),
-                    "quarantined_at": now,
-                }
-                for m, reason in bad
-            ],
-            schema=QUARANTINE_SCHEMA,
-        )
-        self.lake.write_quarantine(self.dataset, records)
-
     # ---- statistics ------------------------------------------------------------------
     def latencies_ms(self) -> np.ndarray:
         """Latency of each recent message (ms from produced to forecasts stored)."""
-        with self._lock:
-            return np.fromiter(self._latencies, dtype="float64", count=len(self._latencies))
+        return self._loop.latencies_ms()
 
     def stats(self) -> OnlineStats:
         """Counters and latency percentiles so far (NaN percentiles before the first message)."""
         lat = self.latencies_ms()
         p50, p99 = np.percentile(lat, [50, 99]).tolist() if lat.size else [float("nan")] * 2
-        with self._lock:
-            counts = dict(self._counts)
+        counts = self._loop.counts()
         return OnlineStats(
+            batches=counts.batches,
+            messages=counts.messages,
+            points=counts.points,
             late_points=self.windows.late_points,
+            malformed=counts.quarantined,
+            forecasts=counts.stored,
             series=len(self.models),
             latency_p50_ms=p50,
             latency_p99_ms=p99,
-            **counts,
+            swaps=self._swaps_installed,
         )
-
-
-def _printable(value: bytes, limit: int = 2048) -> str:
-    try:
-        return value[:limit].decode("utf-8")
-    except UnicodeDecodeError:
-        return "hex:" + value[: limit // 2].hex()
 
 
 def _newest_partition_start(lake: Lake, zone: str, dataset: str) -> datetime | None:

@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparkhu.errors import ForecastError, NotFoundError
+from sparkhu.errors import ForecastError
 from sparkhu.forecast.models import make_model
 from sparkhu.forecast.registry import ModelRegistry
-from sparkhu.forecast.serving import ChampionServer, predict_series
+from sparkhu.online.champions import ChampionServer
 from sparkhu.online.learner import OnlinePredictor
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog
-from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import PredictionStore
 from sparkhu.stream.codecs import publish_points
 from sparkhu.stream.sqlite import SqliteBus
@@ -72,6 +71,7 @@ def test_online_predictor_hot_swaps_promoted_champions(env: Env) -> None:
     v1 = env.registry.log_training(SID, trained, alias="champion", meta=meta).version
     assert server.sync() == [SID] and server.serving == {SID: v1}
     assert server.sync() == []
+    assert online.apply_swaps() == [SID]  # the predictor's own thread installs the queued champion
     assert online.models[SID].forecast(2).tolist() == [3.0, 4.0]  # brought up to date with the window
     _publish(env.bus, 4, [5.0])
     online.run_once(timeout=1.0)
@@ -95,8 +95,31 @@ def test_online_predictor_hot_swaps_promoted_champions(env: Env) -> None:
         thread.join()
     assert server.serving == {SID: v2} and server.swaps == 2
     _publish(env.bus, 5, [6.0])
-    online.run_once(timeout=1.0)
+    online.run_once(timeout=1.0)  # installs v2 first, then forecasts with it
     assert _models_of_latest_origin(env.store) == {f"ses@v{v2}"}
+    assert online.stats().swaps == 2
+    online.close()
+
+
+def test_the_server_thread_only_queues_the_predictor_installs(env: Env) -> None:
+    online = OnlinePredictor(env.bus, "points", env.store, horizon=3, min_points=2, window=10)
+    _publish(env.bus, 0, [1.0, 2.0, 3.0, 4.0])
+    online.run_once(timeout=1.0)
+    fitted = online.models[SID]
+    meta = {"period_s": 60.0, "last_ts_us": T0 + 3 * MINUTE}
+    model = make_model("seasonal_naive", season_length=1).fit(np.arange(1.0, 5.0))
+    env.registry.log_training(SID, model, alias="champion", meta=meta)
+    server = ChampionServer(env.registry, online, poll_s=0.05)  # every series the predictor knows
+    worker = threading.Thread(target=server.sync)
+    worker.start()
+    worker.join()
+    assert server.serving and server.swaps == 1
+    assert online.models[SID] is fitted and online.stats().swaps == 0  # untouched by the server's thread
+    _publish(env.bus, 4, [9.0])
+    online.run_once(timeout=1.0)
+    assert online.models[SID] is not fitted and online.stats().swaps == 1
+    assert _models_of_latest_origin(env.store) == {f"seasonal_naive@v{server.serving[SID]}"}
+    assert online.models[SID].forecast(1).tolist() == [9.0]
     online.close()
 
 
@@ -112,17 +135,6 @@ def test_a_champion_trained_at_another_period_is_not_served(env: Env) -> None:
     online.close()
 
 
-def test_predict_series_and_bad_input(env: Env) -> None:
-    lake = Lake((env.tmp / "lake").as_uri())
-    lake.write("raw", "home_power", points("home/power/R", T0 + np.arange(6) * MINUTE, np.arange(6.0)))
-    meta = {"period_s": 60.0, "last_ts_us": T0 + 3 * MINUTE}
-    model = make_model("seasonal_naive", season_length=1).fit(np.arange(4.0))
-    version = env.registry.log_training("home/power/R", model, alias="champion", meta=meta).version
-    table = predict_series(lake, env.store, env.registry, "home/power/R", dataset="home_power", horizon=2)
-    assert table.column("value").to_pylist() == [5.0, 5.0]  # updated with minutes 4 and 5
-    assert table.column("model").to_pylist() == [f"seasonal_naive@v{version}"] * 2
-    assert env.store.raw("home/power/R").num_rows == 2
-    with pytest.raises(NotFoundError, match=r"sparkhu\.home\.power\.S"):
-        predict_series(lake, env.store, env.registry, "home/power/S", dataset="home_power")
+def test_bad_poll_interval_rejected(env: Env) -> None:
     with pytest.raises(ForecastError, match="poll_s must be > 0"):
         ChampionServer(env.registry, OnlinePredictor(env.bus, "points", env.store), poll_s=0)
