@@ -265,7 +265,6 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, registry: Metrics) -> None:
         self.app = app
         self.registry = registry
-        self._sockets = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap one request."""
@@ -291,13 +290,8 @@ class MetricsMiddleware:
             self.registry.observe_request(_route_label(scope), scope["method"], status, elapsed)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._sockets += 1
-        self.registry.set_gauge("websocket_connections", self._sockets, "Open WebSocket connections.")
-        try:
+        with self.registry.track_websocket():
             await self.app(scope, receive, send)
-        finally:
-            self._sockets -= 1
-            self.registry.set_gauge("websocket_connections", self._sockets, "Open WebSocket connections.")
 
 
 def _route_label(scope: Scope) -> str:
