@@ -14,9 +14,10 @@ from websockets.sync.client import connect
 
 from sparkhu.config import GatewaySettings, Settings
 from sparkhu.errors import ConfigError
-from sparkhu.gateway.app import STATIC_DIR, GatewayServices, create_app
+from sparkhu.gateway.app import STATIC_DIR, create_app
 from sparkhu.gateway.errors import MetricsError
 from sparkhu.gateway.metrics import Metrics
+from sparkhu.gateway.services import GatewayServices
 
 anyio = pytest.mark.anyio
 

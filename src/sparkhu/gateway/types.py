@@ -24,13 +24,12 @@ from strawberry.scalars import JSON
 
 from sparkhu.errors import InputError
 from sparkhu.gateway import resolvers as r
+from sparkhu.gateway.services import GatewayServices
 from sparkhu.storage.catalog import RunRecord, SeriesInfo
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.websockets import WebSocket
-
-    from sparkhu.gateway.app import GatewayServices
 
 T = TypeVar("T")
 
