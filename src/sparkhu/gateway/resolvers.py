@@ -382,7 +382,7 @@ def nan_to_null(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arra
 def iso_strings(column: pa.ChunkedArray | pa.Array) -> list[str]:
     """UTC timestamps as ISO 8601 strings ending in ``Z`` (whole seconds unless needed), vectorised."""
     us = column.cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    unit = "s" if not (us % 1_000_000).any() else "us"
+    unit: Literal["s", "us"] = "s" if not (us % 1_000_000).any() else "us"
     strings: list[str] = np.datetime_as_string(
         us.astype("datetime64[us]"), unit=unit, timezone="UTC"
     ).tolist()

@@ -108,7 +108,7 @@ class Series:
             first_ts=info.first_ts,
             last_ts=info.last_ts,
             count=info.count,
-            tags=dict(info.tags),
+            tags=JSON(dict(info.tags)),
         )
 
     @strawberry.field(description="The newest run records that concern this series.")
@@ -149,7 +149,7 @@ class Run:
             rows_in=record.rows_in,
             rows_out=record.rows_out,
             error=record.error,
-            params=dict(record.params),
+            params=JSON(dict(record.params)),
         )
 
     @strawberry.field(description="Seconds from start to finish; null while running.")
