@@ -5,7 +5,9 @@ library's global default), so two apps in one process, or two tests, never share
 It counts requests and records their latency per route template, tracks open WebSockets,
 and holds gauges that other parts set (``points_ingested``) or that are read when scraped
 (callbacks, exposed by a custom collector: no background thread keeps them fresh).
-:meth:`Metrics.render` writes the Prometheus text exposition format (version 0.0.4).
+:meth:`Metrics.render` writes the Prometheus text exposition format (version 0.0.4); as
+prometheus_client does by default, counters and histograms also carry a ``_created`` series
+(when each labelled series was first seen).
 
 >>> from prometheus_client.parser import text_string_to_metric_families
 >>> m = Metrics()
