@@ -43,13 +43,12 @@ def test_unknown_timezone_is_a_config_error(stack: Stack):
 
 
 def test_services_from_settings(tmp_path: Path):
-    settings = Settings.load(
-        toml_path=None, env={"SPARKHU_HOME": str(tmp_path), "SPARKHU_GATEWAY__TOKEN": "t"}
-    )
+    env = {"SPARKHU_HOME": str(tmp_path), "SPARKHU_GATEWAY__TOKEN": "t", "SPARKHU_TIMEZONE": "Europe/Paris"}
+    settings = Settings.load(toml_path=None, env=env)
     services = GatewayServices.from_settings(settings)
     try:
         assert services.settings.token == "t"
-        assert services.timezone == "Asia/Seoul"
+        assert services.timezone == "Europe/Paris"  # not a default: the settings' zone reaches the app
         assert services.catalog.list_series() == []
     finally:
         services.catalog.close()
