@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.entities.model_registry import ModelVersion
 
 from sparkhu.errors import BackendUnavailable, ConfigError, ForecastError, NotFoundError
 from sparkhu.forecast.models import make_model
@@ -113,6 +114,15 @@ def test_bad_arguments_raise_forecast_errors(registry: ModelRegistry) -> None:
         registry.log_training("test/bad/e", make_model("ses").fit(Y), alias="best")
     with pytest.raises(ForecastError, match="neither a series id"):
         registered_name("a/b")
+
+
+def test_a_version_without_an_artifact_location_is_a_forecast_error(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = ModelVersion("sparkhu.test.bare.f", "3", 0, source=None)  # MLflow allows a version without one
+    monkeypatch.setattr(registry._client, "get_model_version", lambda name, version: bare)
+    with pytest.raises(ForecastError, match=r"sparkhu\.test\.bare\.f version 3 names no artifact location"):
+        registry.served("test/bare/f", alias=None, version=3)
 
 
 def test_unreachable_or_malformed_tracking_uris(tmp_path: Path) -> None:

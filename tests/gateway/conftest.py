@@ -26,7 +26,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from sparkhu.config import GatewaySettings, Settings
-from sparkhu.gateway.app import GatewayServices, create_app
+from sparkhu.gateway.app import create_app
+from sparkhu.gateway.services import GatewayServices
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog, RunRecord, SeriesInfo
 from sparkhu.storage.lake import Lake

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from tests.gateway.conftest import BAND, HORIZON, N_POINTS, OTHER, SID, Stack, gql, minutes
+from websockets.sync.client import connect
 
 from sparkhu.config import GatewaySettings, Settings
 from sparkhu.errors import ConfigError
-from sparkhu.gateway.app import STATIC_DIR, GatewayServices, create_app
+from sparkhu.gateway.app import STATIC_DIR, create_app
+from sparkhu.gateway.errors import MetricsError
 from sparkhu.gateway.metrics import Metrics
+from sparkhu.gateway.services import GatewayServices
 
 anyio = pytest.mark.anyio
 
@@ -38,13 +43,12 @@ def test_unknown_timezone_is_a_config_error(stack: Stack):
 
 
 def test_services_from_settings(tmp_path: Path):
-    settings = Settings.load(
-        toml_path=None, env={"SPARKHU_HOME": str(tmp_path), "SPARKHU_GATEWAY__TOKEN": "t"}
-    )
+    env = {"SPARKHU_HOME": str(tmp_path), "SPARKHU_GATEWAY__TOKEN": "t", "SPARKHU_TIMEZONE": "Europe/Paris"}
+    settings = Settings.load(toml_path=None, env=env)
     services = GatewayServices.from_settings(settings)
     try:
         assert services.settings.token == "t"
-        assert services.timezone == "Asia/Seoul"
+        assert services.timezone == "Europe/Paris"  # not a default: the settings' zone reaches the app
         assert services.catalog.list_series() == []
     finally:
         services.catalog.close()
@@ -148,6 +152,23 @@ async def test_healthz(client: httpx.AsyncClient, stack: Stack):
     assert down.status_code == 503 and down.json()["status"] == "unavailable"
 
 
+Key = tuple[str, frozenset[tuple[str, str]]]
+
+
+def samples(text: str) -> dict[Key, float]:
+    """Every sample of a Prometheus text exposition, keyed by :func:`key`."""
+    return {
+        key(sample.name, **sample.labels): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def key(name: str, **labels: str) -> Key:
+    """A sample's name and label set (label order carries no meaning)."""
+    return name, frozenset(labels.items())
+
+
 PROM_LINE = re.compile(
     r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? [-+0-9.eEInfNa]+$'
 )
@@ -173,11 +194,13 @@ async def test_metrics_are_prometheus_text(stack: Stack):
     for line in text.splitlines():
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or PROM_LINE.match(line), line
     route = "/api/series/{series_id:path}/points"
-    assert f'sparkhu_http_requests_total{{route="{route}",method="GET",status="200"}} 3' in text
-    assert f'sparkhu_http_requests_total{{route="{route}",method="GET",status="404"}} 1' in text
-    assert 'sparkhu_http_requests_total{route="/graphql",method="POST",status="200"} 1' in text
-    assert f'sparkhu_http_request_duration_seconds_count{{route="{route}"}} 4' in text
-    assert f'sparkhu_http_request_duration_seconds_bucket{{route="{route}",le="+Inf"}} 4' in text
+    got = samples(text)
+    requests = "sparkhu_http_requests_total"
+    assert got[key(requests, route=route, method="GET", status="200")] == 3
+    assert got[key(requests, route=route, method="GET", status="404")] == 1
+    assert got[key(requests, route="/graphql", method="POST", status="200")] == 1
+    assert got[key("sparkhu_http_request_duration_seconds_count", route=route)] == 4
+    assert got[key("sparkhu_http_request_duration_seconds_bucket", route=route, le="+Inf")] == 4
     assert "# TYPE sparkhu_http_request_duration_seconds histogram" in text
     assert "sparkhu_points_ingested 1234" in text
     assert "sparkhu_series_known 2" in text
@@ -190,6 +213,75 @@ def test_metrics_registry_escapes_labels_and_survives_broken_gauges():
     text = registry.render()
     assert 'route="/a\\"b\\\\c"' in text
     assert "sparkhu_broken NaN" in text
+
+
+def test_metrics_exposition_parses_with_prometheus_client():
+    registry = Metrics(buckets=(0.01, 0.005, 1.0))  # unsorted on purpose
+    for seconds in (0.003, 0.005, 0.02, 7.0):
+        registry.observe_request("/api/series", "GET", 200, seconds)
+    registry.set_gauge("lag_seconds", 1.5, "Consumer lag.", labels={"topic": "raw", "group": "sink"})
+    registry.set_gauge("lag_seconds", 2.5, labels={"group": "sink", "topic": "clean"})
+    registry.gauge_callback("series_known", "Series in the catalog.", lambda: 7)
+    families = {family.name: family for family in text_string_to_metric_families(registry.render())}
+    assert families["sparkhu_http_requests"].type == "counter"
+    assert families["sparkhu_http_request_duration_seconds"].type == "histogram"
+    assert families["sparkhu_lag_seconds"].documentation == "Consumer lag."
+    assert families["sparkhu_series_known"].documentation == "Series in the catalog."
+    got = samples(registry.render())
+    bucket = "sparkhu_http_request_duration_seconds_bucket"
+    buckets = {le: got[key(bucket, route="/api/series", le=le)] for le in ("0.005", "0.01", "1.0", "+Inf")}
+    assert buckets == {"0.005": 2, "0.01": 2, "1.0": 3, "+Inf": 4}  # cumulative, upper bound inclusive
+    assert got[key("sparkhu_http_request_duration_seconds_sum", route="/api/series")] == pytest.approx(7.028)
+    assert got[key("sparkhu_lag_seconds", topic="raw", group="sink")] == 1.5
+    assert got[key("sparkhu_lag_seconds", topic="clean", group="sink")] == 2.5
+    assert got[key("sparkhu_series_known")] == 7
+    assert got[key("sparkhu_websocket_connections")] == 0
+
+
+def test_metrics_registries_are_per_instance_and_callbacks_read_at_scrape_time():
+    first, second = Metrics(), Metrics()
+    first.set_gauge("points_ingested", 10)
+    assert first.registry is not second.registry
+    assert "sparkhu_points_ingested" not in second.render()
+    known = [3]
+    first.gauge_callback("series_known", "Series in the catalog.", lambda: known[0])
+    known[0] = 5
+    assert samples(first.render())[key("sparkhu_series_known")] == 5
+    first.gauge_callback("series_known", "Series in the catalog, again.", lambda: 8)  # replaces
+    assert samples(first.render())[key("sparkhu_series_known")] == 8
+
+
+def test_metrics_misuse_names_the_gauge():
+    registry = Metrics()
+    registry.set_gauge("lag_seconds", 1, labels={"topic": "raw"})
+    with pytest.raises(MetricsError, match=r"sparkhu_lag_seconds has labels \['topic'\]"):
+        registry.set_gauge("lag_seconds", 1, labels={"group": "sink"})
+    with pytest.raises(MetricsError, match="gauge sparkhu_lag_seconds cannot be registered"):
+        registry.gauge_callback("lag_seconds", "Clashes with the gauge.", lambda: 1)
+    with pytest.raises(MetricsError, match="gauge sparkhu_bad-name: not a Prometheus metric name"):
+        registry.set_gauge("bad-name", 1)
+    with pytest.raises(MetricsError, match="gauge sparkhu_worse name: not a Prometheus metric name"):
+        registry.gauge_callback("worse name", "Not a name.", lambda: 1)
+    with pytest.raises(MetricsError, match="gauge sparkhu_lag: label 'the topic' is not a Prometheus label"):
+        registry.set_gauge("lag", 1, labels={"the topic": "raw"})
+    assert "bad" not in registry.render() and "worse" not in registry.render()
+
+
+@pytest.mark.timeout(30)
+def test_metrics_count_open_websockets(stack: Stack, serve):
+    url = serve(create_app(stack.services()))
+
+    def open_sockets() -> float:
+        return samples(httpx.get(f"{url}/metrics").text)[key("sparkhu_websocket_connections")]
+
+    assert open_sockets() == 0
+    ws_url = url.replace("http", "ws", 1) + "/graphql"
+    with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5):
+        assert open_sockets() == 1
+    deadline = time.monotonic() + 10
+    while open_sockets() != 0:
+        assert time.monotonic() < deadline, "the closed WebSocket is still counted"
+        time.sleep(0.02)
 
 
 @anyio

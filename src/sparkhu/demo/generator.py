@@ -74,7 +74,7 @@ _PRIORITY = (
 )  # fmt: skip
 _LOCAL_OFFSET_MIN = -7 * 60  # AMPds2 is a Vancouver house: local day profiles at UTC-7
 # occupancy-like meters: (standby W, amplitude W, profile)
-_OCCUPANCY = {
+_OCCUPANCY: dict[str, tuple[float, float, str]] = {
     "RSE": (180, 600, "home"), "MHE": (150, 500, "home"), "B1E": (15, 160, "evening"),
     "B2E": (10, 120, "evening"), "BME": (25, 90, "home"), "TVE": (8, 180, "evening"),
     "OFE": (20, 140, "office"), "DNE": (5, 60, "home"), "UNE": (60, 120, "home"),
@@ -338,14 +338,14 @@ def _apply_defects(
     wide = pd.DataFrame({"UNIX_TS": ts_s[rows] + jitter[rows]})
     for name, values in zip([WHOLE_HOUSE, *names], matrix, strict=True):
         wide[name] = values
-    sid, kind, a_s, b_s, detail = (list(col) for col in zip(*records, strict=True))
+    sids, kinds, starts_s, ends_s, details = (list(col) for col in zip(*records, strict=True))
     table = pa.table(
         {
-            "series_id": pa.array(sid, pa.string()),
-            "kind": pa.array(kind, pa.string()),
-            "start_ts": pa.array(np.asarray(a_s, dtype=np.int64) * 1_000_000).cast(TS_TYPE),
-            "end_ts": pa.array(np.asarray(b_s, dtype=np.int64) * 1_000_000).cast(TS_TYPE),
-            "detail": pa.array(detail, pa.string()),
+            "series_id": pa.array(sids, pa.string()),
+            "kind": pa.array(kinds, pa.string()),
+            "start_ts": pa.array(np.asarray(starts_s, dtype=np.int64) * 1_000_000).cast(TS_TYPE),
+            "end_ts": pa.array(np.asarray(ends_s, dtype=np.int64) * 1_000_000).cast(TS_TYPE),
+            "detail": pa.array(details, pa.string()),
         },
         schema=DEFECT_SCHEMA,
     )

@@ -14,9 +14,9 @@ from __future__ import annotations
 import copy
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +39,22 @@ from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import PredictionStore
 
 GLOBAL_MODELS = ("nlinear", "dlinear", "lstm")
+
+
+@runtime_checkable
+class GlobalModel(Protocol):
+    """A model that learns one fit from the windows of many series (NLinear, DLinear, the LSTM)."""
+
+    def fit_global(self, series: Sequence[np.ndarray]) -> Forecaster:
+        """Fit on every series of ``series`` at once; returns the fitted model."""
+        ...
+
+
+def _global_model(name: str, params: Mapping[str, Any]) -> GlobalModel:
+    model = make_model(name, **params)
+    if not isinstance(model, GlobalModel):
+        raise ForecastError(f"model {name!r} cannot learn from many series: it has no fit_global")
+    return model
 
 
 def _histories(table: pa.Table, series: Sequence[str], period_s: float) -> dict[str, tuple[np.ndarray, int]]:
@@ -104,14 +120,14 @@ def train_global(
         else {"horizon": h}
     )
     # Honest score first: fit without each series' last horizon, forecast it, compare.
-    held_out = make_model(model, **params).fit_global([y[:-h] for y in usable.values()])
+    held_out = _global_model(model, params).fit_global([y[:-h] for y in usable.values()])
     scores = {
         sid: mase(
             y[-h:], _bind(held_out, y[:-h]).forecast(h), insample=y[:-h], season_length=cfg.season_length
         )
         for sid, y in usable.items()
     }
-    fitted = make_model(model, **params).fit_global(list(usable.values()))
+    fitted = _global_model(model, params).fit_global(list(usable.values()))
     finite = [s for s in scores.values() if np.isfinite(s)]
     done = registry.log_training(
         model,

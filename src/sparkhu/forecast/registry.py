@@ -50,6 +50,7 @@ with warnings.catch_warnings():  # importing pyfunc warns about its own (agent) 
     warnings.filterwarnings("ignore", message=r".*type hint.*", category=UserWarning)
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import PythonModel
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.tracking import MlflowClient
 
@@ -127,7 +128,7 @@ class Served:
 with warnings.catch_warnings():  # PythonModel subclasses are checked for type hints when defined
     warnings.filterwarnings("ignore", message=r".*type hints.*", category=UserWarning)
 
-    class ForecasterModel(mlflow.pyfunc.PythonModel):
+    class ForecasterModel(PythonModel):
         """The MLflow pyfunc face of a Forecaster: ``predict`` takes a frame with a ``horizon`` column.
 
         Returns one row per step (``step``, ``value``, ``lower``, ``upper``) for the first row's horizon.
@@ -399,9 +400,12 @@ class ModelRegistry:
                 mv = self._client.get_model_version_by_alias(name, alias)
             else:
                 mv = self._client.get_model_version(name, str(int(version)))
-            repo = get_artifact_repository(mv.source)
+            source = mv.source
+            if source is None:
+                raise ForecastError(f"{name} version {mv.version} names no artifact location to load from")
+            repo = get_artifact_repository(source)
             with tempfile.TemporaryDirectory() as tmp:
-                local = repo.download_artifacts("", dst_path=None if _is_local(mv.source) else tmp)
+                local = repo.download_artifacts("", dst_path=None if _is_local(source) else tmp)
                 wrapper = mlflow.pyfunc.load_model(local).unwrap_python_model()
         if not isinstance(wrapper, ForecasterModel):
             raise ForecastError(

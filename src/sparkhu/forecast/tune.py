@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import numpy as np
 import optuna
@@ -123,48 +123,68 @@ def tune(
     arr = np.asarray(y, dtype="float64").reshape(-1)
     _make(model, fixed)  # unknown model or bad fixed hyperparameters fail here, not in every trial
     name = study_name or f"sparkhu-{model}-{seed}"
-    with tempfile.TemporaryDirectory(prefix="sparkhu-tune-") as tmp:
-        url = storage
-        if url is None and (n_workers > 1 or engine is not None):
-            url = f"sqlite:///{Path(tmp) / 'study.db'}"
-        study = _study(url, name, seed)
-        job = dict(y=arr, model=model, space=space, fixed=fixed, timeout=timeout, holdout=holdout)
-        if engine is not None:
-            _on_spark(engine, url, n_trials, n_workers, dict(job, url=url, name=name, seed=seed))
-            study = optuna.load_study(study_name=name, storage=url)
-        elif n_workers == 1:
-            _optimize(study, n_trials=n_trials, **job)
-        else:
-            from sparkhu.engine.local import LocalEngine  # the engine layer, only for parallel trials
-
-            shares = [n_trials // n_workers + (i < n_trials % n_workers) for i in range(n_workers)]
-            work = [(i, share) for i, share in enumerate(shares) if share]
-            with LocalEngine(workers=n_workers, min_rows_for_pool=0, chunks_per_worker=1) as engine:
-                outcomes = engine.map_inputs(_worker, work, dict(job, url=url, name=name, seed=seed))
-            errors = [getattr(o, "error", None) for o in outcomes if getattr(o, "error", None)]
-            if errors:
-                raise ForecastError(f"tune: a worker process failed: {errors[0]}")
-            study = optuna.load_study(study_name=name, storage=url)
+    job: _Job = {
+        "y": arr,
+        "model": model,
+        "space": space,
+        "fixed": fixed,
+        "timeout": timeout,
+        "holdout": holdout,
+    }
+    if engine is None and n_workers == 1:
+        study = _study(storage, name, seed)
+        _optimize(study, n_trials=n_trials, **job)
         return _result(study, space, fixed, model)
+    with tempfile.TemporaryDirectory(prefix="sparkhu-tune-") as tmp:
+        # the workers share one study, so it lives in an RDB storage every one of them reaches
+        url = storage if storage is not None else f"sqlite:///{Path(tmp) / 'study.db'}"
+        _study(url, name, seed)  # create it here, so a bad storage fails once, before any worker
+        shares = [n_trials // n_workers + (i < n_trials % n_workers) for i in range(n_workers)]
+        work = [(i, share) for i, share in enumerate(shares) if share]
+        params = {**job, "url": url, "name": name, "seed": seed}
+        if engine is not None:
+            _on_spark(engine, url, work, params)
+        else:
+            _on_processes(n_workers, work, params)
+        return _result(optuna.load_study(study_name=name, storage=url), space, fixed, model)
 
 
-# ---------------------------------------------------------------------- the Spark backend
+class _Job(TypedDict):
+    """What every worker needs, besides the study, to run its share of the trials."""
+
+    y: np.ndarray
+    model: str
+    space: Space
+    fixed: Mapping[str, Any]
+    timeout: float | None
+    holdout: int
 
 
-def _on_spark(
-    engine: SparkEngine, url: str | None, n_trials: int, n_workers: int, job: dict[str, Any]
-) -> None:
+# ------------------------------------------------------------------- the parallel backends
+
+
+def _on_processes(n_workers: int, work: list[tuple[int, int]], params: dict[str, Any]) -> None:
+    """Each worker's share of the trials in a process of the local engine."""
+    from sparkhu.engine.local import LocalEngine  # the engine layer, only for parallel trials
+
+    with LocalEngine(workers=n_workers, min_rows_for_pool=0, chunks_per_worker=1) as local:
+        outcomes = local.map_inputs(_worker, work, params)
+    errors = [getattr(o, "error", None) for o in outcomes if getattr(o, "error", None)]
+    if errors:
+        raise ForecastError(f"tune: a worker process failed: {errors[0]}")
+
+
+def _on_spark(engine: SparkEngine, url: str, work: list[tuple[int, int]], params: dict[str, Any]) -> None:
     """Each worker's share of the trials as one Spark task against the shared storage ``url``."""
     from sparkhu.forecast.distributed import spark_tasks
 
     remote = [host for host, _ in engine.masters if host not in ("127.0.0.1", "localhost", "::1")]
-    if remote and url is not None and url.startswith("sqlite"):
+    if remote and url.startswith("sqlite"):
         raise ForecastError(
             f"tune: a study in SQLite ({url}) cannot be shared by executors of {engine.uri}; pass "
             "storage='postgresql://user@host/db' (a database every executor reaches)"
         )
-    shares = [n_trials // n_workers + (i < n_trials % n_workers) for i in range(n_workers)]
-    spark_tasks(engine, _worker, [(i, share) for i, share in enumerate(shares) if share], job)
+    spark_tasks(engine, _worker, work, params)
 
 
 def _check_space(space: Mapping[str, Any]) -> None:
@@ -203,7 +223,7 @@ def _study(url: str | None, name: str, seed: int) -> optuna.Study:
         raise ForecastError(f"tune: cannot open the study {name!r} in {url}: {exc}") from exc
 
 
-def _worker(item: tuple[int, int], *, url: str, name: str, seed: int, **job: Any) -> int:
+def _worker(item: tuple[int, int], *, url: str, name: str, seed: int, **job: Unpack[_Job]) -> int:
     """One engine worker: load the shared study with its own sampler seed and run its share."""
     worker, share = item
     optuna.logging.set_verbosity(logging.WARNING)

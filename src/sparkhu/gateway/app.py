@@ -16,12 +16,15 @@ Routes:
 ``/``                                       the dashboard (static files)
 ==========================================  ================================================
 
-Everything the app needs comes in one :class:`GatewayServices` object, kept on
+Everything the app needs comes in one :class:`~sparkhu.gateway.services.GatewayServices` object, kept on
 ``app.state.services``; there is no global state. REST errors are
 ``{"error": {"code", "message"}}`` with the status from :mod:`sparkhu.gateway.errors`.
 Serve it with uvicorn (``ws="websockets-sansio"`` avoids the deprecated legacy protocol).
 
 >>> import tempfile
+>>> from sparkhu.storage.catalog import Catalog
+>>> from sparkhu.storage.lake import Lake
+>>> from sparkhu.storage.predictions import PredictionStore
 >>> with tempfile.TemporaryDirectory() as tmp:
 ...     catalog = Catalog(f"sqlite:///{tmp}/catalog.db")
 ...     services = GatewayServices(Lake(f"file://{tmp}/lake"), catalog, PredictionStore(catalog.engine))
@@ -35,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,51 +52,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from sparkhu.config import GatewaySettings, Settings
 from sparkhu.errors import ConfigError, InputError, NotFoundError, SparkhuError
 from sparkhu.gateway import resolvers as r
 from sparkhu.gateway.errors import error_response
 from sparkhu.gateway.metrics import CONTENT_TYPE, Metrics
-from sparkhu.gateway.schema import DEFAULT_MAX_DEPTH, build_schema
+from sparkhu.gateway.schema import build_schema
+from sparkhu.gateway.services import GatewayServices
 from sparkhu.gateway.types import GatewayContext, call
-from sparkhu.storage.catalog import Catalog, RunRecord, SeriesInfo
-from sparkhu.storage.lake import Lake
-from sparkhu.storage.predictions import PredictionStore
+from sparkhu.storage.catalog import RunRecord, SeriesInfo
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
-
-
-@dataclass
-class GatewayServices:
-    """Everything the gateway reads from and writes to.
-
-    ``actuals`` is the (zone, dataset) of the lake holding actual points; the dataset may
-    name ``{source}``, ``{measurement}`` or ``{field}`` of the series id, e.g.
-    ``("clean", "{source}_{measurement}")``. ``metrics`` is the registry ``/metrics``
-    renders; other components may set gauges on it.
-    """
-
-    lake: Lake
-    catalog: Catalog
-    predictions: PredictionStore
-    settings: GatewaySettings = field(default_factory=GatewaySettings)
-    actuals: tuple[str, str] = ("raw", "ampds2_electricity")
-    timezone: str = "Asia/Seoul"
-    metrics: Metrics = field(default_factory=Metrics)
-    max_query_depth: int = DEFAULT_MAX_DEPTH
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> GatewayServices:
-        """Open the lake, catalog and prediction store that ``settings`` name."""
-        catalog = Catalog(settings.storage.catalog)
-        return cls(
-            lake=Lake(settings.storage.lake, layout=settings.storage.layout),
-            catalog=catalog,
-            predictions=PredictionStore(catalog.engine, alpha=settings.forecast.alpha),
-            settings=settings.gateway,
-            timezone=settings.timezone,
-            **overrides,
-        )
 
 
 def _services(request: Request | WebSocket) -> GatewayServices:
@@ -265,7 +232,6 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, registry: Metrics) -> None:
         self.app = app
         self.registry = registry
-        self._sockets = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap one request."""
@@ -291,13 +257,8 @@ class MetricsMiddleware:
             self.registry.observe_request(_route_label(scope), scope["method"], status, elapsed)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._sockets += 1
-        self.registry.set_gauge("websocket_connections", self._sockets, "Open WebSocket connections.")
-        try:
+        with self.registry.track_websocket():
             await self.app(scope, receive, send)
-        finally:
-            self._sockets -= 1
-            self.registry.set_gauge("websocket_connections", self._sockets, "Open WebSocket connections.")
 
 
 def _route_label(scope: Scope) -> str:

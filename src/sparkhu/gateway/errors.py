@@ -56,6 +56,13 @@ class MutationsDisabled(AuthError):
     """The gateway has no token configured, so every mutation is refused."""
 
 
+class MetricsError(SparkhuError):
+    """A gauge cannot be registered or set: bad name, name taken, or other label names.
+
+    A fault of the code that sets the gauge, never of an API client, hence ``INTERNAL``.
+    """
+
+
 # Most specific first: the first matching class wins.
 _CODES: tuple[tuple[type[Exception], str, int], ...] = (
     (NotFoundError, "NOT_FOUND", 404),

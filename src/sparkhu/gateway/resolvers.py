@@ -1,6 +1,6 @@
 """What the gateway reads and changes, shared by GraphQL and REST.
 
-Plain synchronous functions over :class:`~sparkhu.gateway.app.GatewayServices` that return
+Plain synchronous functions over :class:`~sparkhu.gateway.services.GatewayServices` that return
 Arrow tables or catalog records; the transports run them in a worker thread and only
 format the result. Bounds are enforced here, once: a query may return at most
 ``settings.max_points`` rows (:class:`~sparkhu.gateway.errors.LimitExceeded` otherwise).
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -32,12 +32,10 @@ import pyarrow.compute as pc
 
 from sparkhu.errors import InputError, NotFoundError
 from sparkhu.gateway.errors import LimitExceeded
+from sparkhu.gateway.services import GatewayServices
 from sparkhu.series import SeriesId, empty_points
 from sparkhu.storage.catalog import RunRecord, SeriesInfo
 from sparkhu.storage.predictions import BLENDED_SCHEMA
-
-if TYPE_CHECKING:
-    from sparkhu.gateway.app import GatewayServices
 
 DEFAULT_REQ_NUM = 50
 """Points ``featurePrediction`` returns when neither ``end`` nor ``reqNum`` is given."""
@@ -384,7 +382,7 @@ def nan_to_null(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arra
 def iso_strings(column: pa.ChunkedArray | pa.Array) -> list[str]:
     """UTC timestamps as ISO 8601 strings ending in ``Z`` (whole seconds unless needed), vectorised."""
     us = column.cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    unit = "s" if not (us % 1_000_000).any() else "us"
+    unit: Literal["s", "us"] = "s" if not (us % 1_000_000).any() else "us"
     strings: list[str] = np.datetime_as_string(
         us.astype("datetime64[us]"), unit=unit, timezone="UTC"
     ).tolist()

@@ -27,6 +27,7 @@ from strawberry.types import ExecutionContext
 from sparkhu.gateway import resolvers as r
 from sparkhu.gateway.auth import check_token
 from sparkhu.gateway.errors import ErrorCodes, is_expected
+from sparkhu.gateway.services import DEFAULT_MAX_DEPTH
 from sparkhu.gateway.types import (
     BlendAlpha,
     BlendedColumns,
@@ -49,9 +50,6 @@ from sparkhu.gateway.types import (
     to_raw,
     to_time_values,
 )
-
-DEFAULT_MAX_DEPTH = 8
-
 
 # --- operations ------------------------------------------------------------------------
 

@@ -24,13 +24,12 @@ from strawberry.scalars import JSON
 
 from sparkhu.errors import InputError
 from sparkhu.gateway import resolvers as r
+from sparkhu.gateway.services import GatewayServices
 from sparkhu.storage.catalog import RunRecord, SeriesInfo
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.websockets import WebSocket
-
-    from sparkhu.gateway.app import GatewayServices
 
 T = TypeVar("T")
 
@@ -109,7 +108,7 @@ class Series:
             first_ts=info.first_ts,
             last_ts=info.last_ts,
             count=info.count,
-            tags=dict(info.tags),
+            tags=JSON(dict(info.tags)),
         )
 
     @strawberry.field(description="The newest run records that concern this series.")
@@ -150,7 +149,7 @@ class Run:
             rows_in=record.rows_in,
             rows_out=record.rows_out,
             error=record.error,
-            params=dict(record.params),
+            params=JSON(dict(record.params)),
         )
 
     @strawberry.field(description="Seconds from start to finish; null while running.")

@@ -35,6 +35,7 @@ topic lookups list all topics; its group join waits about half the session timeo
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -307,7 +308,7 @@ class KafkaBus(Bus):
     ) -> None:
         """Send ``records`` to the partitions of their keys; returns once the broker acknowledged all."""
         check_records(check_topic(topic), records)
-        header_list = None
+        header_list: list[tuple[str, str | bytes | None]] | None = None
         if headers:
             if not all(isinstance(k, str) and isinstance(v, bytes) for k, v in headers.items()):
                 raise BusError(f"produce to {topic!r}: headers must map str to bytes")
@@ -397,10 +398,9 @@ class KafkaBus(Bus):
             ends: dict[int, int] = {}
             starts: list[TopicPartition] = []
             for partition in range(count):
-                tp = TopicPartition(topic, partition)
                 low, high = self.retry(
                     f"read end offsets of {topic!r}",
-                    lambda left, tp=tp: probe.get_watermark_offsets(tp, timeout=left, cached=False),
+                    functools.partial(_watermarks, probe, TopicPartition(topic, partition)),
                 )
                 ends[partition] = high
                 if high > low:  # Tansu's answer may lag: read from the last batch to the end
@@ -419,14 +419,19 @@ class KafkaBus(Bus):
             while pending and time.monotonic() < deadline:
                 for message in probe.consume(10_000, 0.1):
                     error = message.error()
-                    partition = message.partition()
-                    if error is None:
-                        ends[partition] = max(ends[partition], message.offset() + 1)
-                    elif error.code() == KafkaError._PARTITION_EOF:
-                        ends[partition] = max(ends[partition], message.offset())
-                        pending.discard(partition)
-                    elif not is_transient(error):
+                    at_end = error is not None and error.code() == KafkaError._PARTITION_EOF
+                    if error is not None and not at_end:
+                        if is_transient(error):
+                            continue
                         raise BusError(f"Kafka bus {self.uri}: read end offsets of {topic!r}: {error.str()}")
+                    partition, offset = message.partition(), message.offset()
+                    if partition is None or offset is None:  # only events that are not records lack them
+                        continue
+                    if at_end:
+                        ends[partition] = max(ends[partition], offset)
+                        pending.discard(partition)
+                    else:
+                        ends[partition] = max(ends[partition], offset + 1)
         finally:
             probe.unassign()
         if pending:
@@ -453,3 +458,8 @@ class KafkaBus(Bus):
 
 def _rebuild(uri: str, options: dict[str, Any]) -> KafkaBus:
     return KafkaBus(uri, **options)
+
+
+def _watermarks(probe: _RawConsumer, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+    """The low and high watermark of ``partition`` as the broker reports them now (not cached)."""
+    return probe.get_watermark_offsets(partition, timeout=timeout, cached=False)

@@ -13,8 +13,8 @@ owner (at-least-once; sinks are idempotent). A broker that stays unreachable for
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Consumer as _RawConsumer
@@ -22,10 +22,31 @@ from confluent_kafka import Consumer as _RawConsumer
 from sparkhu.errors import BackendUnavailable, BusError
 from sparkhu.stream.base import Consumer, Message
 
-if TYPE_CHECKING:
-    from sparkhu.stream.kafka import KafkaBus
-
 TopicPartitionKey = tuple[str, int]
+T = TypeVar("T")
+
+
+class KafkaClients(Protocol):
+    """What a consumer needs of its bus, a :class:`~sparkhu.stream.kafka.KafkaBus`.
+
+    Named here so that this module does not import the bus module, which imports it.
+    """
+
+    uri: str
+    timeout: float
+
+    def consumer_settings(self, group: str) -> dict[str, Any]:
+        """The librdkafka configuration of a consumer of ``group``."""
+        ...
+
+    def client(self, kind: Callable[[dict[str, Any]], T], config: dict[str, Any]) -> T:
+        """A confluent-kafka client of ``kind`` made from ``config``."""
+        ...
+
+    def retry(self, action: str, call: Callable[[float], T]) -> T:
+        """``call(remaining_seconds)``, retrying transient errors until the bus's timeout."""
+        ...
+
 
 _TRANSIENT = {
     KafkaError._TRANSPORT,
@@ -65,7 +86,7 @@ class KafkaConsumer(Consumer):
     up to ``max.poll.interval.ms``.
     """
 
-    def __init__(self, bus: KafkaBus, group: str, topics: list[str]) -> None:
+    def __init__(self, bus: KafkaClients, group: str, topics: list[str]) -> None:
         self.group = group
         self.topics = topics
         self._bus = bus
@@ -236,12 +257,13 @@ class KafkaConsumer(Consumer):
             if isinstance(cause, KafkaException) and cause.args[0].code() in _LOST | {KafkaError._NO_OFFSET}:
                 return  # partitions lost in a rebalance: their new owner reads them again
             raise
-        bad = [tp for tp in results or [] if tp.error is not None and tp.error.code() not in _LOST]
+        bad = [
+            f"{tp.topic}[{tp.partition}]: {tp.error.str()}"
+            for tp in results or []
+            if tp.error is not None and tp.error.code() not in _LOST
+        ]
         if bad:
-            raise BusError(
-                f"commit of group {self.group!r} on {self._uri}: "
-                + ", ".join(f"{tp.topic}[{tp.partition}]: {tp.error.str()}" for tp in bad)
-            )
+            raise BusError(f"commit of group {self.group!r} on {self._uri}: " + ", ".join(bad))
 
     def committed(self) -> dict[tuple[str, int], int]:
         """The group's committed next offset of each owned partition that has a commit."""

@@ -33,7 +33,7 @@ up front (about a second).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -335,7 +335,15 @@ class MSTL(StatsForecastModel):
         return SFMSTL(season_length=seasons, trend_forecaster=trend)
 
 
-STATISTICAL_MODELS: tuple[type[StatsForecastModel], ...] = (AutoETS, HoltWinters, AutoARIMA, AutoTheta, MSTL)
+class SeasonalModelClass(Protocol):
+    """A statistical model class: every one is built from a season length alone (the rest defaults)."""
+
+    def __call__(self, season_length: int = 1) -> StatsForecastModel:
+        """A new, unfitted model for seasons of ``season_length`` steps."""
+        ...
+
+
+STATISTICAL_MODELS: tuple[SeasonalModelClass, ...] = (AutoETS, HoltWinters, AutoARIMA, AutoTheta, MSTL)
 
 
 def warm_up() -> float:

@@ -35,6 +35,7 @@ from sparkhu.storage.catalog.records import (
     check_status,
     check_text,
     partition_row,
+    run_record,
     series_info,
     to_us_or_none,
 )
@@ -411,9 +412,7 @@ class Catalog:
         if name is not None:
             query = query.where(r.c.name == name)
         with read_tx(self._engine, "listing runs") as conn:
-            rows = [row._mapping for row in conn.execute(query)]
-        times = ("started_at", "finished_at", "interval_start", "interval_end")
-        return [RunRecord(**{k: (from_us(v) if k in times else v) for k, v in row.items()}) for row in rows]
+            return [run_record(row._mapping) for row in conn.execute(query)]
 
     # ------------------------------------------------------------------ models
     def register_model(

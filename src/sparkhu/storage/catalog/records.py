@@ -14,11 +14,14 @@ sparkhu.errors.InputError: limit: must be a positive integer, got 0
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import RowMapping
 
 from sparkhu.errors import InputError
 from sparkhu.series import SeriesId
@@ -43,10 +46,10 @@ class SeriesInfo:
     first_ts: datetime | None = None
     last_ts: datetime | None = None
     count: int = 0
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
     value_min: float | None = None  # valid range, used by validation
     value_max: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Metadata the pipeline recorded (seasonal periods, normalisation parameters...); stored
     in the ``tags`` JSON under the reserved key :data:`EXTRA_KEY`."""
 
@@ -72,11 +75,11 @@ class RunRecord:
     interval_end: datetime | None = None
     rows_in: int | None = None
     rows_out: int | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None
 
 
-def series_info(row: Mapping[str, Any]) -> SeriesInfo:
+def series_info(row: RowMapping) -> SeriesInfo:
     """A :class:`SeriesInfo` from a row of the ``series`` table."""
     return SeriesInfo(
         series_id=row["series_id"],
@@ -96,9 +99,31 @@ def series_info(row: Mapping[str, Any]) -> SeriesInfo:
     )
 
 
+def run_record(row: RowMapping) -> RunRecord:
+    """A :class:`RunRecord` from a row of the ``runs`` table."""
+    return RunRecord(
+        run_id=row["run_id"],
+        kind=row["kind"],
+        name=row["name"],
+        status=row["status"],
+        started_at=from_us(row["started_at"]),
+        finished_at=from_us(row["finished_at"]),
+        series_id=row["series_id"],
+        interval_start=from_us(row["interval_start"]),
+        interval_end=from_us(row["interval_end"]),
+        rows_in=row["rows_in"],
+        rows_out=row["rows_out"],
+        params=row["params"],
+        error=row["error"],
+    )
+
+
 def partition_row(zone: str, dataset: str, part: Any, now: int) -> dict[str, Any]:
     """A ``partitions`` row from a PartitionInfo (or any object or mapping with its fields)."""
-    get = part.get if isinstance(part, Mapping) else lambda name, default=None: getattr(part, name, default)
+
+    def get(name: str) -> Any:
+        return part.get(name) if isinstance(part, Mapping) else getattr(part, name, None)
+
     for name, expected in (("zone", zone), ("dataset", dataset)):
         given = get(name)
         if given is not None and given != expected:

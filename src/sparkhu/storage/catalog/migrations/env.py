@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import context
+from alembic.config import Config
 
+from sparkhu.errors import ConfigError
 from sparkhu.storage.catalog.engine import parse_uri
 from sparkhu.storage.catalog.migrate import VERSION_TABLE
 from sparkhu.storage.catalog.schema import metadata
@@ -29,10 +31,20 @@ def _configure(connection: sa.Connection) -> None:
     )
 
 
-def run_offline() -> None:
+def _url(config: Config) -> str:
+    """The database of a command-line run: ``-x url=...``, else ``sqlalchemy.url`` of alembic.ini."""
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise ConfigError(
+            "catalog migrations: no database URL; pass -x url=sqlite:///... "
+            "or set sqlalchemy.url in alembic.ini"
+        )
+    return url
+
+
+def run_offline(config: Config) -> None:
     context.configure(
-        url=str(parse_uri(url)),
+        url=str(parse_uri(_url(config))),
         target_metadata=metadata,
         version_table=VERSION_TABLE,
         literal_binds=True,
@@ -41,15 +53,14 @@ def run_offline() -> None:
         context.run_migrations()
 
 
-def run_online() -> None:
+def run_online(config: Config) -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
         return
-    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
-    engine = sa.create_engine(parse_uri(url))
+    engine = sa.create_engine(parse_uri(_url(config)))
     with engine.connect() as conn:
         _configure(conn)
         with context.begin_transaction():
@@ -60,6 +71,6 @@ def run_online() -> None:
 if config is None:
     pass
 elif context.is_offline_mode():
-    run_offline()
+    run_offline(config)
 else:
-    run_online()
+    run_online(config)

@@ -1,0 +1,60 @@
+"""What the gateway reads from and writes to, in one object passed to every transport.
+
+Its own module, below the app, the schema and the resolvers, so all of them can name it
+without importing each other.
+
+>>> import tempfile
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     catalog = Catalog(f"sqlite:///{tmp}/catalog.db")
+...     services = GatewayServices(Lake(f"file://{tmp}/lake"), catalog, PredictionStore(catalog.engine))
+...     catalog.close()
+>>> services.actuals, services.max_query_depth == DEFAULT_MAX_DEPTH
+(('raw', 'ampds2_electricity'), True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkhu.config import GatewaySettings, Settings
+from sparkhu.gateway.metrics import Metrics
+from sparkhu.storage.catalog import Catalog
+from sparkhu.storage.lake import Lake
+from sparkhu.storage.predictions import PredictionStore
+
+# How deeply GraphQL queries may nest (``Series.runs`` ↔ ``Run.series`` could recurse).
+DEFAULT_MAX_DEPTH = 8
+
+
+@dataclass
+class GatewayServices:
+    """Everything the gateway reads from and writes to.
+
+    ``actuals`` is the (zone, dataset) of the lake holding actual points; the dataset may
+    name ``{source}``, ``{measurement}`` or ``{field}`` of the series id, e.g.
+    ``("clean", "{source}_{measurement}")``. ``metrics`` is the registry ``/metrics``
+    renders; other components may set gauges on it.
+    """
+
+    lake: Lake
+    catalog: Catalog
+    predictions: PredictionStore
+    settings: GatewaySettings = field(default_factory=GatewaySettings)
+    actuals: tuple[str, str] = ("raw", "ampds2_electricity")
+    timezone: str = "Asia/Seoul"
+    metrics: Metrics = field(default_factory=Metrics)
+    max_query_depth: int = DEFAULT_MAX_DEPTH
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> GatewayServices:
+        """Open the lake, catalog and prediction store that ``settings`` name."""
+        catalog = Catalog(settings.storage.catalog)
+        return cls(
+            lake=Lake(settings.storage.lake, layout=settings.storage.layout),
+            catalog=catalog,
+            predictions=PredictionStore(catalog.engine, alpha=settings.forecast.alpha),
+            settings=settings.gateway,
+            timezone=settings.timezone,
+            **overrides,
+        )
