@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from bench import Result
 from sparkhu.config import GatewaySettings
-from sparkhu.gateway.app import GatewayServices, create_app
+from sparkhu.gateway.app import create_app
+from sparkhu.gateway.services import GatewayServices
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog, SeriesInfo
 from sparkhu.storage.lake import Lake

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.gateway.conftest import BAND, HORIZON, N_POINTS, OTHER, SID, Stack, gql, minutes
 from websockets.sync.client import connect
 
+from sparkhu.app.runtime import Runtime
 from sparkhu.config import GatewaySettings, Settings
 from sparkhu.errors import ConfigError
 from sparkhu.gateway.app import STATIC_DIR, create_app
@@ -45,13 +46,11 @@ def test_unknown_timezone_is_a_config_error(stack: Stack):
 def test_services_from_settings(tmp_path: Path):
     env = {"SPARKHU_HOME": str(tmp_path), "SPARKHU_GATEWAY__TOKEN": "t", "SPARKHU_TIMEZONE": "Europe/Paris"}
     settings = Settings.load(toml_path=None, env=env)
-    services = GatewayServices.from_settings(settings)
-    try:
+    with Runtime(settings) as runtime:
+        services = GatewayServices.of(runtime)
         assert services.settings.token == "t"
         assert services.timezone == "Europe/Paris"  # not a default: the settings' zone reaches the app
         assert services.catalog.list_series() == []
-    finally:
-        services.catalog.close()
 
 
 @anyio

@@ -9,7 +9,8 @@
   predictor serving the registry's champions (hot-swapping new ones);
 * the daily pipeline scheduler (the cleaning DAG of each source's dataset at ``[pipeline] schedule``,
   catching up missed days);
-* the gateway (GraphQL, REST, metrics, dashboard) under uvicorn.
+* the gateway (GraphQL, REST, metrics, dashboard) under uvicorn, which the caller hands in as
+  ``serve`` (the gateway is a layer above this one).
 
 ``sparkhu up`` builds it from ``[[sources]]``; ``sparkhu demo`` from the demo's replay source, after
 generating data and training champions; ``sparkhu serve`` with the gateway only. Nothing else
@@ -19,9 +20,8 @@ assembles services, so the three cannot disagree.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
@@ -38,14 +38,13 @@ def build_platform(
     runtime: Runtime,
     sources: Sequence[SourceSpec],
     *,
-    gateway_port: int | None = None,
     pipeline: bool = True,
-    gateway: bool = True,
+    serve: Callable[[Platform, Runtime], object] | None = None,
 ) -> Platform:
     """The platform of ``sources`` over ``runtime``'s backends; see the module docstring.
 
-    ``gateway_port`` overrides ``[gateway] port`` (0: any free port); ``pipeline=False`` leaves
-    the scheduler out, ``gateway=False`` the gateway.
+    ``pipeline=False`` leaves the scheduler out. ``serve`` adds the front door last — the gateway
+    (:func:`sparkhu.gateway.serve.add_gateway`), which sits above this layer and so is handed in.
     """
     platform = Platform()
     topics: dict[tuple[str, str], None] = {}
@@ -56,8 +55,8 @@ def build_platform(
         add_topic_consumers(platform, runtime, source, measurement)
     if pipeline and topics:
         add_pipeline_scheduler(platform, runtime, sorted({spec.dataset for spec in sources}))
-    if gateway:
-        add_gateway(platform, runtime, port=gateway_port)
+    if serve is not None:
+        serve(platform, runtime)
     return platform
 
 
@@ -161,54 +160,3 @@ def add_pipeline_scheduler(
                 catch_up(datetime.now(UTC))
 
     platform.add("pipeline scheduler", run, figures=lambda: dict(counts))
-
-
-def add_gateway(
-    platform: Platform, runtime: Runtime, *, host: str | None = None, port: int | None = None
-) -> str:
-    """Serve GraphQL, REST, metrics and the dashboard; returns (and sets ``platform.url`` to) the URL."""
-    import uvicorn
-
-    from sparkhu.gateway.app import GatewayServices, create_app
-
-    settings = runtime.settings
-    host = host or settings.gateway.host
-    port = settings.gateway.port if port is None else port
-    if port == 0:
-        port = _free_port(host)
-    services = GatewayServices(
-        lake=runtime.lake,
-        catalog=runtime.catalog,
-        predictions=runtime.predictions,
-        settings=settings.gateway,
-        timezone=settings.timezone,
-        actuals=("raw", "{source}_{measurement}"),
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(services),
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            ws="websockets-sansio",
-        )
-    )
-
-    def run(stop: threading.Event) -> None:
-        def exit_on_stop() -> None:
-            stop.wait()
-            server.should_exit = True
-
-        threading.Thread(target=exit_on_stop, daemon=True).start()
-        server.run()
-
-    platform.add("gateway", run, ready=lambda: server.started)
-    platform.url = f"http://{host}:{port}/"
-    return platform.url
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])

@@ -52,7 +52,7 @@ class Runtime:
                 self._opened[name] = value
                 if close is not None:
                     self._closers.append((name, lambda: close(value)))
-            return self._opened[name]  # type: ignore[no-any-return]
+            return self._opened[name]
 
     @property
     def lake(self) -> Lake:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sparkhu.app import ingest as ingesting
@@ -291,13 +291,14 @@ def pipeline_run(
             TimeElapsedColumn(),
             console=console,
         )
-        bars: dict[str, int] = {}
+        bars: dict[str, TaskID] = {}
         lock = threading.Lock()
 
         def advance(run: TaskRun) -> None:
             with lock:
-                status = "[red]failed" if run.status == "failed" else ""
-                progress.update(bars[run.task], advance=1, **({"status": status} if status else {}))
+                progress.update(bars[run.task], advance=1)
+                if run.status == "failed":  # a later success of the same task keeps it marked
+                    progress.update(bars[run.task], status="[red]failed")
 
         runner = pipelines.daily(runtime, dataset, on_progress=advance, days_per_run=days_per_run)
         steps = runner.plan(first.date(), last.date(), tasks=task)

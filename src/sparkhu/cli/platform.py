@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +18,9 @@ from sparkhu.cli import models
 from sparkhu.cli.common import console, state
 from sparkhu.config import Settings
 from sparkhu.connectors import configured_sources
+from sparkhu.connectors.base import SourceSpec
 from sparkhu.errors import ConfigError
+from sparkhu.gateway.serve import add_gateway
 
 
 def demo(
@@ -55,7 +58,7 @@ def demo(
             f"live: {plan.live_points:,} points to replay at ×{settings.demo.speed:g}"
         )
         models.train_demo(runtime, plan.series)
-        _run(build_platform(runtime, [plan.replay], gateway_port=port), duration)
+        _run(_platform(runtime, [plan.replay], port=port), duration)
 
 
 def up(
@@ -70,7 +73,7 @@ def up(
             "no [[sources]] in the settings: add one to sparkhu.toml (see the README) or run `sparkhu demo`"
         )
     with Runtime(settings) as runtime:
-        _run(build_platform(runtime, sources), duration)
+        _run(_platform(runtime, sources), duration)
 
 
 def serve(
@@ -80,7 +83,7 @@ def serve(
 ) -> None:
     """Serve only the gateway (GraphQL, REST, metrics, dashboard) over the home's stores."""
     with Runtime(state(ctx).settings) as runtime:
-        _run(build_platform(runtime, [], gateway_port=port, pipeline=False), duration)
+        _run(_platform(runtime, [], port=port, pipeline=False), duration)
 
 
 def show_config(ctx: typer.Context) -> None:
@@ -90,6 +93,15 @@ def show_config(ctx: typer.Context) -> None:
     if data["gateway"].get("token"):
         data["gateway"]["token"] = "***"
     console.print_json(data=data)
+
+
+def _platform(
+    runtime: Runtime, sources: Sequence[SourceSpec], *, port: int | None = None, pipeline: bool = True
+) -> Platform:
+    """The one platform of up, demo and serve: the assembly's services behind the gateway."""
+    return build_platform(
+        runtime, sources, pipeline=pipeline, serve=lambda p, r: add_gateway(p, r, port=port)
+    )
 
 
 def _run(platform: Platform, duration: float | None) -> None:

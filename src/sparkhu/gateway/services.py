@@ -9,7 +9,7 @@ without importing each other.
 ...     services = GatewayServices(Lake(f"file://{tmp}/lake"), catalog, PredictionStore(catalog.engine))
 ...     catalog.close()
 >>> services.actuals, services.max_query_depth == DEFAULT_MAX_DEPTH
-(('raw', 'ampds2_electricity'), True)
+(('raw', '{source}_{measurement}'), True)
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparkhu.config import GatewaySettings, Settings
+from sparkhu.app.runtime import Runtime
+from sparkhu.config import GatewaySettings
 from sparkhu.gateway.metrics import Metrics
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.lake import Lake
@@ -41,20 +42,20 @@ class GatewayServices:
     catalog: Catalog
     predictions: PredictionStore
     settings: GatewaySettings = field(default_factory=GatewaySettings)
-    actuals: tuple[str, str] = ("raw", "ampds2_electricity")
-    timezone: str = "Asia/Seoul"
+    actuals: tuple[str, str] = ("raw", "{source}_{measurement}")
+    timezone: str = "UTC"
     metrics: Metrics = field(default_factory=Metrics)
     max_query_depth: int = DEFAULT_MAX_DEPTH
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> GatewayServices:
-        """Open the lake, catalog and prediction store that ``settings`` name."""
-        catalog = Catalog(settings.storage.catalog)
-        return cls(
-            lake=Lake(settings.storage.lake, layout=settings.storage.layout),
-            catalog=catalog,
-            predictions=PredictionStore(catalog.engine, alpha=settings.forecast.alpha),
-            settings=settings.gateway,
-            timezone=settings.timezone,
+    def of(cls, runtime: Runtime, **overrides: Any) -> GatewayServices:
+        """The services over a runtime's lake, catalog and prediction store, with its ``[gateway]`` settings,
+        display timezone, and actuals in each series' own raw dataset (``raw/<source>_<measurement>``)."""
+        settings = runtime.settings
+        values: dict[str, Any] = {
+            "settings": settings.gateway,
+            "timezone": settings.timezone,
+            "actuals": ("raw", "{source}_{measurement}"),
             **overrides,
-        )
+        }
+        return cls(lake=runtime.lake, catalog=runtime.catalog, predictions=runtime.predictions, **values)
