@@ -38,6 +38,8 @@ demo:
 # configuration (PostgreSQL at 127.0.0.1:5432, a Tansu Kafka-protocol broker, Spark local[2]).
 test: install system-deps
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest
 	$(BIN)/pytest -m integration --sparkhu-config=distributed
 
@@ -48,6 +50,8 @@ bench:
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .import_linter_cache .grimp_cache
