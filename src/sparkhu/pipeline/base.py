@@ -11,6 +11,11 @@ sorted by ``ts``; other frames have a ``ts`` column plus their own columns. Ever
 has a ``ts`` column: the runner keeps only rows with ``start <= ts < end`` (the interval being
 produced) and replaces those day partitions, so re-runs are idempotent.
 
+Series metadata (:class:`SeriesMeta`) is data too: a task whose ``TaskOutput.metadata`` other
+tasks read declares it as a *metadata dataset* (``meta_output``, e.g. ``sampling`` for the
+period and regularity the ``regularity`` task decides) and its readers name it in
+``meta_inputs``, so the DAG orders them and checks the dependency like any other.
+
 >>> import pandas as pd
 >>> def double(inp: TaskInput, factor: float = 2.0) -> TaskOutput:
 ...     points = inp.frames["points"]
@@ -89,3 +94,7 @@ class Task:
     """Series with fewer input points are skipped with the reason recorded."""
     scope: Literal["series", "all"] = "series"
     """``all``: ``fn(frames_with_series_id_column: dict[str, DataFrame], **params) -> TaskOutput``."""
+    meta_inputs: tuple[str, ...] = ()
+    """Metadata datasets the function reads through ``TaskInput.meta`` (recorded by earlier tasks)."""
+    meta_output: str | None = None
+    """The metadata dataset its ``TaskOutput.metadata`` makes (None: no task of the DAG reads it)."""
