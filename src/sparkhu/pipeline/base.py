@@ -79,7 +79,10 @@ class TaskOutput:
 
 @dataclass(frozen=True)
 class Task:
-    """A node of the DAG: a module-level (picklable) function and the datasets it reads and writes."""
+    """A node of the DAG: a module-level (picklable) function and the datasets it reads and writes.
+
+    The function itself, not a name to import: ``Task("dedup", dedup.deduplicate, ...)``.
+    """
 
     name: str
     fn: Callable[..., TaskOutput]
