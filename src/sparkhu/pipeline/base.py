@@ -30,7 +30,7 @@ period and regularity the ``regularity`` task decides) and its readers name it i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -50,6 +50,22 @@ class SeriesMeta:
     tags: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Metadata earlier tasks recorded (e.g. ``seasonal_periods``, normalisation parameters)."""
+
+    def updated(self, fields: Mapping[str, Any]) -> SeriesMeta:
+        """This metadata with a task's ``metadata`` output applied, as the catalog records it:
+        the keys of :data:`CATALOG_FIELDS` replace those fields, the others go to ``extra``.
+
+        >>> meta = SeriesMeta("a/b/c", unit="W").updated({"period_s": 60.0, "season": [1440]})
+        >>> meta.unit, meta.period_s, meta.extra
+        ('W', 60.0, {'season': [1440]})
+        """
+        direct = {k: v for k, v in fields.items() if k in CATALOG_FIELDS}
+        extra = {k: v for k, v in fields.items() if k not in direct}
+        return replace(self, **direct, extra={**self.extra, **extra})
+
+
+CATALOG_FIELDS = ("period_s", "regular", "unit", "value_min", "value_max")
+"""Metadata keys that update the catalog's columns of a series; the others go to ``SeriesMeta.extra``."""
 
 
 @dataclass

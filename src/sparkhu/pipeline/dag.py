@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
 
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import Task
@@ -114,6 +115,38 @@ class Dag:
                     found.add(task.name)
                     frontier.append(task.name)
         return [t.name for t in self.ordered() if t.name in found]
+
+    def stages(self) -> list[tuple[Literal["chain", "all"], list[Task]]]:
+        """The order a run takes: a ``chain`` of every per-series task whose upstream is done
+        (run together per chunk of series), then the ``all`` (``scope="all"``) tasks waiting
+        for it, which see every series at once, and so on.
+
+        >>> from sparkhu.pipeline import examples
+        >>> dag = Dag([
+        ...     Task("a", examples.passthrough, {"points": "raw"}, {"points": "x"}),
+        ...     Task("all", examples.mean_of_all, {"points": "x"}, {"means": "m"}, scope="all"),
+        ...     Task("b", examples.passthrough, {"points": "x"}, {"points": "y"}),
+        ... ])
+        >>> [(kind, [t.name for t in tasks]) for kind, tasks in dag.stages()]
+        [('chain', ['a', 'b']), ('all', ['all'])]
+        """
+        stages: list[tuple[Literal["chain", "all"], list[Task]]] = []
+        done: set[str] = set()
+        remaining = self.ordered()
+        while remaining:
+            chain: list[Task] = []
+            for task in remaining:
+                ready = done | {t.name for t in chain}
+                if task.scope == "series" and set(self.upstream(task)) <= ready:
+                    chain.append(task)
+            if chain:
+                stages.append(("chain", chain))
+            else:
+                chain = [t for t in remaining if set(self.upstream(t)) <= done]
+                stages.append(("all", chain))
+            done.update(t.name for t in chain)
+            remaining = [t for t in remaining if t.name not in done]
+        return stages
 
     def ordered(self) -> list[Task]:
         """Every task in a topological order (level by level, by name within a level)."""

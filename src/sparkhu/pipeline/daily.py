@@ -19,7 +19,7 @@ an excluded task's metadata read what the catalog holds).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +30,10 @@ from sparkhu.engine.base import Engine
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import Task, TaskOutput
 from sparkhu.pipeline.dag import SOURCES, Dag, written
+from sparkhu.pipeline.hooks import PipelineHooks, ProgressHook
+from sparkhu.pipeline.reports import ReportWriter
 from sparkhu.pipeline.runner import PipelineRunner
+from sparkhu.pipeline.runs import TaskRun
 from sparkhu.pipeline.tasks import (
     anomalies,
     correlation,
@@ -209,17 +212,28 @@ def daily_runner(
     settings: PipelineSettings | None = None,
     home: str | Path | None = None,
     tasks: Mapping[str, Mapping[str, Any]] | None = None,
+    on_progress: Callable[[TaskRun], None] | None = None,
+    hooks: Sequence[PipelineHooks] = (),
     **runner_options: Any,
 ) -> PipelineRunner:
     """A :class:`~sparkhu.pipeline.runner.PipelineRunner` of the daily DAG for ``dataset``.
 
     ``settings`` (the ``[pipeline]`` section) gives retries, back-off, look-back overrides and
-    excluded tasks; reports go to ``<home>/reports`` when ``home`` is given; ``tasks`` overrides
-    task parameters; other options go to the runner (``days_per_run``, ``on_progress``...).
+    excluded tasks; ``tasks`` overrides task parameters. Hooks registered (after the run
+    records, which every runner writes): a :class:`~sparkhu.pipeline.reports.ReportWriter`
+    under ``<home>/reports`` when ``home`` is given, ``hooks``, then a
+    :class:`~sparkhu.pipeline.hooks.ProgressHook` calling ``on_progress`` with each finished
+    task-day. Other options go to the runner (``days_per_run``, ``threads``...).
     """
     settings = settings or PipelineSettings()
     lookback = {name: timedelta(seconds=s) for name, s in settings.lookback_s.items()}
     dag = daily_dag(lookback=lookback, exclude=settings.exclude, **dict(tasks or {}))
+    registered: list[PipelineHooks] = []
+    if home is not None:
+        registered.append(ReportWriter(Path(home) / "reports", dataset))
+    registered.extend(hooks)
+    if on_progress is not None:
+        registered.append(ProgressHook(on_progress))
     return PipelineRunner(
         lake,
         catalog,
@@ -228,6 +242,6 @@ def daily_runner(
         dataset=dataset,
         retries=settings.retries,
         backoff_s=settings.backoff_s,
-        report_dir=Path(home) / "reports" if home is not None else None,
+        hooks=registered,
         **runner_options,
     )
