@@ -126,7 +126,7 @@ class ChainDriver:
     def _hand_over(
         self, task: Task, merged: _Merged, start: datetime, end: datetime, started_at: datetime, attempts: int
     ) -> TaskRun:
-        """Fill the task's run, apply its metadata, keep its tables and queue their writes."""
+        """Fill the task's run, apply its metadata, keep its tables for later stages, queue their writes."""
         session = self.session
         run = TaskRun(
             task.name, start, end, attempts=attempts, run_id=uuid.uuid4().hex, started_at=started_at
@@ -158,23 +158,30 @@ class ChainDriver:
         else:
             session.outputs.forget(written_frames(task))
         rejects = merged.rejects.get(task.name)
-        frame = pd.concat(rejects, ignore_index=True) if rejects else None
+        self._write_behind(task, run, tables, pd.concat(rejects, ignore_index=True) if rejects else None)
+        return run
+
+    def _write_behind(
+        self, task: Task, run: TaskRun, tables: dict[str, pa.Table], rejects: pd.DataFrame | None
+    ) -> None:
+        """Queue the writes of a task-day (its tables, then its rejects), retried as one, then its hooks."""
+        session = self.session
         todo = dict(tables)
-        quarantined = frame is None
+        quarantined = False
 
         def write_once() -> None:
             nonlocal quarantined
             for dataset in list(todo):  # what an earlier attempt wrote is not written again
                 session.datasets.replace(dataset, todo[dataset], run.days)
                 del todo[dataset]
-            if not quarantined and frame is not None:
-                session.outputs.quarantine(task, frame)
+            if rejects is not None and not quarantined:
+                session.outputs.quarantine(task, rejects)
                 quarantined = True
 
         def failed(attempt: int, error: Exception) -> None:
             reason = failure_reason(error)
-            log.warning("writing %s %s failed (attempt %d): %s", task.name, start.date(), attempt, reason)
-            session.hooks.on_task_error(task, start, reason, attempt)
+            log.warning("writing %s %s failed (attempt %d): %s", task.name, run.start.date(), attempt, reason)
+            session.hooks.on_task_error(task, run.start, reason, attempt)
 
         def write() -> None:
             began = time.perf_counter()
@@ -184,8 +191,7 @@ class ChainDriver:
             run.seconds += time.perf_counter() - began
             session.hooks.after_task_day(task, run)
 
-        session.outputs.write_behind(tables, start, end, write)
-        return run
+        session.outputs.write_behind(tables, run.start, run.end, write)
 
     def _compute(self, start: datetime, end: datetime) -> _Merged:
         """Read once, map the chain over chunks of series, retry failed series; gather the results."""
