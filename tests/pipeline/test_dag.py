@@ -92,3 +92,48 @@ def test_after_orders_tasks_linked_only_through_metadata() -> None:
     dag = Dag(tasks, after={"user": ["meta"], "ghost": ["meta"]})
     assert [[t.name for t in level] for level in dag.levels] == [["meta"], ["user"]]
     assert dag.subset(["user"]).after == {"user": ("meta",), "ghost": ("meta",)}
+
+
+def _meta_task(name: str, *, reads: tuple[str, ...] = (), makes: str | None = None) -> Task:
+    return Task(
+        name,
+        examples.passthrough,
+        {"points": "raw"},
+        {"points": f"{name}_out"},
+        meta_inputs=reads,
+        meta_output=makes,
+    )
+
+
+def test_metadata_datasets_order_their_readers_after_their_producer() -> None:
+    dag = Dag([_meta_task("user", reads=("sampling",)), _meta_task("period", makes="sampling")])
+    assert [[t.name for t in level] for level in dag.levels] == [["period"], ["user"]]
+    assert dag.upstream(dag.task("user")) == ["period"]
+    assert dag.downstream("period") == ["user"]
+    assert dag.producer["sampling"] == "period" and dag.metadata == {"sampling"}
+
+
+def test_metadata_nobody_records_is_rejected_naming_task_and_dataset() -> None:
+    with pytest.raises(PipelineError, match="task 'user' reads dataset 'sampling', which no task produces"):
+        Dag([_meta_task("user", reads=("sampling",))])
+    dag = Dag([_meta_task("user", reads=("sampling",))], sources=("raw", "sampling"))  # the catalog's
+    assert dag.upstream(dag.task("user")) == []
+
+
+def test_metadata_recorded_twice_is_rejected() -> None:
+    with pytest.raises(PipelineError, match="dataset 'sampling' is written by both 'a' and 'b'"):
+        Dag([_meta_task("a", makes="sampling"), _meta_task("b", makes="sampling")])
+
+
+def test_a_name_is_either_frames_or_metadata() -> None:
+    with pytest.raises(
+        PipelineError, match="dataset 'a_out' is frames for task 'a' but metadata for task 'b'"
+    ):
+        Dag([_meta_task("a"), _meta_task("b", reads=("a_out",))])
+
+
+def test_subset_turns_metadata_of_left_out_tasks_into_sources() -> None:
+    dag = Dag([_meta_task("period", makes="sampling"), _meta_task("user", reads=("sampling",))])
+    sub = dag.subset(["user"])
+    assert [t.name for t in sub.tasks] == ["user"] and "sampling" in sub.sources
+    assert [t.name for t in dag.subset(["period"]).tasks] == ["period", "user"]

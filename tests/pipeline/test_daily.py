@@ -11,7 +11,7 @@ import pytest
 from sparkhu.config import PipelineSettings
 from sparkhu.engine.local import LocalEngine
 from sparkhu.errors import PipelineError
-from sparkhu.pipeline.daily import WIRING, daily_dag, daily_runner
+from sparkhu.pipeline.daily import SAMPLING, WIRING, daily_dag, daily_runner
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog, SeriesInfo
 from sparkhu.storage.lake import Lake
@@ -38,6 +38,25 @@ def test_overrides_lookbacks_and_exclusions() -> None:
     names = {t.name for t in dag.tasks}
     assert "anomalies" not in names and "handle" not in names and "correlation" not in names
     assert "decompose" in names
+
+
+def test_tasks_are_wired_as_functions_and_the_period_as_a_metadata_dataset() -> None:
+    from sparkhu.pipeline.tasks import missing, regularity
+
+    dag = daily_dag()
+    assert dag.task("regularity").fn is regularity.analyse and dag.task("missing").fn is missing.detect
+    assert all(callable(spec.fn) for spec in WIRING)
+    assert dag.producer[SAMPLING] == "regularity" and SAMPLING not in dag.sources
+    readers = {t.name for t in dag.tasks if SAMPLING in t.meta_inputs}
+    assert readers == {"missing", "impute", "decompose", "windows"}
+    assert all("regularity" in dag.upstream(dag.task(name)) for name in readers)
+
+
+def test_excluding_regularity_leaves_its_readers_on_the_catalogs_period() -> None:
+    dag = daily_dag(exclude=["regularity"])
+    names = {t.name for t in dag.tasks}
+    assert "regularity" not in names and {"missing", "impute", "decompose", "windows"} <= names
+    assert SAMPLING in dag.sources and "regularity" not in dag.upstream(dag.task("missing"))
 
 
 def test_unknown_task_in_overrides_is_rejected() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from sparkhu.pipeline import examples
 from sparkhu.pipeline.base import Task
 from sparkhu.pipeline.reports import aggregate, day_label, write_report
-from sparkhu.pipeline.runner import SeriesResult, TaskRun
+from sparkhu.pipeline.runs import SeriesResult, TaskRun
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 END = datetime(2024, 1, 2, tzinfo=UTC)

@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from sparkhu.engine.local import LocalEngine
-from sparkhu.errors import PipelineError
+from sparkhu.errors import LakeError, PipelineError
 from sparkhu.pipeline import examples
 from sparkhu.pipeline.base import Task, TaskInput, TaskOutput
 from sparkhu.pipeline.dag import Dag
+from sparkhu.pipeline.datasets import Datasets
+from sparkhu.pipeline.hooks import PipelineHooks
+from sparkhu.pipeline.reports import ReportWriter
 from sparkhu.pipeline.runner import PipelineRunner
+from sparkhu.pipeline.runs import PlanStep, RunSummary, TaskRun
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog, SeriesInfo
 from sparkhu.storage.lake import Lake
@@ -104,15 +111,22 @@ def _raw(lake: Lake, ids: list[str], days: int = 2, per_day: int = 48, offset: f
     return len(ts)
 
 
-def _runner(lake: Lake, catalog: Catalog, tasks: list[Task], tmp_path: Path, **kw: object) -> PipelineRunner:
+def _runner(
+    lake: Lake,
+    catalog: Catalog,
+    tasks: list[Task],
+    tmp_path: Path,
+    hooks: Sequence[PipelineHooks] = (),
+    **kw: Any,
+) -> PipelineRunner:
     return PipelineRunner(
         lake,
         catalog,
         LocalEngine(1),
         Dag(tasks),
         dataset=D,
-        report_dir=tmp_path / "reports",
         backoff_s=0.01,
+        hooks=[ReportWriter(tmp_path / "reports", D), *hooks],
         **kw,
     )
 
@@ -479,3 +493,85 @@ def test_chained_execution_equals_task_by_task_execution(tmp_path: Path, days_pe
         a, b = chained.read_table(zone, name).to_pandas(), single.read_table(zone, name).to_pandas()
         assert len(a) > 0 or name.endswith("anomalies"), name
         pd.testing.assert_frame_equal(a, b, obj=f"{zone}/{name}")
+
+
+class Recorder(PipelineHooks):
+    """Notes every moment of a run it is told of, and what the lake holds when a task-day ends."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.events: list[tuple[str, ...]] = []
+
+    def before_run(self, dataset: str, plan: Sequence[PlanStep]) -> None:
+        self.events.append(("before_run", dataset, str(len(plan))))
+
+    def before_task_day(self, task: Task, start: datetime, end: datetime) -> None:
+        self.events.append(("before", task.name))
+
+    def on_task_error(self, task: Task, start: datetime, error: str, attempt: int) -> None:
+        self.events.append(("error", task.name, str(attempt), error))
+
+    def after_task_day(self, task: Task, run: TaskRun) -> None:
+        written = sum(self.lake.read_table(*where.split("/")).num_rows for _, where in _writes(task))
+        self.events.append(("after", task.name, run.status, str(written)))
+
+    def after_run(self, summary: RunSummary) -> None:
+        self.events.append(("after_run", summary.status, str(len(summary.runs))))
+
+
+def _writes(task: Task) -> list[tuple[str, str]]:
+    return [(d, f"analysis/{D}.{d}" if d == "means" else f"clean/{D}") for d in task.outputs.values()]
+
+
+def test_hooks_are_told_of_each_moment_of_a_run(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:
+    _raw(lake, ["a/b/x"], days=1)
+    counter = tmp_path / "calls"
+    dag = [
+        Task("copy", examples.passthrough, {"points": "raw"}, {"points": "clean"}),
+        Task(
+            "flaky",
+            flaky_all,
+            {"points": "clean"},
+            {"means": "means"},
+            scope="all",
+            params={"counter": str(counter), "fail_times": 1},
+        ),
+    ]
+    recorder = Recorder(lake)
+    summary = _runner(lake, catalog, dag, tmp_path, hooks=[recorder]).run(DAY0, DAY0)
+    assert summary.status == "success"
+    events = recorder.events
+    assert events[0] == ("before_run", D, "2") and events[-1] == ("after_run", "success", "2")
+    copy = [e for e in events if e[1] == "copy"]  # its writes and hooks overlap the next stage
+    assert copy == [("before", "copy"), ("after", "copy", "success", "48")]  # told once written
+    assert [e for e in events if e[1] == "flaky"] == [
+        ("before", "flaky"),
+        ("error", "flaky", "1", "RuntimeError: transient failure 1"),
+        ("after", "flaky", "success", "1"),
+    ]
+    assert len(catalog.runs(kind="pipeline", limit=10)) == 2  # run records come with every runner
+
+
+class FlakyDatasets(Datasets):
+    """Datasets whose first replace of ``clean`` fails, as a full disk would."""
+
+    failures = 0
+
+    def replace(self, name: str, table: pa.Table, days: Sequence[date]) -> list[str]:
+        if name == "clean" and not self.failures:
+            self.failures += 1
+            raise LakeError(f"cannot write {name}: disk full")
+        return super().replace(name, table, days)
+
+
+def test_a_failed_write_is_retried_until_every_output_is_written(
+    lake: Lake, catalog: Catalog, tmp_path: Path
+) -> None:
+    _raw(lake, ["a/b/x", "a/b/y"], days=1)
+    task = Task("split", examples.passthrough, {"points": "raw"}, {"points": "clean"})
+    recorder = Recorder(lake)
+    runner = _runner(lake, catalog, [task], tmp_path, datasets=FlakyDatasets(lake, D), hooks=[recorder])
+    run = runner.run(DAY0, DAY0).runs[0]
+    assert (run.status, run.attempts) == ("success", 1)
+    assert ("error", "split", "1", "cannot write clean: disk full") in recorder.events
+    assert lake.read("clean", D).num_rows == 2 * 48

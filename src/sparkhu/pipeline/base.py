@@ -11,6 +11,11 @@ sorted by ``ts``; other frames have a ``ts`` column plus their own columns. Ever
 has a ``ts`` column: the runner keeps only rows with ``start <= ts < end`` (the interval being
 produced) and replaces those day partitions, so re-runs are idempotent.
 
+Series metadata (:class:`SeriesMeta`) is data too: a task whose ``TaskOutput.metadata`` other
+tasks read declares it as a *metadata dataset* (``meta_output``, e.g. ``sampling`` for the
+period and regularity the ``regularity`` task decides) and its readers name it in
+``meta_inputs``, so the DAG orders them and checks the dependency like any other.
+
 >>> import pandas as pd
 >>> def double(inp: TaskInput, factor: float = 2.0) -> TaskOutput:
 ...     points = inp.frames["points"]
@@ -25,7 +30,7 @@ produced) and replaces those day partitions, so re-runs are idempotent.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -45,6 +50,22 @@ class SeriesMeta:
     tags: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Metadata earlier tasks recorded (e.g. ``seasonal_periods``, normalisation parameters)."""
+
+    def updated(self, fields: Mapping[str, Any]) -> SeriesMeta:
+        """This metadata with a task's ``metadata`` output applied, as the catalog records it:
+        the keys of :data:`CATALOG_FIELDS` replace those fields, the others go to ``extra``.
+
+        >>> meta = SeriesMeta("a/b/c", unit="W").updated({"period_s": 60.0, "season": [1440]})
+        >>> meta.unit, meta.period_s, meta.extra
+        ('W', 60.0, {'season': [1440]})
+        """
+        direct = {k: v for k, v in fields.items() if k in CATALOG_FIELDS}
+        extra = {k: v for k, v in fields.items() if k not in direct}
+        return replace(self, **direct, extra={**self.extra, **extra})
+
+
+CATALOG_FIELDS = ("period_s", "regular", "unit", "value_min", "value_max")
+"""Metadata keys that update the catalog's columns of a series; the others go to ``SeriesMeta.extra``."""
 
 
 @dataclass
@@ -74,7 +95,10 @@ class TaskOutput:
 
 @dataclass(frozen=True)
 class Task:
-    """A node of the DAG: a module-level (picklable) function and the datasets it reads and writes."""
+    """A node of the DAG: a module-level (picklable) function and the datasets it reads and writes.
+
+    The function itself, not a name to import: ``Task("dedup", dedup.deduplicate, ...)``.
+    """
 
     name: str
     fn: Callable[..., TaskOutput]
@@ -89,3 +113,7 @@ class Task:
     """Series with fewer input points are skipped with the reason recorded."""
     scope: Literal["series", "all"] = "series"
     """``all``: ``fn(frames_with_series_id_column: dict[str, DataFrame], **params) -> TaskOutput``."""
+    meta_inputs: tuple[str, ...] = ()
+    """Metadata datasets the function reads through ``TaskInput.meta`` (recorded by earlier tasks)."""
+    meta_output: str | None = None
+    """The metadata dataset its ``TaskOutput.metadata`` makes (None: no task of the DAG reads it)."""

@@ -6,7 +6,8 @@ reports aggregated over series (numbers: count, sum, mean, min, max; words: coun
 value) and the per-series figures themselves. ``<task>.html`` shows the same with inline
 CSS and inline SVG histograms (no external file, no script), and ``index.html`` lists the
 day's tasks. ``<day>`` is the interval's first day (``2024-01-01``) or its span
-(``2024-01-01_2024-01-07``).
+(``2024-01-01_2024-01-07``). :class:`ReportWriter` is the hook that writes them after each
+task-day (``sparkhu pipeline run`` registers it under ``<home>/reports``).
 
 >>> figures = aggregate([{"gaps": 2, "strategy": "linear"}, {"gaps": 4, "strategy": "mean"}, {"gaps": 0}])
 >>> figures["gaps"]
@@ -19,20 +20,22 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from sparkhu.pipeline.base import Task
+from sparkhu.pipeline.hooks import PipelineHooks
+from sparkhu.pipeline.runs import TaskRun, jsonable
 
-if TYPE_CHECKING:
-    from sparkhu.pipeline.runner import TaskRun
+log = logging.getLogger(__name__)
 
 MAX_FAILURES = 200
 _CSS = """
@@ -42,6 +45,21 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 th{background:#f3f3f3}.success{color:#1a7f37}.failed{color:#c62828}.skipped{color:#9a6700}
 .plots{display:flex;flex-wrap:wrap;gap:1em}.plot{border:1px solid #eee;padding:.5em}
 """
+
+
+class ReportWriter(PipelineHooks):
+    """Writes the report of each finished task-day under ``report_dir`` (its paths go to
+    ``TaskRun.reports``); a file system error is logged, not raised."""
+
+    def __init__(self, report_dir: str | Path, dataset: str) -> None:
+        self.report_dir = Path(report_dir)
+        self.dataset = dataset
+
+    def after_task_day(self, task: Task, run: TaskRun) -> None:
+        try:
+            run.reports = write_report(self.report_dir, self.dataset, task, run)
+        except OSError as exc:
+            log.warning("cannot write the report of %s %s: %s", task.name, run.start.date(), exc)
 
 
 def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -85,7 +103,7 @@ def report_dict(dataset: str, task: Task, run: TaskRun) -> dict[str, Any]:
         "dataset": dataset,
         "task": task.name,
         "function": f"{task.fn.__module__}.{task.fn.__qualname__}",
-        "params": {k: _plain(v) for k, v in task.params.items()},
+        "params": jsonable(task.params),
         "lookback_s": task.lookback.total_seconds(),
         "start": run.start.isoformat(),
         "end": run.end.isoformat(),
@@ -104,7 +122,7 @@ def report_dict(dataset: str, task: Task, run: TaskRun) -> dict[str, Any]:
         "skipped": run.skipped,
         "failures": failures[:MAX_FAILURES],
         "figures": aggregate(list(per_series.values())),
-        "per_series": {sid: {k: _plain(v) for k, v in r.items()} for sid, r in per_series.items()},
+        "per_series": {sid: jsonable(r) for sid, r in per_series.items()},
     }
 
 
@@ -266,20 +284,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
         value, bool | np.bool_
     )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def _fmt(value: Any) -> str:

@@ -242,11 +242,13 @@ def _seasonal(r: np.ndarray, w: np.ndarray, period: float, *, cycles: int, smoot
     n = r.size
     m = max(2, round(period))
     integer = float(period).is_integer()
+    sums: np.ndarray  # (cycle, phase) grid of w · r
+    wsum: np.ndarray  # (cycle, phase) grid of w
     if integer:  # the (cycle, phase) layout is the series itself, padded to whole cycles
         ncyc = -(-n // m)
-        sums, wsum = np.zeros(ncyc * m), np.zeros(ncyc * m)
-        sums[:n], wsum[:n] = w * r, w
-        sums, wsum = sums.reshape(ncyc, m), wsum.reshape(ncyc, m)
+        padded_sums, padded_w = np.zeros(ncyc * m), np.zeros(ncyc * m)
+        padded_sums[:n], padded_w[:n] = w * r, w
+        sums, wsum = padded_sums.reshape(ncyc, m), padded_w.reshape(ncyc, m)
     else:
         pos = np.arange(n) / period
         cycle = np.floor(pos).astype(np.int64)

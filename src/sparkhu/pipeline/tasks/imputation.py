@@ -41,7 +41,7 @@ a candidate. The report carries the score table and the choice.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,12 @@ from sparkhu.pipeline.tasks.stats import rounded_mode
 
 TASK = "impute"
 STRATEGIES = ("deletion", "mean", "median", "mode", "locf", "bocf", "linear", "spline", "seasonal")
+CONSTANTS: dict[str, Callable[[np.ndarray], Any]] = {
+    "mean": np.mean,
+    "median": np.median,
+    "mode": rounded_mode,
+}
+"""The strategies that fill every gap with one value of the known points."""
 CANDIDATES = STRATEGIES[1:]
 METRICS = ("mae", "rmse")
 SPLINE_NEIGHBOURS = 4
@@ -151,9 +157,8 @@ def fill(
     """
     if query.size == 0:
         return np.zeros(0, dtype=np.float64)
-    if strategy in ("mean", "median", "mode"):
-        const = {"mean": np.mean, "median": np.median, "mode": rounded_mode}[strategy](values)
-        return np.full(query.size, float(const))
+    if strategy in CONSTANTS:
+        return np.full(query.size, float(CONSTANTS[strategy](values)))
     if strategy == "locf":
         return values[np.maximum(np.searchsorted(ts, query, side="right") - 1, 0)]
     if strategy == "bocf":

@@ -1,25 +1,15 @@
-"""The parent's side of chained execution: stages of a DAG, chunks out, results in, writes behind.
+"""The driver's side of chained execution: chunks of series out to workers, results in, writes behind.
 
-:func:`stages_of` cuts a DAG into stages: a *chain* of every per-series task whose upstream
-is done (run together, per chunk of series, by :func:`~sparkhu.pipeline.chain.run_chain`),
-then the ``scope="all"`` tasks that were waiting for it (a barrier, run in the parent), and
-so on. :class:`ChainDriver` runs one chain over the intervals of a run: it reads every
-dataset the chain needs once per interval (the longest look-back any of its tasks needs),
-cuts the series into the engine's chunks, maps :func:`run_chain` over them, retries failed
-series (only their failed tasks and what depends on them) with back-off, applies the
-metadata, and hands each task's tables to the runner's writer thread, which replaces the
-days, records the runs and writes the reports while the next stage computes.
-
->>> from sparkhu.pipeline import examples
->>> from sparkhu.pipeline.base import Task
->>> from sparkhu.pipeline.dag import Dag
->>> dag = Dag([
-...     Task("a", examples.passthrough, {"points": "raw"}, {"points": "x"}),
-...     Task("all", examples.mean_of_all, {"points": "x"}, {"means": "m"}, scope="all"),
-...     Task("b", examples.passthrough, {"points": "x"}, {"points": "y"}),
-... ])
->>> [(kind, [t.name for t in tasks]) for kind, tasks in stages_of(dag)]
-[('chain', ['a', 'b']), ('all', ['all'])]
+A *chain* is a stage of per-series tasks (:meth:`Dag.stages <sparkhu.pipeline.dag.Dag.stages>`)
+run together per chunk of series by :func:`~sparkhu.pipeline.chain_worker.run_chain`.
+:class:`ChainDriver` runs one chain over the intervals of a run. Per interval it reads every
+dataset the chain needs once (over the longest look-back any of its tasks needs), cuts the
+series into the engine's chunks, maps :func:`run_chain` over them, retries failed series
+(only their failed tasks and what depends on them), applies the metadata, keeps the outputs
+later stages read and hands each task's tables to the writer threads, which replace the days
+and then tell the hooks (run records, reports) while the next stage computes. A chain interval
+that raises (a read, the engine) is retried as a whole, and so is a failed write; every retry
+follows the session's :class:`~sparkhu.retrying.RetryPolicy`.
 """
 
 from __future__ import annotations
@@ -30,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,44 +29,13 @@ import pyarrow.compute as pc
 
 from sparkhu.engine.base import CallFailure
 from sparkhu.pipeline.base import Task
-from sparkhu.pipeline.chain import (
-    ChainChunk,
-    ChainResult,
-    ChainSpec,
-    SeriesResult,
-    TaskRun,
-    run_chain,
-    unpack,
-)
-from sparkhu.pipeline.dag import QUARANTINE_OUTPUT, Dag
+from sparkhu.pipeline.chain_worker import ChainChunk, ChainResult, ChainSpec, run_chain, unpack
+from sparkhu.pipeline.dag import QUARANTINE_OUTPUT, Dag, written_frames
 from sparkhu.pipeline.datasets import assemble
-
-if TYPE_CHECKING:
-    from sparkhu.pipeline.runner import PipelineRunner
+from sparkhu.pipeline.runs import SeriesResult, TaskRun, failure_reason
+from sparkhu.pipeline.session import RunSession
 
 log = logging.getLogger(__name__)
-
-
-def stages_of(dag: Dag) -> list[tuple[str, list[Task]]]:
-    """``("chain", per-series tasks)`` and ``("all", scope-all tasks)`` stages in a runnable order."""
-    stages: list[tuple[str, list[Task]]] = []
-    done: set[str] = set()
-    remaining = dag.ordered()
-    while remaining:
-        chain: list[Task] = []
-        for task in remaining:
-            ready = done | {t.name for t in chain}
-            if task.scope == "series" and set(dag.upstream(task)) <= ready:
-                chain.append(task)
-        if chain:
-            stages.append(("chain", chain))
-        else:
-            level = [t for t in remaining if set(dag.upstream(t)) <= done]
-            stages.append(("all", level))
-            chain = level
-        done.update(t.name for t in chain)
-        remaining = [t for t in remaining if t.name not in done]
-    return stages
 
 
 @dataclass
@@ -109,16 +68,16 @@ class _Merged:
 
 
 class ChainDriver:
-    """Runs one chain of per-series tasks of ``dag`` for ``runner``; see the module docstring."""
+    """Runs the per-series tasks ``tasks`` (one chain of ``dag``) in ``session``; see the module docstring."""
 
-    def __init__(self, runner: PipelineRunner, dag: Dag, tasks: Sequence[Task]) -> None:
-        self.runner = runner
+    def __init__(self, session: RunSession, dag: Dag, tasks: Sequence[Task]) -> None:
+        self.session = session
         self.tasks = list(tasks)
         datasets = {d for t in tasks for d in [*t.inputs.values(), *t.outputs.values()]}
         self.spec = ChainSpec.of(
             tasks,
             upstream={t.name: tuple(dag.upstream(t)) for t in tasks},
-            points={d: runner.datasets.spec(d).points for d in datasets},
+            points={d: session.datasets.spec(d).points for d in datasets},
         )
 
     def run(self, intervals: Sequence[tuple[datetime, datetime]]) -> list[TaskRun]:
@@ -126,41 +85,52 @@ class ChainDriver:
         runs: list[TaskRun] = []
         for start, end in intervals:
             runs.extend(self._interval(start, end))
+        for task in self.tasks:
+            self.session.outputs.release(task)
         return runs
 
     def _interval(self, start: datetime, end: datetime) -> list[TaskRun]:
-        runner = self.runner
+        session = self.session
         started_at = datetime.now(UTC)
-        attempt = 0
-        while True:
+        for task in self.tasks:
+            session.hooks.before_task_day(task, start, end)
+        began = time.perf_counter()
+
+        def compute() -> _Merged:
+            nonlocal began
             began = time.perf_counter()
-            try:
-                merged = self._compute(start, end)
-                break
-            except Exception as exc:
-                reason = runner.failure(exc)
-                log.warning(
-                    "chain %s %s attempt %d failed: %s", self._names(), start.date(), attempt + 1, reason
-                )
-                if attempt >= runner.retries:
-                    runs = []
-                    for task in self.tasks:
-                        run = TaskRun(task.name, start, end, "failed", attempt + 1, error=reason)
-                        run.run_id, run.seconds = uuid.uuid4().hex, time.perf_counter() - began
-                        runner.forget(task.outputs.values())
-                        runner.finish(task, run, started_at)
-                        runs.append(run)
-                    return runs
-                time.sleep(runner.backoff_s * 2**attempt)
-                attempt += 1
-        return [self._hand_over(task, merged, start, end, started_at, attempt + 1) for task in self.tasks]
+            return self._compute(start, end)
+
+        def failed(attempt: int, error: Exception) -> None:
+            reason = failure_reason(error)
+            log.warning("chain %s %s attempt %d failed: %s", self._names(), start.date(), attempt, reason)
+            for task in self.tasks:
+                session.hooks.on_task_error(task, start, reason, attempt)
+
+        tried = session.retry.call(compute, on_failure=failed)
+        if tried.error is not None:
+            reason = failure_reason(tried.error)
+            runs = []
+            for task in self.tasks:
+                run = TaskRun(task.name, start, end, "failed", tried.attempts, error=reason)
+                run.run_id, run.seconds = uuid.uuid4().hex, time.perf_counter() - began
+                run.started_at = started_at
+                session.outputs.forget(written_frames(task))
+                session.hooks.after_task_day(task, run)
+                runs.append(run)
+            return runs
+        merged = tried.value
+        assert merged is not None  # a call that did not fail returned its value
+        return [self._hand_over(task, merged, start, end, started_at, tried.attempts) for task in self.tasks]
 
     def _hand_over(
         self, task: Task, merged: _Merged, start: datetime, end: datetime, started_at: datetime, attempts: int
     ) -> TaskRun:
-        """Fill the task's run, apply its metadata, keep its tables and queue their writes."""
-        runner = self.runner
-        run = TaskRun(task.name, start, end, attempts=attempts, run_id=uuid.uuid4().hex)
+        """Fill the task's run, apply its metadata, keep its tables for later stages, queue their writes."""
+        session = self.session
+        run = TaskRun(
+            task.name, start, end, attempts=attempts, run_id=uuid.uuid4().hex, started_at=started_at
+        )
         run.series = sorted(
             (r for (name, _), r in merged.series.items() if name == task.name), key=lambda r: r.series_id
         )
@@ -173,52 +143,59 @@ class ChainDriver:
         if task.name in merged.errors:
             run.status, run.error = "failed", merged.errors[task.name]
         if merged.metadata.get(task.name):
-            runner.update_meta(merged.metadata[task.name], later=True)
+            session.metas.update(merged.metadata[task.name], later=True)
         tables: dict[str, pa.Table] = {}
         if task.name not in merged.errors:
             for key, dataset in task.outputs.items():
                 if key == QUARANTINE_OUTPUT:
                     continue
-                table = _concat(merged.tables.get((task.name, key), []), runner.datasets.spec(dataset).points)
+                table = _concat(
+                    merged.tables.get((task.name, key), []), session.datasets.spec(dataset).points
+                )
                 tables[dataset] = table
                 run.rows_out[dataset] = table.num_rows
-                runner.keep(dataset, start, end, table)
+                session.outputs.keep(dataset, start, end, table)
         else:
-            runner.forget(task.outputs.values())
+            session.outputs.forget(written_frames(task))
         rejects = merged.rejects.get(task.name)
-        frame = pd.concat(rejects, ignore_index=True) if rejects else None
+        self._write_behind(task, run, tables, pd.concat(rejects, ignore_index=True) if rejects else None)
+        return run
+
+    def _write_behind(
+        self, task: Task, run: TaskRun, tables: dict[str, pa.Table], rejects: pd.DataFrame | None
+    ) -> None:
+        """Queue the writes of a task-day (its tables, then its rejects), retried as one, then its hooks."""
+        session = self.session
+        todo = dict(tables)
+        quarantined = False
+
+        def write_once() -> None:
+            nonlocal quarantined
+            for dataset in list(todo):  # what an earlier attempt wrote is not written again
+                session.datasets.replace(dataset, todo[dataset], run.days)
+                del todo[dataset]
+            if rejects is not None and not quarantined:
+                session.outputs.quarantine(task, rejects)
+                quarantined = True
+
+        def failed(attempt: int, error: Exception) -> None:
+            reason = failure_reason(error)
+            log.warning("writing %s %s failed (attempt %d): %s", task.name, run.start.date(), attempt, reason)
+            session.hooks.on_task_error(task, run.start, reason, attempt)
 
         def write() -> None:
             began = time.perf_counter()
-            days = runner.days_of(run)
-            todo = dict(tables)
-            quarantined = frame is None
-            for attempt in range(runner.retries + 1):
-                try:
-                    for dataset in list(todo):
-                        runner.datasets.replace(dataset, todo.pop(dataset), days)
-                    if not quarantined:
-                        runner.quarantine(task, frame)
-                        quarantined = True
-                    break
-                except Exception as exc:
-                    reason = runner.failure(exc)
-                    log.warning(
-                        "writing %s %s failed (attempt %d): %s", task.name, start.date(), attempt + 1, reason
-                    )
-                    if attempt >= runner.retries:
-                        run.status, run.error = "failed", reason
-                        break
-                    time.sleep(runner.backoff_s * 2**attempt)
+            tried = session.retry.call(write_once, on_failure=failed)
+            if tried.error is not None:
+                run.status, run.error = "failed", failure_reason(tried.error)
             run.seconds += time.perf_counter() - began
-            runner.finish(task, run, started_at)
+            session.hooks.after_task_day(task, run)
 
-        runner.submit_write(tables, start, end, write)
-        return run
+        session.outputs.write_behind(tables, run.start, run.end, write)
 
     def _compute(self, start: datetime, end: datetime) -> _Merged:
         """Read once, map the chain over chunks of series, retry failed series; gather the results."""
-        runner, spec = self.runner, self.spec
+        session, spec = self.session, self.spec
         need: dict[str, timedelta] = {}
         for task in self.tasks:
             for dataset in task.inputs.values():
@@ -226,9 +203,9 @@ class ChainDriver:
         reads: dict[str, pa.Table] = {}
         for dataset, lookback in need.items():
             if dataset not in spec.produced:
-                reads[dataset] = runner.read(dataset, start - lookback, end)
+                reads[dataset] = session.outputs.read(dataset, start - lookback, end)
             elif lookback > timedelta(0):  # history before the interval; the interval comes from the chain
-                reads[dataset] = runner.read(dataset, start - lookback, start)
+                reads[dataset] = session.outputs.read(dataset, start - lookback, start)
         bounds = {d: _bounds(t) for d, t in reads.items()}
         universe = sorted({str(n) for _, names, _ in bounds.values() for n in names})
         sizes = np.zeros(len(universe), dtype=np.int64)
@@ -238,41 +215,40 @@ class ChainDriver:
         t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
         chunks: list[ChainChunk] = []
         rows: list[int] = []
-        for lo, hi in runner.engine.split(sizes.tolist()):
+        for lo, hi in session.engine.split(sizes.tolist()):
             first, last = universe[lo], universe[hi - 1]
             tables = {}
             for dataset, (table, names, offsets) in bounds.items():
                 a = int(np.searchsorted(names, first, side="left"))
                 z = int(np.searchsorted(names, last, side="right"))
                 tables[dataset] = table.slice(int(offsets[a]), int(offsets[z] - offsets[a]))
-            chunks.append(ChainChunk.of(t0, t1, tables, runner.metas(universe[lo:hi])))
+            chunks.append(ChainChunk.of(t0, t1, tables, session.metas.of(universe[lo:hi])))
             rows.append(int(sizes[lo:hi].sum()))
         merged = _Merged()
-        retry: list[ChainChunk] = []
-        results = runner.engine.map_inputs(run_chain, chunks, {"spec": spec}, sizes=rows)
-        attempt = 0
-        while True:
-            retry, retry_rows = [], []
+
+        def map_chunks() -> bool:
+            """Map the chain over ``chunks``; keep the failed series as the next ``chunks``."""
+            nonlocal chunks, rows
+            results = session.engine.map_inputs(run_chain, chunks, {"spec": spec}, sizes=rows)
+            retry: list[ChainChunk] = []
+            retry_rows: list[int] = []
             for chunk, n, result in zip(chunks, rows, results, strict=True):
                 if isinstance(result, CallFailure):
                     retry.append(chunk)
                     retry_rows.append(n)
-                    self._chunk_failed(merged, chunk, result.error, bounds)
+                    self._chunk_failed(merged, chunk, result.error)
                     continue
                 merged.add(result)
                 if result.pending:
                     retry.append(ChainChunk(t0, t1, {}, {}, result.pending, result.templates))
                     retry_rows.append(sum(len(f) for st in result.pending for f in st.frames.values()))
-            if not retry or attempt >= runner.retries:
-                return merged
-            time.sleep(runner.backoff_s * 2**attempt)
-            attempt += 1
             chunks, rows = retry, retry_rows
-            results = runner.engine.map_inputs(run_chain, chunks, {"spec": spec}, sizes=rows)
+            return bool(retry)
 
-    def _chunk_failed(
-        self, merged: _Merged, chunk: ChainChunk, error: str, bounds: dict[str, tuple[pa.Table, Any, Any]]
-    ) -> None:
+        session.retry.repeat(map_chunks)
+        return merged
+
+    def _chunk_failed(self, merged: _Merged, chunk: ChainChunk, error: str) -> None:
         """A chunk whose call failed (its worker died): every task of its series failed."""
         if chunk.states is not None:
             ids = [s.series_id for s in chunk.states]

@@ -1,7 +1,8 @@
-"""Chained execution: every consecutive per-series task of a DAG stage run for a chunk of series at once.
+"""The worker's side of chained execution: every per-series task of a chain run for a chunk of series.
 
-The runner cuts the series of a stage into chunks (:meth:`~sparkhu.engine.base.Engine.split`)
-and maps :func:`run_chain` over them with the engine: a worker receives a
+The driver (:mod:`sparkhu.pipeline.chain_driver`) cuts the series of a chain into chunks
+(:meth:`~sparkhu.engine.base.Engine.split`) and maps :func:`run_chain` over them with the
+engine: a worker receives a
 :class:`ChainChunk` (one Arrow IPC stream per dataset the chain reads: sources over
 ``[start - lookback, end)``, datasets the chain produces only over their history
 ``[start - lookback, start)``), runs the tasks in topological order for each series, keeping
@@ -12,7 +13,7 @@ output, the quarantined rows, per-series results, metadata and the CPU seconds s
 
 A series failing in a task does not stop its other tasks; the tasks downstream of the
 failure are skipped for it (``upstream task 'x' failed``), and its state comes back in
-``pending`` so that the runner can retry just the failed tasks (and their downstream).
+``pending`` so that the driver can retry just the failed tasks (and their downstream).
 
 >>> import pandas as pd
 >>> from sparkhu.pipeline import examples
@@ -31,9 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,65 +42,10 @@ import pyarrow as pa
 from sparkhu.engine.base import describe
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import SeriesMeta, Task, TaskInput, TaskOutput
-from sparkhu.pipeline.dag import QUARANTINE_OUTPUT
+from sparkhu.pipeline.dag import QUARANTINE_OUTPUT, written_frames
 from sparkhu.pipeline.datasets import assemble, group_frames
+from sparkhu.pipeline.runs import SeriesResult
 from sparkhu.series import POINT_SCHEMA, TS_TYPE
-
-DIRECT_META = ("period_s", "regular", "unit", "value_min", "value_max")
-"""Metadata keys that update the catalog's columns; the others go to ``SeriesMeta.extra``."""
-
-
-def apply_metadata(meta: SeriesMeta, fields: Mapping[str, Any]) -> SeriesMeta:
-    """``meta`` with a task's metadata output applied (as the catalog records it)."""
-    direct = {k: v for k, v in fields.items() if k in DIRECT_META}
-    extra = {k: v for k, v in fields.items() if k not in direct}
-    return replace(meta, **direct, extra={**meta.extra, **extra})
-
-
-@dataclass
-class SeriesResult:
-    """One series' outcome in one task-day."""
-
-    series_id: str
-    status: str  # success, failed, skipped
-    rows_in: int = 0
-    rows_out: int = 0
-    error: str | None = None
-    report: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TaskRun:
-    """One task over one interval of days: what it read, wrote, skipped and how it ended."""
-
-    task: str
-    start: datetime
-    end: datetime
-    status: str = "success"
-    attempts: int = 1
-    rows_in: int = 0
-    rows_out: dict[str, int] = field(default_factory=dict)
-    series: list[SeriesResult] = field(default_factory=list)
-    error: str | None = None
-    seconds: float = 0.0
-    reports: list[Path] = field(default_factory=list)
-    run_id: str = ""
-    cpu_seconds: float = 0.0
-    """CPU seconds of the task's function summed over workers (chained tasks; ``seconds`` adds
-    the writing of its outputs), 0 for ``scope="all"`` tasks."""
-
-    def count(self, status: str) -> int:
-        """How many series ended with ``status``."""
-        return sum(1 for s in self.series if s.status == status)
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        """Skip reason → number of series."""
-        out: dict[str, int] = {}
-        for s in self.series:
-            if s.status == "skipped":
-                out[s.error or ""] = out.get(s.error or "", 0) + 1
-        return out
 
 
 @dataclass(frozen=True)
@@ -124,7 +68,7 @@ class ChainSpec:
     ) -> ChainSpec:
         """A spec for ``tasks`` (in topological order); ``upstream`` is filtered to the chain."""
         names = {t.name for t in tasks}
-        produced = {d: t.name for t in tasks for k, d in t.outputs.items() if k != QUARANTINE_OUTPUT}
+        produced = {d: t.name for t in tasks for d in written_frames(t)}
         consumed = frozenset(d for t in tasks for d in t.inputs.values() if d in produced)
         ups = {t.name: tuple(u for u in upstream.get(t.name, ()) if u in names) for t in tasks}
         return cls(tuple(tasks), ups, dict(points), produced, consumed)
@@ -299,7 +243,7 @@ def run_chain(chunk: ChainChunk, *, spec: ChainSpec) -> ChainResult:
             if out.metadata:
                 result.metadata.setdefault(task.name, {})[state.series_id] = out.metadata
                 if state.known:
-                    state.meta = apply_metadata(state.meta, out.metadata)
+                    state.meta = state.meta.updated(out.metadata)
         for key, dataset in task.outputs.items():
             if key == QUARANTINE_OUTPUT:
                 continue
