@@ -25,7 +25,7 @@ from sparkhu.errors import BusError
 from sparkhu.stream.base import Consumer, Message
 
 if TYPE_CHECKING:
-    from sparkhu.stream.sqlite import SqliteFile
+    from sparkhu.stream.sqlite_file import SqliteFile
 
 TopicPartition = tuple[str, int]
 
