@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from sparkhu.connectors.base import Position, QuarantineFn, Source
 from sparkhu.errors import ConfigError
 from sparkhu.series import POINT_SCHEMA, conform, quarantine_records
-from sparkhu.timeaxis import TS_TYPE, US_PER_S, OffsetAnchor, duration_us
+from sparkhu.timeaxis import TS_TYPE, US_PER_S, duration_us
 
 AMPDS2_SHIFT = timedelta(days=3196)
 """The original translator's offset: 276,134,400 s, so 2012-04-01 became 2020-12-31."""
@@ -74,7 +74,7 @@ class ReplaySource(Source):
         name: str,
         points: pa.Table | Callable[[], pa.Table],
         *,
-        shift: OffsetAnchor | timedelta = "end_now",
+        shift: str | timedelta = "end_now",
         speed: float = 60.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
