@@ -1,9 +1,13 @@
-"""Series ids and the Arrow schema in which points travel.
+"""Series ids, the Arrow schemas in which points and bad records travel, and series runs.
 
 A series id names ``source/measurement/field``, e.g. ``ampds2/electricity/WHE.P`` (the
 AMPds2 whole-house meter's real power). Points always travel as Arrow tables or record
 batches of :data:`POINT_SCHEMA`: ``series_id`` (dictionary-encoded string), ``ts``
-(timestamp, microseconds, UTC) and ``value`` (float64).
+(timestamp, microseconds, UTC) and ``value`` (float64). Records that cannot become points
+travel as :data:`QUARANTINE_SCHEMA` rows, with their reason (:func:`quarantine_records`).
+:func:`series_runs` cuts any table with ``series_id`` and ``ts`` columns into one run of
+rows per series, ordered by (series, ts); :func:`series_frames` and :func:`series_tail`
+build on it.
 
 >>> sid = SeriesId.parse("ampds2/electricity/WHE.P")
 >>> sid.source, sid.measurement, sid.field
@@ -11,25 +15,43 @@ batches of :data:`POINT_SCHEMA`: ``series_id`` (dictionary-encoded string), ``ts
 >>> t = points("ampds2/electricity/WHE.P", [0, 60_000_000], [1.0, 2.5])
 >>> t.schema.equals(POINT_SCHEMA), t.num_rows
 (True, 2)
->>> parse_period("15min")
-datetime.timedelta(seconds=900)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkhu.errors import InputError
+from sparkhu.timeaxis import TS_TYPE, from_us_array
+
+__all__ = [
+    "POINT_SCHEMA",
+    "QUARANTINE_SCHEMA",
+    "SERIES_ID_TYPE",
+    "TS_TYPE",
+    "SeriesId",
+    "SeriesRuns",
+    "conform",
+    "conform_keys",
+    "empty_points",
+    "is_series_id",
+    "points",
+    "quarantine_records",
+    "series_frames",
+    "series_runs",
+    "series_tail",
+]
 
 SERIES_ID_TYPE = pa.dictionary(pa.int32(), pa.string())
-TS_TYPE = pa.timestamp("us", tz="UTC")
 POINT_SCHEMA = pa.schema(
     [
         pa.field("series_id", SERIES_ID_TYPE, nullable=False),
@@ -37,6 +59,18 @@ POINT_SCHEMA = pa.schema(
         pa.field("value", pa.float64()),
     ]
 )
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string()),  # file path, topic/partition/offset, connector name
+        pa.field("location", pa.string()),  # "line 12", "row 3 col WHE", "offset 17"
+        pa.field("field", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("raw", pa.string()),  # the offending record as text
+        pa.field("quarantined_at", TS_TYPE),
+    ]
+)
+"""Records set aside instead of becoming points: where they came from, why, and as what text."""
 
 _PART = r"[A-Za-z0-9_.:\-]+"
 _SERIES_RE = re.compile(rf"^{_PART}/{_PART}/{_PART}$")
@@ -77,7 +111,7 @@ def points(
     values: Sequence[float] | np.ndarray | pa.Array,
 ) -> pa.Table:
     """Build a table of :data:`POINT_SCHEMA` from one id (or one per point), µs timestamps and values."""
-    ts = pa.array(np.asarray(ts_us, dtype="int64")).cast(TS_TYPE)
+    ts = from_us_array(ts_us)
     vals = pa.array(np.asarray(values, dtype="float64"))
     if isinstance(series_id, str):
         ids = pa.DictionaryArray.from_arrays(
@@ -121,32 +155,133 @@ def empty_points() -> pa.Table:
     return POINT_SCHEMA.empty_table()
 
 
-_PERIOD_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|sec|min|m|h|d|w)\s*$")
-_UNIT_SECONDS = {
-    "us": 1e-6,
-    "ms": 1e-3,
-    "s": 1,
-    "sec": 1,
-    "min": 60,
-    "m": 60,
-    "h": 3600,
-    "d": 86400,
-    "w": 604800,
-}
+def quarantine_records(
+    source: str | Sequence[str],
+    locations: Sequence[str | None],
+    fields: Sequence[str | None],
+    reasons: Sequence[str],
+    raws: Sequence[str | None],
+    *,
+    at: datetime | None = None,
+) -> pa.Table:
+    """A :data:`QUARANTINE_SCHEMA` table, one row per bad record, stamped ``at`` (default: now).
+
+    ``source`` is one name for every row or one per row; the other columns have one entry per row.
+
+    >>> bad = quarantine_records("meters.csv", ["line 3"], ["WHE"], ["not a number"], ["3,abc"])
+    >>> bad.schema.equals(QUARANTINE_SCHEMA), bad.column("reason").to_pylist()
+    (True, ['not a number'])
+    """
+    n = len(locations)
+    sources = [source] * n if isinstance(source, str) else list(source)
+    lengths = {len(sources), len(fields), len(reasons), len(raws)}
+    if lengths != {n}:
+        raise InputError(f"quarantine columns differ in length ({n} locations; others {sorted(lengths)})")
+    stamp = pa.repeat(pa.scalar(at if at is not None else datetime.now(UTC), TS_TYPE), n)
+    columns = [sources, list(locations), list(fields), list(reasons), list(raws)]
+    arrays = [pa.array(column, pa.string()) for column in columns]
+    return pa.Table.from_arrays([*arrays, stamp], schema=QUARANTINE_SCHEMA)
 
 
-def parse_period(text: str) -> timedelta:
-    """Parse a sampling period such as ``60s``, ``1min``, ``15min``, ``1h`` or ``1d``."""
-    match = _PERIOD_RE.match(text)
-    if not match or float(match.group(1)) <= 0:
-        raise InputError(f"period {text!r} is not a positive number with a unit (us, ms, s, min, h, d, w)")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+class SeriesRuns(NamedTuple):
+    """A table ordered by (series_id, ts) and where each series' rows are.
+
+    Series ``names[i]`` (ascending) holds rows ``offsets[i]:offsets[i + 1]`` of ``table``.
+    """
+
+    table: pa.Table
+    names: list[str]
+    offsets: np.ndarray
+
+    def sizes(self) -> np.ndarray:
+        """Rows per series, in the order of :attr:`names`."""
+        return np.diff(self.offsets)
+
+    def slices(self) -> Iterator[tuple[str, int, int]]:
+        """``(series_id, lo, hi)`` per series."""
+        return zip(self.names, self.offsets[:-1].tolist(), self.offsets[1:].tolist(), strict=True)
 
 
-def format_period(period: timedelta) -> str:
-    """The shortest exact spelling of a period (``60s`` → ``1min``)."""
-    seconds = period.total_seconds()
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{round(seconds * 1e6)}us"
+def series_runs(table: pa.Table) -> SeriesRuns:
+    """``table`` (columns ``series_id`` and ``ts``, any others) sorted by (series_id, ts), cut per series.
+
+    Stable: rows with the same series and timestamp keep their order. Already ordered input
+    (the usual case: lake reads, series-major or time-major batches) costs one pass and at
+    most one radix sort on the series' rank; only a table whose timestamps fall inside a
+    series is fully sorted. :class:`InputError` when a ``series_id`` or ``ts`` is null.
+
+    >>> runs = series_runs(points(["b/b/b", "a/a/a", "b/b/b"], [60_000_000, 0, 0], [1.0, 2.0, 3.0]))
+    >>> runs.names, runs.offsets.tolist(), runs.table["value"].to_pylist()
+    (['a/a/a', 'b/b/b'], [0, 1, 3], [2.0, 3.0, 1.0])
+    """
+    for name in ("series_id", "ts"):
+        if name not in table.column_names:
+            raise InputError(f"missing column {name}; a table of series needs series_id and ts")
+        if table.column(name).null_count:
+            raise InputError(f"{table.column(name).null_count} row(s) have no {name}", field=name)
+    if table.num_rows == 0:
+        return SeriesRuns(table, [], np.zeros(1, dtype=np.int64))
+    ids = table.column("series_id")
+    if not pa.types.is_dictionary(ids.type):
+        ids = pc.dictionary_encode(ids.cast(pa.string()))
+    ids = ids.unify_dictionaries()
+    dictionary = ids.chunk(0).dictionary.cast(pa.string())
+    # dense ranks: equal names (a dictionary may repeat one) share a rank
+    rank = pc.rank(dictionary, sort_keys="ascending", tiebreaker="dense").to_numpy() - 1
+    rank = rank.astype(np.uint16 if len(rank) < 1 << 16 else np.uint32)  # 16 bits: numpy radix-sorts
+    keys = rank[np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in ids.chunks])]
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    order = None
+    if not bool(np.all(keys[1:] >= keys[:-1])):
+        order = np.argsort(keys, kind="stable")
+    ts_sorted = ts if order is None else ts[order]
+    falls = np.flatnonzero(ts_sorted[1:] < ts_sorted[:-1]) + 1
+    if len(falls):
+        run_ends = np.cumsum(np.bincount(keys))  # where each series' run ends once sorted
+        if not np.isin(falls, run_ends).all():
+            order = np.lexsort((ts, keys))
+    if order is not None:
+        table, keys = table.take(pa.array(order)), keys[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    by_rank = np.empty(int(rank.max()) + 1, dtype=object)
+    by_rank[rank] = dictionary.to_pylist()
+    names = [str(name) for name in by_rank[keys[starts]]]
+    return SeriesRuns(table, names, np.r_[starts, len(keys)].astype(np.int64))
+
+
+def series_frames(
+    table: pa.Table, columns: Sequence[str] | None = None
+) -> Iterator[tuple[str, pd.DataFrame]]:
+    """``(series_id, frame)`` per series of ``table``, series and time sorted (see :func:`series_runs`).
+
+    Each frame holds ``columns`` (default: every column but ``series_id``) with a fresh
+    index. One Arrow → pandas conversion for the whole table; each frame is a slice of it.
+
+    >>> t = points(["a/b/c", "a/b/c", "x/y/z"], [0, 60_000_000, 0], [1.0, 2.0, 5.0])
+    >>> [(sid, frame["value"].tolist()) for sid, frame in series_frames(t)]
+    [('a/b/c', [1.0, 2.0]), ('x/y/z', [5.0])]
+    """
+    runs = series_runs(table)
+    if not runs.names:
+        return
+    wanted = [c for c in table.column_names if c != "series_id"] if columns is None else list(columns)
+    frame = runs.table.select(wanted).to_pandas()
+    for name, lo, hi in runs.slices():
+        yield name, frame.iloc[lo:hi].reset_index(drop=True)
+
+
+def series_tail(table: pa.Table, n: int) -> pa.Table:
+    """The last ``n`` rows (by ts) of every series of ``table``, ordered by (series_id, ts).
+
+    >>> t = points(["a/a/a"] * 3 + ["b/b/b"], [0, 2, 1, 0], [1.0, 3.0, 2.0, 9.0])
+    >>> series_tail(t, 2)["value"].to_pylist()
+    [2.0, 3.0, 9.0]
+    """
+    if n < 0:
+        raise InputError(f"must be >= 0, got {n}", field="n")
+    runs = series_runs(table)
+    if not runs.names:
+        return runs.table
+    sizes = runs.sizes()
+    from_end = np.repeat(runs.offsets[1:], sizes) - np.arange(runs.table.num_rows)  # 1 = last row
+    return runs.table.filter(pa.array(from_end <= n))

@@ -115,7 +115,7 @@ def test_unknown_series_in_predictions(capsys, tmp_path: Path, backends: None):
 
 def test_bad_time_option(capsys, tmp_path: Path):
     code, _, err = sparkhu(capsys, "--home", str(tmp_path), "pipeline", "run", "--start", "last tuesday")
-    assert code == 2 and "--start" in err and "ISO-8601" in err
+    assert code == 2 and "--start" in err and "ISO 8601" in err
 
 
 def test_bad_replay_shift(capsys, tmp_path: Path):

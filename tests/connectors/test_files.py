@@ -13,8 +13,7 @@ import pytest
 from sparkhu.connectors.files import FileSource, read_all, read_file
 from sparkhu.demo.generator import AMPDS2_COLUMNS, generate
 from sparkhu.errors import ConfigError, ConnectorError
-from sparkhu.series import POINT_SCHEMA
-from sparkhu.storage.lake import QUARANTINE_SCHEMA
+from sparkhu.series import POINT_SCHEMA, QUARANTINE_SCHEMA
 
 PLAIN = pa.schema([("series_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("value", pa.float64())])
 ORDER = [("series_id", "ascending"), ("ts", "ascending"), ("value", "ascending")]

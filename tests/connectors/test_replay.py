@@ -12,7 +12,8 @@ import pytest
 from sparkhu.connectors.replay import AMPDS2_SHIFT, ReplaySource, shift_points, shift_to_now
 from sparkhu.demo.generator import AMPDS2_START, generate
 from sparkhu.errors import ConfigError, InputError
-from sparkhu.series import POINT_SCHEMA, points
+from sparkhu.series import POINT_SCHEMA, QUARANTINE_SCHEMA, points
+from sparkhu.timeaxis import parse_offset
 
 
 class FakeClock:
@@ -174,6 +175,7 @@ def test_loader_callable_and_rows_without_timestamp_are_quarantined():
         ("row 2", "ts"),
         ("row 3", "series_id"),
     ]
+    assert all(b.schema.equals(QUARANTINE_SCHEMA) for b in bad)
     assert list(ReplaySource("e", points("a/b/c", [], []), speed=1.0).read(None, print)) == []
 
 
@@ -202,3 +204,13 @@ def test_bad_settings_are_config_errors(kwargs, match):
 def test_points_without_the_point_columns_are_input_errors():
     with pytest.raises(InputError, match="missing column"):
         list(ReplaySource("r", pa.table({"x": [1]})).read(None, print))
+
+
+def test_shifts_spelled_as_settings_spell_them(day: pa.Table):
+    assert parse_offset("+3196d") == AMPDS2_SHIFT
+    by_text = replay(day, FakeClock(0.0), shift=parse_offset("-90min"), speed=float("inf"))
+    out = pa.concat_tables(b for b, _ in by_text.read(None, print))
+    assert np.array_equal(np.sort(ts_us(out)), np.sort(ts_us(day) - 90 * 60_000_000))
+    anchored = replay(day, FakeClock(5_000.0), shift=parse_offset("end_now"), speed=float("inf"))
+    batches = list(anchored.read(None, print))
+    assert batches[-1][1]["shift_us"] == 5_000_000_000 - ts_us(day).max()

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkhu.errors import LakeError
-from sparkhu.series import POINT_SCHEMA, points
-from sparkhu.storage.lake import QUARANTINE_SCHEMA, Lake
+from sparkhu.series import POINT_SCHEMA, QUARANTINE_SCHEMA, points
+from sparkhu.storage.lake import Lake
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 T0_US = int(T0.timestamp()) * 1_000_000

@@ -154,3 +154,46 @@ def test_a_corrupt_object_is_named_by_its_path_in_the_store(tmp_path: Path) -> N
 def test_unusable_roots_are_lake_errors_naming_the_uri(root: str, match: str) -> None:
     with pytest.raises(LakeError, match=match):
         Lake(root)
+
+
+def test_file_uris_name_the_files_of_a_read_for_other_readers(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    local = Lake(tmp_path / "local")
+    local.write("raw", "meters", sample(days=2))
+    day = (T0, T0 + timedelta(days=1))
+    uris = local.file_uris("raw", "meters", start=day[0], end=day[1])
+    assert uris == ["file://" + p for p in local.files("raw", "meters", start=day[0], end=day[1])]
+    assert len(uris) == 1 and "date=2024-03-01" in uris[0]
+    remote = Lake("bucket/lake", filesystem=subtree(tmp_path / "store"))
+    remote.write("raw", "meters", sample(days=1))
+    [uri] = remote.file_uris("raw", "meters")
+    assert uri.startswith(f"file://{tmp_path}/store/bucket/lake/raw/meters/date=2024-03-01/part-")
+    assert Path(uri.removeprefix("file://")).is_file()
+    mock = Lake("mock:///lake")
+    mock.write("raw", "meters", sample(days=1))
+    assert [u.rsplit("/", 1)[0] for u in mock.file_uris("raw", "meters")] == [
+        "mock:///lake/raw/meters/date=2024-03-01"
+    ]
+
+
+def test_file_uris_need_a_filesystem_with_uris(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    wrapped = Lake("bucket/lake", filesystem=fsspec_local(tmp_path / "store"))
+    wrapped.write("raw", "meters", sample(days=1))
+    with pytest.raises(LakeError, match=r"raw/meters as URIs: .* open it with a URI root"):
+        wrapped.file_uris("raw", "meters")
+    assert wrapped.file_uris("raw", "nothing") == []
+
+
+def test_object_store_uris_keep_the_scheme_and_authority() -> None:
+    from sparkhu.storage._parquet import file_uri
+
+    store, _ = pafs.FileSystem.from_uri("mock:///")  # any filesystem that is not local
+    assert file_uri(store, "s3://bucket/lake?region=x", "bucket/lake", "bucket/lake/raw/a.parquet") == (
+        "s3://bucket/lake/raw/a.parquet"
+    )
+    assert file_uri(store, "hdfs://nn:8020/lake", "/lake", "/lake/raw/a.parquet") == (
+        "hdfs://nn:8020/lake/raw/a.parquet"
+    )
+    assert file_uri(store, "hdfs://nn:8020/lake", "/elsewhere", "/elsewhere/a.parquet") is None
+    assert file_uri(store, "bucket/lake", "bucket/lake", "bucket/lake/a.parquet") is None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import numpy as np
@@ -10,8 +12,7 @@ import pyarrow as pa
 import pytest
 
 from sparkhu.errors import CodecError
-from sparkhu.series import POINT_SCHEMA, points
-from sparkhu.storage.lake import QUARANTINE_SCHEMA
+from sparkhu.series import POINT_SCHEMA, QUARANTINE_SCHEMA, points
 from sparkhu.stream import partition_for
 from sparkhu.stream.codecs import (
     ARROW_HEADERS,
@@ -308,3 +309,23 @@ def test_plain_json_fast_path_rejects_out_of_range_times_without_overflow():
         [b'{"series_id": "a/b/c", "ts": 99999999999999999, "value": 1}'], ["t/0/0"]
     )
     assert points.num_rows == 0 and bad.num_rows == 1 and "out of range" in bad.column("reason")[0].as_py()
+
+
+def test_the_stream_layer_does_not_import_the_lake():
+    code = (
+        "import sys, sparkhu.stream, sparkhu.stream.codecs, sparkhu.stream.sqlite; "
+        "print(sorted(m for m in sys.modules if m.startswith('sparkhu.storage')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_iso_times_in_json_points_are_utc_and_bad_ones_are_quarantined():
+    records = [
+        b'{"series_id": "a/b/c", "ts": " 2021-01-01T09:00:00+09:00", "value": 1}',
+        b'{"series_id": "a/b/c", "ts": "2021-02-30", "value": 2}',
+    ]
+    good, bad = JsonDecoder().decode(records, ["t/0/0", "t/0/1"])
+    assert good.column("ts").cast(pa.int64()).to_pylist() == [1_609_459_200_000_000]
+    assert bad.column("reason").to_pylist() == ["'2021-02-30' is neither epoch ms nor ISO-8601"]
+    assert bad.schema.equals(QUARANTINE_SCHEMA)

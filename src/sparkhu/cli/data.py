@@ -14,10 +14,11 @@ from rich.table import Table
 from sparkhu.app import ingest as ingesting
 from sparkhu.app import pipelines
 from sparkhu.app.runtime import Runtime
-from sparkhu.cli.common import DatasetOption, console, parse_time, state
+from sparkhu.cli.common import DatasetOption, console, state
 from sparkhu.connectors.files import FileSourceSettings
 from sparkhu.connectors.replay import ReplaySourceSettings
 from sparkhu.errors import InputError
+from sparkhu.timeaxis import parse_time
 
 if TYPE_CHECKING:
     from sparkhu.pipeline.runner import PlanStep, TaskRun

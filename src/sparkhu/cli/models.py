@@ -12,8 +12,9 @@ from rich.table import Table
 
 from sparkhu.app import training
 from sparkhu.app.runtime import Runtime
-from sparkhu.cli.common import DatasetOption, console, parse_time, state
+from sparkhu.cli.common import DatasetOption, console, state
 from sparkhu.errors import InputError
+from sparkhu.timeaxis import parse_time
 
 
 def _show(table: Table) -> None:

@@ -9,7 +9,7 @@ nothing lost; a batch published but not yet watermarked when the process dies is
 again, and the idempotent lake makes that harmless.
 
 Bad records never stop a source: each is handed to ``quarantine`` (a table of
-:data:`~sparkhu.storage.lake.QUARANTINE_SCHEMA`) with its reason, and the good ones go on.
+:data:`~sparkhu.series.QUARANTINE_SCHEMA`) with its reason, and the good ones go on.
 """
 
 from __future__ import annotations

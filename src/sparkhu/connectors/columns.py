@@ -17,19 +17,16 @@ is retried on halves to find the failing cells.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkhu.errors import ConnectorError
-from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, TS_TYPE, is_series_id
-from sparkhu.storage.lake import QUARANTINE_SCHEMA
+from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, is_series_id
+from sparkhu.timeaxis import EPOCH_UNITS_US, TS_TYPE, from_us_array
 
-TS_FACTORS = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _TS_LIMIT = 1 << 62  # µs; beyond ±146,000 years is certainly not a timestamp
 NULL_VALUES = ["", "NaN", "nan", "NA", "N/A", "null", "NULL"]
 _NUM_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(?i:inf|infinity|nan)$"
@@ -115,7 +112,7 @@ def to_points(table: pa.Table, layout: Layout, unit: str, where: str) -> tuple[p
     if not keep.all():
         values, ts_us, codes = values[keep], ts_us[keep], codes[keep]
     ids_out = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary).cast(SERIES_ID_TYPE)
-    ts = pa.array(ts_us, pa.int64()).cast(TS_TYPE)
+    ts = from_us_array(ts_us)
     points = pa.Table.from_arrays([ids_out, ts, pa.array(values, pa.float64())], schema=POINT_SCHEMA)
     order = np.argsort(np.asarray(bad.rows, dtype=np.int64), kind="stable")
     return points, BadCells(
@@ -148,7 +145,7 @@ def parse_numbers(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def parse_timestamps(col: pa.Array, unit: str, name: str, where: str) -> tuple[np.ndarray, np.ndarray]:
     """µs since 1970 UTC and a code per cell (index into ``_TS_REASONS``)."""
     code = np.zeros(len(col), dtype=np.uint8)
-    factor = TS_FACTORS.get(unit, 1)
+    factor = EPOCH_UNITS_US.get(unit, 1)
     if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
         typ = col.type if pa.types.is_timestamp(col.type) else pa.timestamp("ms")
         us = pc.cast(col.cast(typ), pa.timestamp("us", typ.tz), safe=False).cast(pa.int64())
@@ -202,23 +199,3 @@ def _cast_bisect(arr: pa.Array, typ: pa.DataType) -> tuple[pa.Array, np.ndarray]
     left, lbad = _cast_bisect(arr.slice(0, len(arr) // 2), typ)
     right, rbad = _cast_bisect(arr.slice(len(arr) // 2), typ)
     return pa.concat_arrays([left, right]), np.concatenate([lbad, rbad])
-
-
-def quarantine_records(
-    source: str, locations: list[str], fields: Sequence[str | None], reasons: list[str], raws: list[str]
-) -> pa.Table:
-    """A table of :data:`~sparkhu.storage.lake.QUARANTINE_SCHEMA` (one row per bad record), stamped now."""
-    now = datetime.now(UTC)
-    return pa.table(
-        {
-            "source": [source] * len(locations),
-            "location": locations,
-            "field": fields,
-            "reason": reasons,
-            "raw": raws,
-            "quarantined_at": pa.array(
-                [now] * len(locations), QUARANTINE_SCHEMA.field("quarantined_at").type
-            ),
-        },
-        schema=QUARANTINE_SCHEMA,
-    )

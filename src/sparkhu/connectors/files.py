@@ -46,10 +46,10 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from sparkhu.connectors.base import Position, QuarantineFn, Source, SourceSpec
-from sparkhu.connectors.columns import NULL_VALUES, TS_FACTORS, Layout, quarantine_records, to_points
+from sparkhu.connectors.columns import NULL_VALUES, Layout, to_points
 from sparkhu.errors import ConfigError, ConnectorError
-from sparkhu.series import empty_points, is_series_id
-from sparkhu.storage.lake import QUARANTINE_SCHEMA
+from sparkhu.series import QUARANTINE_SCHEMA, empty_points, is_series_id, quarantine_records
+from sparkhu.timeaxis import EPOCH_UNITS_US
 
 _TS_NAMES = ("unix_ts", "ts", "timestamp", "time", "event_time", "datetime")
 _CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
@@ -80,7 +80,7 @@ class FileSource(Source):
             raise ConfigError(f"file source {name}: format={format!r}; expected auto, csv or parquet")
         if layout not in ("auto", "long", "wide"):
             raise ConfigError(f"file source {name}: layout={layout!r}; expected auto, long or wide")
-        if ts_unit not in (*TS_FACTORS, "iso"):
+        if ts_unit not in (*EPOCH_UNITS_US, "iso"):
             raise ConfigError(f"file source {name}: ts_unit={ts_unit!r}; expected s, ms, us or iso")
         if batch_rows < 1 or len(delimiter) != 1:
             raise ConfigError(f"file source {name}: batch_rows must be ≥ 1 and delimiter one character")

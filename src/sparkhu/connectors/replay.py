@@ -8,6 +8,9 @@ looked live. :class:`ReplaySource` does that and plays it at ``speed`` times rea
 * ``"start_now"`` so its first point is then (at ``speed=1`` the data arrives as it happens),
 * a :class:`~datetime.timedelta` moves it by that much (``AMPDS2_SHIFT`` = 3196 days).
 
+Settings spell it as text (``+3196d``, ``-2h``, ``end_now``): :func:`sparkhu.timeaxis.parse_offset`
+turns that into this argument.
+
 The shift is fixed at the first start and kept in the position. With ``origin`` the first
 shifted timestamp and ``w0`` the wall time at start, at wall time ``w`` every point with
 shifted ``ts <= origin + (w - w0) * speed`` has been emitted (``speed=60``: an hour of data
@@ -29,10 +32,9 @@ On idle ticks it yields an empty batch (same position) so the caller can stop pr
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -42,21 +44,17 @@ from pydantic import Field, field_validator
 
 from sparkhu.connectors.base import Position, QuarantineFn, Source
 from sparkhu.connectors.files import FilesSettings, read_all
-from sparkhu.errors import ConfigError
-from sparkhu.series import POINT_SCHEMA, TS_TYPE, conform
-from sparkhu.storage.lake import QUARANTINE_SCHEMA
+from sparkhu.errors import ConfigError, InputError
+from sparkhu.series import POINT_SCHEMA, conform, quarantine_records
+from sparkhu.timeaxis import OFFSET_FORMS, TS_TYPE, US_PER_S, duration_us, parse_offset
 
 AMPDS2_SHIFT = timedelta(days=3196)
 """The original translator's offset: 276,134,400 s, so 2012-04-01 became 2020-12-31."""
 
 
-def _us(delta: timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def shift_points(table: pa.Table, offset: timedelta | int) -> pa.Table:
     """The points with every timestamp moved by ``offset`` (a timedelta or µs)."""
-    shift = _us(offset) if isinstance(offset, timedelta) else int(offset)
+    shift = duration_us(offset) if isinstance(offset, timedelta) else int(offset)
     ts = pc.add(table.column("ts").cast(pa.int64()), pa.scalar(shift, pa.int64())).cast(TS_TYPE)
     return table.set_column(table.schema.get_field_index("ts"), POINT_SCHEMA.field("ts"), ts)
 
@@ -65,7 +63,7 @@ def shift_to_now(table: pa.Table, now: datetime | float) -> pa.Table:
     """The points moved so that the last one is at ``now`` (a datetime or Unix seconds)."""
     if table.num_rows == 0:
         return table
-    now_us = round((now.timestamp() if isinstance(now, datetime) else now) * 1_000_000)
+    now_us = round((now.timestamp() if isinstance(now, datetime) else now) * US_PER_S)
     last = pc.max(table.column("ts").cast(pa.int64())).as_py()
     return shift_points(table, now_us - last)
 
@@ -109,14 +107,15 @@ class ReplaySource(Source):
             missing = pc.or_(pc.is_null(table.column("ts")), pc.is_null(table.column("series_id")))
             if pc.any(missing).as_py():
                 rows = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
-                quarantine(pa.table({
-                    "source": [self.name] * len(rows),
-                    "location": [f"row {r + 1}" for r in rows],
-                    "field": ["ts" if table.column("ts")[r].as_py() is None else "series_id" for r in rows],
-                    "reason": ["missing timestamp or series id"] * len(rows),
-                    "raw": [str(table.slice(int(r), 1).to_pylist()[0]) for r in rows],
-                    "quarantined_at": pa.array([datetime.now(UTC)] * len(rows), TS_TYPE),
-                }, schema=QUARANTINE_SCHEMA))  # fmt: skip
+                quarantine(
+                    quarantine_records(
+                        self.name,
+                        [f"row {r + 1}" for r in rows],
+                        ["ts" if table.column("ts")[r].as_py() is None else "series_id" for r in rows],
+                        ["missing timestamp or series id"] * len(rows),
+                        [str(table.slice(int(r), 1).to_pylist()[0]) for r in rows],
+                    )
+                )
                 table = table.filter(pc.invert(missing))
             self._sorted = table.take(pc.sort_indices(table, [("ts", "ascending")]))
         return self._sorted
@@ -135,9 +134,9 @@ class ReplaySource(Source):
         if pos.get("shift_us") is not None:
             shift = int(pos["shift_us"])
         elif isinstance(self.shift, timedelta):
-            shift = _us(self.shift)
+            shift = duration_us(self.shift)
         else:
-            shift = round(wall0 * 1_000_000) - int(ts[-1] if self.shift == "end_now" else ts[0])
+            shift = round(wall0 * US_PER_S) - int(ts[-1] if self.shift == "end_now" else ts[0])
         if pos.get("emitted_until_us") is None:
             base, emitted = int(ts[0]) + shift, int(ts[0]) + shift - 1
         else:
@@ -156,7 +155,7 @@ class ReplaySource(Source):
             if math.isinf(self.speed):
                 end = n
             else:
-                cursor = base + math.floor((self.clock() - wall0) * self.speed * 1_000_000)
+                cursor = base + math.floor((self.clock() - wall0) * self.speed * US_PER_S)
                 end = int(np.searchsorted(ts, cursor - shift, side="right"))
             if end <= start:
                 yield POINT_SCHEMA.empty_table(), {"shift_us": shift, "emitted_until_us": emitted}
@@ -195,30 +194,15 @@ class ReplaySourceSettings(FilesSettings):
     @field_validator("shift")
     @classmethod
     def _shift_form(cls, shift: str) -> str:
-        parse_shift(shift)
+        try:
+            parse_offset(shift)
+        except InputError:
+            raise ValueError(f"expected {OFFSET_FORMS}") from None
         return shift
 
     def open(self) -> ReplaySource:
         """The connector this entry describes."""
         files = self.files()
         return ReplaySource(
-            self.name, lambda: read_all(files), shift=parse_shift(self.shift), speed=self.speed
+            self.name, lambda: read_all(files), shift=parse_offset(self.shift), speed=self.speed
         )
-
-
-_SHIFT_RE = re.compile(r"^([+-]?\d+(?:\.\d+)?)(s|min|h|d)$")
-_SHIFT_UNIT_S = {"s": 1, "min": 60, "h": 3600, "d": 86400}
-
-
-def parse_shift(text: str) -> str | timedelta:
-    """``end_now``/``start_now`` stay words; ``+3196d``, ``-2h``, ``90min`` become a timedelta.
-
-    >>> parse_shift("end_now"), parse_shift("-2h")
-    ('end_now', datetime.timedelta(days=-1, seconds=79200))
-    """
-    if text in ("end_now", "start_now"):
-        return text
-    match = _SHIFT_RE.match(text)
-    if not match:
-        raise ValueError(f"{text!r}: expected end_now, start_now or an offset such as +3196d, -2h, 90min")
-    return timedelta(seconds=float(match.group(1)) * _SHIFT_UNIT_S[match.group(2)])

@@ -8,8 +8,9 @@ with a ``series_id`` column first. A failing series never stops the others: its 
 back in ``failures``. The pipeline runner uses the generic pair instead: :meth:`Engine.split`
 (how to cut the series into chunks) and :meth:`Engine.map_inputs` (one call per chunk,
 results in order, a failed call a :class:`CallFailure`). Implementations differ only in
-where the calls run:
-:mod:`sparkhu.engine.local` (inline or a process pool) and, later, Spark (``applyInPandas``).
+where the calls run: :mod:`sparkhu.engine.local` (inline or a process pool) and
+:mod:`sparkhu.engine.spark` (``applyInPandas``); both cut work with :func:`balanced_edges`
+and call series functions with :func:`call_series`.
 
 Because a function may run in another process, it must be picklable by reference: a
 function defined at the top level of an importable module, not a lambda or a closure.
@@ -27,7 +28,7 @@ import os
 import pickle
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Self
 
@@ -36,14 +37,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparkhu.errors import PipelineError
-from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, conform
+from sparkhu.errors import InputError, PipelineError
+from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, conform, series_frames
 
 SeriesFn = Callable[..., pd.DataFrame]
 """``fn(frame, series_id, **kwargs) -> pd.DataFrame``."""
 
 Failure = tuple[str, str]
 """``(series_id, error message)``."""
+
+Outcome = tuple[str, pd.DataFrame | None, str | None]
+"""``(series_id, result frame, error message)`` of one series function call."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,8 @@ class Engine(ABC):
 
         The generic twin of :meth:`map_series` for the pipeline runner, which calls it with one
         input per chunk of series (the runs of :meth:`split`): a
-        :class:`~sparkhu.pipeline.chain.ChainChunk` holding the chunk's input tables as Arrow
-        IPC bytes, ``fn`` = :func:`~sparkhu.pipeline.chain.run_chain` running every per-series
+        :class:`~sparkhu.pipeline.chain_worker.ChainChunk` holding the chunk's input tables as Arrow
+        IPC bytes, ``fn`` = :func:`~sparkhu.pipeline.chain_worker.run_chain` running every per-series
         task of a DAG stage on them and returning one compact result per chunk. Each input is
         one call (an engine may group several inputs on one worker but never splits one);
         ``sizes`` (rows per input) lets it balance its workers. Inputs and results must be
@@ -156,30 +160,51 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def split_series(table: pa.Table) -> Iterator[tuple[str, pd.DataFrame]]:
-    """Yield ``(series_id, frame)`` per series of a points table, series and time sorted.
+def split_series(table: pa.Table) -> list[tuple[str, pd.DataFrame]]:
+    """``(series_id, frame)`` per series of a points table, series and time sorted.
 
-    One sort and one conversion to pandas for the whole table; each frame is a slice.
+    The frames a series function receives (:func:`~sparkhu.series.series_frames` of the
+    ``ts`` and ``value`` columns); :class:`PipelineError` when ``table`` is not points.
     """
     if not isinstance(table, pa.Table):
         raise PipelineError(f"expected a pyarrow.Table of points, got {type(table).__name__}")
     try:
-        table = conform(table)
-    except Exception as exc:
+        return list(series_frames(conform(table), ["ts", "value"]))
+    except (InputError, pa.ArrowException, TypeError, ValueError) as exc:
         raise PipelineError(f"table is not a table of points: {exc}") from exc
-    if table.num_rows == 0:
-        return
-    ids = table.column("series_id").cast(pa.string())
-    table = table.set_column(0, "series_id", ids)
-    table = table.take(pc.sort_indices(table, [("series_id", "ascending"), ("ts", "ascending")]))
-    codes = pc.dictionary_encode(table.column("series_id")).combine_chunks()
-    idx = codes.indices.to_numpy(zero_copy_only=False)
-    names = codes.dictionary.to_pylist()
-    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
-    ends = np.r_[starts[1:], idx.size]
-    frame = table.select(["ts", "value"]).to_pandas()
-    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
-        yield names[idx[lo]], frame.iloc[lo:hi].reset_index(drop=True)
+
+
+def call_series(
+    fn: SeriesFn, kwargs: dict[str, Any], groups: Iterable[tuple[str, pd.DataFrame]]
+) -> list[Outcome]:
+    """Call ``fn`` per series, turning exceptions and bad return values into error messages."""
+    outcomes: list[Outcome] = []
+    for sid, frame in groups:
+        try:
+            result = fn(frame, sid, **kwargs)
+        except Exception as exc:
+            outcomes.append((sid, None, describe(exc)))
+            continue
+        if not isinstance(result, pd.DataFrame):
+            got = type(result).__name__
+            name = getattr(fn, "__qualname__", fn)
+            outcomes.append((sid, None, f"{name} returned {got}, expected a pandas DataFrame"))
+            continue
+        outcomes.append((sid, result, None))
+    return outcomes
+
+
+def balanced_edges(sizes: Sequence[int], n: int) -> list[int]:
+    """Boundaries of at most ``n`` contiguous, non-empty runs of ``sizes`` of about equal total size.
+
+    >>> balanced_edges([5, 1, 1, 1, 1, 1], 2)
+    [0, 1, 6]
+    """
+    weights = np.asarray(sizes, dtype="float64")
+    middle = (np.cumsum(weights) - weights / 2) / max(weights.sum(), 1.0)  # where each item sits, 0..1
+    labels = np.minimum((middle * n).astype(int), n - 1)
+    cuts = np.flatnonzero(np.diff(labels)) + 1
+    return [0, *cuts.tolist(), len(weights)]
 
 
 def assemble(parts: list[tuple[str, pd.DataFrame]]) -> pa.Table:

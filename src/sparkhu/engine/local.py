@@ -22,13 +22,12 @@ import itertools
 import logging
 import os
 import pickle
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -37,9 +36,12 @@ from sparkhu.engine.base import (
     Engine,
     Failure,
     MapResult,
+    Outcome,
     SeriesFn,
     assemble,
+    balanced_edges,
     call_inputs,
+    call_series,
     describe,
     pickle_task,
     split_series,
@@ -47,8 +49,6 @@ from sparkhu.engine.base import (
 from sparkhu.errors import PipelineError
 
 log = logging.getLogger(__name__)
-
-Outcome = tuple[str, pd.DataFrame | None, str | None]
 
 
 class LocalEngine(Engine):
@@ -82,11 +82,11 @@ class LocalEngine(Engine):
     def map_series(self, fn: SeriesFn, table: pa.Table, **kwargs: Any) -> MapResult:
         """See :meth:`Engine.map_series`."""
         fn_bytes, kwargs_bytes = pickle_task(fn, kwargs)
-        groups = list(split_series(table))
+        groups = split_series(table)
         rows = sum(len(frame) for _, frame in groups)
         if self.workers <= 1 or len(groups) < 2 or rows < self.min_rows_for_pool:
             self.last_mode = "inline"
-            outcomes = _call_each(fn, kwargs, groups)
+            outcomes = call_series(fn, kwargs, groups)
         else:
             self.last_mode = "pool"
             outcomes = self._run_pool(fn_bytes, kwargs_bytes, groups)
@@ -118,7 +118,7 @@ class LocalEngine(Engine):
             self.last_mode = "inline"
             return call_inputs(fn, dict(params), inputs)
         self.last_mode = "pool"
-        edges = _edges(weights, self.workers * self.chunks_per_worker)
+        edges = balanced_edges(weights, self.workers * self.chunks_per_worker)
         pool = self._executor()
         futures = [
             pool.submit(_run_inputs, fn_bytes, params_bytes, list(inputs[lo:hi]))
@@ -143,7 +143,7 @@ class LocalEngine(Engine):
             return []
         if self.workers <= 1 or len(sizes) < 2 or sum(sizes) < self.min_rows_for_pool:
             return [(0, len(sizes))]
-        return list(itertools.pairwise(_edges(sizes, self.workers * self.chunks_per_worker)))
+        return list(itertools.pairwise(balanced_edges(sizes, self.workers * self.chunks_per_worker)))
 
     def _run_pool(
         self, fn_bytes: bytes, kwargs_bytes: bytes, groups: list[tuple[str, pd.DataFrame]]
@@ -185,17 +185,8 @@ class LocalEngine(Engine):
 
 def _chunk(groups: list[tuple[str, pd.DataFrame]], n: int) -> list[list[tuple[str, pd.DataFrame]]]:
     """Contiguous runs of series with about equal row counts (at most ``n`` runs)."""
-    edges = _edges([len(frame) for _, frame in groups], n)
+    edges = balanced_edges([len(frame) for _, frame in groups], n)
     return [groups[lo:hi] for lo, hi in itertools.pairwise(edges)]
-
-
-def _edges(sizes: Sequence[int], n: int) -> list[int]:
-    """Boundaries of at most ``n`` contiguous, non-empty runs of about equal total size."""
-    weights = np.asarray(sizes, dtype="float64")
-    middle = (np.cumsum(weights) - weights / 2) / max(weights.sum(), 1.0)  # where each item sits, 0..1
-    labels = np.minimum((middle * n).astype(int), n - 1)
-    cuts = np.flatnonzero(np.diff(labels)) + 1
-    return [0, *cuts.tolist(), len(weights)]
 
 
 def _run_inputs(fn_bytes: bytes, params_bytes: bytes, inputs: list[Any]) -> list[Any]:
@@ -212,28 +203,8 @@ def _run_inputs(fn_bytes: bytes, params_bytes: bytes, inputs: list[Any]) -> list
     return call_inputs(fn, params, inputs)
 
 
-def _call_each(
-    fn: SeriesFn, kwargs: dict[str, Any], groups: Iterable[tuple[str, pd.DataFrame]]
-) -> list[Outcome]:
-    """Call ``fn`` per series, turning exceptions and bad return values into error messages."""
-    outcomes: list[Outcome] = []
-    for sid, frame in groups:
-        try:
-            result = fn(frame, sid, **kwargs)
-        except Exception as exc:
-            outcomes.append((sid, None, describe(exc)))
-            continue
-        if not isinstance(result, pd.DataFrame):
-            got = type(result).__name__
-            name = getattr(fn, "__qualname__", fn)
-            outcomes.append((sid, None, f"{name} returned {got}, expected a pandas DataFrame"))
-            continue
-        outcomes.append((sid, result, None))
-    return outcomes
-
-
 def _run_chunk(fn_bytes: bytes, kwargs_bytes: bytes, groups: list[tuple[str, pd.DataFrame]]) -> list[Outcome]:
-    """Worker entry point: unpickle the task, then :func:`_call_each`."""
+    """Worker entry point: unpickle the task, then :func:`~sparkhu.engine.base.call_series`."""
     try:
         fn = pickle.loads(fn_bytes)
         kwargs = pickle.loads(kwargs_bytes)
@@ -243,4 +214,4 @@ def _run_chunk(fn_bytes: bytes, kwargs_bytes: bytes, groups: list[tuple[str, pd.
             "define it in a module importable from a fresh interpreter"
         )
         return [(sid, None, reason) for sid, _ in groups]
-    return _call_each(fn, kwargs, groups)
+    return call_series(fn, kwargs, groups)

@@ -8,7 +8,8 @@ The same pure functions the local engine runs, the same results. :meth:`SparkEng
 local pool does; results come back pickled and in the inputs' order. :meth:`SparkEngine.map_series`
 ships points compactly (one row per point: ``series_id``, ``ts`` in µs, ``value``, ``seq``)
 and groups them by ``series_id``; given a :class:`LakeSlice` instead of a table it reads the
-lake's Parquet files directly in Spark (:func:`read_lake`), without passing through the driver.
+lake's Parquet files directly in Spark (:func:`read_lake`, on the files the lake names with
+:meth:`~sparkhu.storage.lake.Lake.file_uris`), without passing through the driver.
 
 ``uri`` is ``local[N]``, ``local[*]`` or ``spark://host:port[,host:port]`` (standalone). One
 ``SparkSession`` per engine, created on first use and kept until :meth:`SparkEngine.close`:
@@ -53,15 +54,16 @@ from sparkhu.engine.base import (
     MapResult,
     SeriesFn,
     assemble,
+    balanced_edges,
     call_inputs,
+    call_series,
     describe,
     pickle_task,
 )
-from sparkhu.engine.local import _call_each, _edges
-from sparkhu.errors import BackendUnavailable, ConfigError, PipelineError
-from sparkhu.series import conform
-from sparkhu.storage._parquet import to_us
+from sparkhu.errors import BackendUnavailable, ConfigError, InputError, PipelineError
+from sparkhu.series import conform, series_runs
 from sparkhu.storage.lake import Lake
+from sparkhu.timeaxis import from_us_array, to_us
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -220,7 +222,7 @@ class SparkEngine(Engine):
         if not inputs:
             return []
         weights = list(sizes) if sizes is not None else [1] * len(inputs)
-        edges = _edges(weights, self.cores * self.chunks_per_core)
+        edges = balanced_edges(weights, self.cores * self.chunks_per_core)
         chunk = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
         try:
             payload = [pickle.dumps(inp, protocol=5) for inp in inputs]
@@ -249,7 +251,7 @@ class SparkEngine(Engine):
         """See :meth:`Engine.split`: ``chunks_per_core`` runs of about equal rows per Spark core."""
         if not len(sizes):
             return []
-        return list(itertools.pairwise(_edges(sizes, self.cores * self.chunks_per_core)))
+        return list(itertools.pairwise(balanced_edges(sizes, self.cores * self.chunks_per_core)))
 
     def map_series(self, fn: SeriesFn, table: pa.Table | LakeSlice, **kwargs: Any) -> MapResult:
         """See :meth:`Engine.map_series`; ``table`` may also be a :class:`LakeSlice` read by Spark."""
@@ -307,20 +309,19 @@ def read_lake(
 ) -> DataFrame:
     """A Spark DataFrame (``series_id``, ``ts``, ``value``) over the Parquet files of ``zone/dataset``.
 
-    Only the partitions that may hold ``[start, end)`` are opened (the lake's own pruning,
-    either layout); rows are filtered to the range and ``series``. With ``dedup``, of several
-    points with the same (series_id, ts) the one of the newest file wins, as in
-    :meth:`~sparkhu.storage.lake.Lake.read`. An empty selection gives an empty frame.
+    Only the files :meth:`~sparkhu.storage.lake.Lake.file_uris` names for ``[start, end)``
+    are opened (the lake's own pruning, either layout); rows are filtered to the range and
+    ``series``. With ``dedup``, of several points with the same (series_id, ts) the one of
+    the newest file (the greatest file name) wins, as in :meth:`~sparkhu.storage.lake.Lake.read`.
+    An empty selection gives an empty frame.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
 
-    files = lake.files(zone, dataset, start=start, end=end)
+    uris = lake.file_uris(zone, dataset, start=start, end=end)
     schema = "series_id string, ts timestamp, value double"
-    if not files:
+    if not uris:
         return session.createDataFrame([], schema)
-    scheme = lake.root.split("://", 1)[0] if "://" in lake.root else "file"
-    uris = [f"{scheme}://{path}" if "://" not in path else path for path in files]
     frame = session.read.parquet(*uris).select(
         F.col("series_id").cast("string").alias("series_id"),
         F.col("ts").cast("timestamp").alias("ts"),
@@ -348,14 +349,13 @@ def _point_rows(table: pa.Table) -> pa.Table:
     if not isinstance(table, pa.Table):
         raise PipelineError(f"expected a pyarrow.Table of points or a LakeSlice, got {type(table).__name__}")
     try:
-        table = conform(table)
-    except Exception as exc:
+        table = series_runs(conform(table)).table
+    except (InputError, pa.ArrowException, TypeError, ValueError) as exc:
         raise PipelineError(f"table is not a table of points: {exc}") from exc
     ids = table.column("series_id").cast(pa.string())
     ts = table.column("ts").cast(pa.int64())
-    rows = pa.table({"series_id": ids, "ts": ts, "value": table.column("value")})
-    rows = rows.take(pc.sort_indices(rows, [("series_id", "ascending"), ("ts", "ascending")]))
-    return rows.append_column("seq", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+    seq = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    return pa.table({"series_id": ids, "ts": ts, "value": table.column("value"), "seq": seq})
 
 
 def _run_inputs(fn_bytes: bytes, params_bytes: bytes, frame: pd.DataFrame) -> pd.DataFrame:
@@ -378,16 +378,16 @@ def _run_series(fn_bytes: bytes, kwargs_bytes: bytes, group: pd.DataFrame) -> pd
     group = group.sort_values(["ts", "seq"], kind="stable")
     points = pa.table(
         {
-            "ts": pa.array(group["ts"].to_numpy(dtype="int64")).cast(pa.timestamp("us", tz="UTC")),
+            "ts": from_us_array(group["ts"].to_numpy(dtype="int64")),
             "value": pa.array(group["value"].to_numpy(dtype="float64"), from_pandas=True),
         }
     ).to_pandas()
     try:
         fn, kwargs = pickle.loads(fn_bytes), pickle.loads(kwargs_bytes)
     except Exception as exc:
-        error = f"cannot load the series function in a Spark worker ({describe(exc)})"
-        return pd.DataFrame({"series_id": [sid], "payload": [None], "error": [error]})
-    [(_, result, error)] = _call_each(fn, kwargs, [(sid, points)])
+        reason = f"cannot load the series function in a Spark worker ({describe(exc)})"
+        return pd.DataFrame({"series_id": [sid], "payload": [None], "error": [reason]})
+    [(_, result, error)] = call_series(fn, kwargs, [(sid, points)])
     payload = None if error is not None else pickle.dumps(result, protocol=5)
     return pd.DataFrame({"series_id": [sid], "payload": [payload], "error": [error]})
 

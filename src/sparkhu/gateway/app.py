@@ -60,6 +60,7 @@ from sparkhu.gateway.schema import build_schema
 from sparkhu.gateway.services import GatewayServices
 from sparkhu.gateway.types import GatewayContext, call
 from sparkhu.storage.catalog import RunRecord, SeriesInfo
+from sparkhu.timeaxis import parse_time, to_utc
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
@@ -120,14 +121,14 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
 
 
 def _iso(value: Any) -> str | None:
-    return None if value is None else r.to_utc(value).isoformat()
+    return None if value is None else to_utc(value).isoformat()
 
 
 def _range_args(request: Request) -> tuple[Any, Any, int | None]:
     query = request.query_params
     return (
-        r.parse_time(query.get("start"), "start"),
-        r.parse_time(query.get("end"), "end"),
+        parse_time(query.get("start") or None, "start"),
+        parse_time(query.get("end") or None, "end"),
         r.parse_int(query.get("limit"), "limit"),
     )
 

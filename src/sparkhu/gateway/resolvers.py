@@ -9,12 +9,6 @@ Compatibility with the original gateway: ``featurePrediction(dbName, tableName,
 featureName)`` reads series ``<dbName lowercased>/<tableName>/<featureName>``, so
 ``AMPds2 / electricity / WHE.P`` is ``ampds2/electricity/WHE.P``.
 
->>> parse_time("2024-03-01T09:00:00+09:00", "start")
-datetime.datetime(2024, 3, 1, 0, 0, tzinfo=datetime.timezone.utc)
->>> parse_time("yesterday", "start")
-Traceback (most recent call last):
-...
-sparkhu.errors.InputError: start: 'yesterday' is not an ISO 8601 timestamp (e.g. 2024-03-01T09:00:00Z)
 >>> feature_series_id("AMPds2", "electricity", "WHE.P")
 'ampds2/electricity/WHE.P'
 """
@@ -36,6 +30,7 @@ from sparkhu.gateway.services import GatewayServices
 from sparkhu.series import SeriesId, empty_points
 from sparkhu.storage.catalog import RunRecord, SeriesInfo
 from sparkhu.storage.predictions import BLENDED_SCHEMA
+from sparkhu.timeaxis import to_utc
 
 DEFAULT_REQ_NUM = 50
 """Points ``featurePrediction`` returns when neither ``end`` nor ``reqNum`` is given."""
@@ -45,26 +40,6 @@ _ONE_US = timedelta(microseconds=1)
 
 
 # --- arguments -------------------------------------------------------------------------
-
-
-def parse_time(text: str | None, name: str) -> datetime | None:
-    """An ISO 8601 timestamp as an aware UTC datetime (naive means UTC); None stays None."""
-    if text is None or text == "":
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise InputError(
-            f"{text!r} is not an ISO 8601 timestamp (e.g. 2024-03-01T09:00:00Z)", field=name
-        ) from exc
-    return to_utc(parsed)
-
-
-def to_utc(value: datetime) -> datetime:
-    """``value`` in UTC; a naive datetime is taken as UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def parse_int(text: str | None, name: str) -> int | None:

@@ -17,6 +17,7 @@ import itertools
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,14 +33,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sparkhu.errors import InputError, LakeError
-from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, TS_TYPE, conform, conform_keys, empty_points
+from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, conform, conform_keys, empty_points, series_runs
+from sparkhu.timeaxis import EPOCH, MIN_US, TS_TYPE, US_PER_DAY, US_PER_HOUR, from_us, to_us
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-HOUR_US = 3_600_000_000
-DAY_US = 24 * HOUR_US
 ROW_GROUP_SIZE = 1 << 20
-_MIN_US = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
-_MAX_US = (datetime(9999, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
+_MAX_US = to_us(datetime(9999, 1, 1, tzinfo=UTC))  # year 9999 has no partition key after it
 _NAME_RE = re.compile(r"^part-(\d{20})-")
 _LEVEL_RE = {
     "date": re.compile(r"^date=(\d{4})-(\d{2})-(\d{2})$"),
@@ -48,18 +46,6 @@ _LEVEL_RE = {
     "day": re.compile(r"^day=(\d{2})$"),
     "hour": re.compile(r"^hour=(\d{2})$"),
 }
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch of ``moment`` (a naive datetime is taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - EPOCH) // timedelta(microseconds=1)
-
-
-def from_us(micros: int) -> datetime:
-    """The UTC datetime of ``micros`` since the epoch."""
-    return EPOCH + timedelta(microseconds=micros)
 
 
 @dataclass(frozen=True)
@@ -112,9 +98,11 @@ class Layout:
                 nxt = (year + 1, 1) if month == 12 else (year, month + 1)
                 return datetime(year, month, 1, tzinfo=UTC), datetime(*nxt, 1, tzinfo=UTC)
             if len(comps) == 3:
-                start = datetime(*comps, tzinfo=UTC)
+                year, month, day = comps
+                start = datetime(year, month, day, tzinfo=UTC)
                 return start, start + timedelta(days=1)
-            start = datetime(*comps, tzinfo=UTC)
+            year, month, day, hour = comps
+            start = datetime(year, month, day, hour, tzinfo=UTC)
             return start, start + timedelta(hours=1)
         except ValueError as exc:  # month=13, day=32, hour=24 ...
             raise ValueError(f"partition components {comps} are not a valid UTC time: {exc}") from exc
@@ -127,9 +115,9 @@ class Layout:
 
 
 LAYOUTS = {
-    "date": Layout("date", ("date",), DAY_US, "date=YYYY-MM-DD"),
+    "date": Layout("date", ("date",), US_PER_DAY, "date=YYYY-MM-DD"),
     "hourly": Layout(
-        "hourly", ("year", "month", "day", "hour"), HOUR_US, "year=YYYY/month=MM/day=dd/hour=HH"
+        "hourly", ("year", "month", "day", "hour"), US_PER_HOUR, "year=YYYY/month=MM/day=dd/hour=HH"
     ),
 }
 
@@ -157,31 +145,14 @@ def split_partitions(table: pa.Table, layout: Layout, column: str = "ts") -> Ite
 
 
 def sort_points(part: pa.Table) -> pa.Table:
-    """``part`` (POINT_SCHEMA, no nulls) ordered by (series_id, ts), so reads sort little.
+    """``part`` (no null series_id or ts) ordered by (series_id, ts), so reads sort little.
 
-    One stable radix sort on the series' rank when each series' timestamps already ascend
-    (the usual case: time-major or series-major input); a full lexsort otherwise.
+    :func:`~sparkhu.series.series_runs` does it: one stable radix sort on the series' rank
+    when each series' timestamps already ascend (the usual case), a full lexsort otherwise.
     """
     if part.num_rows < 2:
         return part
-    part = part.unify_dictionaries()
-    ids = part.column("series_id")
-    rank = pc.rank(ids.chunk(0).dictionary, sort_keys="ascending", tiebreaker="dense").to_numpy()
-    rank = rank.astype(np.uint16 if len(rank) < 1 << 16 else np.uint32)
-    codes = rank[np.concatenate([chunk.indices.to_numpy() for chunk in ids.chunks])]
-    ts = part.column("ts").cast(pa.int64()).to_numpy()
-    if bool(np.all(codes[1:] >= codes[:-1])):
-        order = None
-        ts_sorted = ts
-    else:
-        order = np.argsort(codes, kind="stable")
-        ts_sorted = ts[order]
-    falls = np.flatnonzero(ts_sorted[1:] < ts_sorted[:-1]) + 1
-    if len(falls):
-        starts = np.cumsum(np.bincount(codes))  # where each series' run ends in sorted order
-        if not np.isin(falls, starts).all():
-            order = np.lexsort((ts, codes))
-    return part if order is None else part.take(pa.array(order))
+    return series_runs(part.unify_dictionaries()).table
 
 
 class FileNamer:
@@ -284,6 +255,35 @@ def is_data_file(info: pafs.FileInfo) -> bool:
     return info.type == pafs.FileType.File and not name.endswith(".tmp") and not name.startswith((".", "_"))
 
 
+def file_uri(fs: pafs.FileSystem, root: str, base: str, path: str) -> str | None:
+    """``path`` of ``fs`` (a lake rooted at ``root``, ``base`` in ``fs``) as a URI other readers
+    (Spark, Hadoop) open; None when the filesystem has no URI form (an fsspec wrapper given as such).
+
+    Local paths, also under a ``SubTreeFileSystem``, become ``file://`` URIs; under a URI root
+    the root's scheme and authority are kept (``s3://bucket/...``, ``hdfs://namenode:8020/...``).
+    Paths are not percent-encoded (``date=...`` stays as is), as Hadoop's ``Path`` takes them.
+
+    >>> file_uri(pafs.LocalFileSystem(), "lake", "/data/lake", "/data/lake/raw/m/x.parquet")
+    'file:///data/lake/raw/m/x.parquet'
+    >>> file_uri(pafs.LocalFileSystem(), "hdfs://nn:8020/lake", "/lake", "/lake/raw/x.parquet")
+    'file:///lake/raw/x.parquet'
+    """
+    while isinstance(fs, pafs.SubTreeFileSystem):
+        path = f"{fs.base_path.rstrip('/')}/{path.lstrip('/')}"
+        fs, root = fs.base_fs, ""  # the root named the sub-tree's path, not a URI
+    if isinstance(fs, pafs.LocalFileSystem):
+        return "file://" + path
+    if "://" not in root:
+        return None
+    parts = urllib.parse.urlsplit(root)
+    tail = path.lstrip("/")
+    if parts.netloc and base.strip("/").startswith(parts.netloc):  # s3://bucket/...: bucket in the path
+        return f"{parts.scheme}://{tail}"
+    if base.strip("/") == parts.path.strip("/"):  # hdfs://host:port/..., mock:///...: path after authority
+        return f"{parts.scheme}://{parts.netloc}/{tail}"
+    return None
+
+
 def walk_partitions(
     list_dir: Callable[[str], list[pafs.FileInfo]],
     where: str,
@@ -355,7 +355,7 @@ def _check_keys(table: pa.Table, label: str) -> pa.Table:
             raise LakeError(f"cannot write {label}: {nulls} row(s) have no {name}; every row needs both")
     if table.num_rows:
         bounds = pc.min_max(table.column("ts").cast(pa.int64()))
-        if bounds["min"].as_py() < _MIN_US or bounds["max"].as_py() >= _MAX_US:
+        if bounds["min"].as_py() < MIN_US or bounds["max"].as_py() >= _MAX_US:
             raise LakeError(f"cannot write {label}: timestamps must lie in the years 1..9998 (UTC)")
     return table
 
@@ -364,7 +364,7 @@ def check_days(pts: pa.Table, days: list[date], label: str) -> None:
     """Raise :class:`LakeError` unless every point falls on one of ``days`` (UTC)."""
     ts = pts.column("ts").combine_chunks().view(pa.int64()).to_numpy()
     allowed = np.array([(d - EPOCH.date()).days for d in days], dtype=np.int64)
-    outside = ~np.isin(np.floor_divide(ts, DAY_US), allowed)
+    outside = ~np.isin(np.floor_divide(ts, US_PER_DAY), allowed)
     if outside.any():
         first = from_us(int(ts[int(outside.argmax())]))
         raise LakeError(

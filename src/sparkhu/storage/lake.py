@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from sparkhu.errors import ConfigError, LakeError
 from sparkhu.plugins import Registry
-from sparkhu.series import TS_TYPE, empty_points
+from sparkhu.series import QUARANTINE_SCHEMA, empty_points
 from sparkhu.storage._parquet import (
     LAYOUTS,
     FileNamer,
@@ -44,6 +44,7 @@ from sparkhu.storage._parquet import (
     conform_points,
     conform_quarantine,
     conform_table,
+    file_uri,
     is_data_file,
     name_ns,
     point_filters,
@@ -51,23 +52,12 @@ from sparkhu.storage._parquet import (
     sort_points,
     sorted_points,
     split_partitions,
-    to_us,
     walk_partitions,
     write_atomic,
 )
+from sparkhu.timeaxis import TS_TYPE, to_us
 
 ZONES = ("raw", "validated", "clean", "features", "analysis", "quarantine")
-
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        pa.field("source", pa.string()),  # file path, topic/partition/offset, connector name
-        pa.field("location", pa.string()),  # "line 12", "row 3 col WHE", "offset 17"
-        pa.field("field", pa.string()),
-        pa.field("reason", pa.string()),
-        pa.field("raw", pa.string()),  # the offending record as text
-        pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 FilesystemOpener = Callable[[str], tuple[pafs.FileSystem, str]]
 """``opener(uri) -> (filesystem, base path inside it)`` for one URI scheme of a lake root."""
@@ -276,8 +266,7 @@ class Lake:
             series = [series]
         if series is not None and not series:
             return empty_points()
-        start_us = to_us(start) if start is not None else None
-        end_us = to_us(end) if end is not None else None
+        start_us, end_us = to_us(start), to_us(end)
         label = f"{zone}/{dataset}"
         files = self.files(zone, dataset, start=start, end=end)
         try:
@@ -295,12 +284,30 @@ class Lake:
     ) -> list[str]:
         """The data files a read of [start, end) opens, oldest write first (after pruning)."""
         where = self._dataset_dir(zone, dataset)
-        start_us = to_us(start) if start is not None else None
-        end_us = to_us(end) if end is not None else None
+        start_us, end_us = to_us(start), to_us(end)
         layout = self._layout_of(zone)
         dirs = self._partition_dirs(where, layout, start_us, end_us)
         infos = [info for _, path in dirs for info in self._list(path) if is_data_file(info)]
         return [info.path for info in sorted(infos, key=lambda info: (info.base_name, info.path))]
+
+    def file_uris(
+        self, zone: str, dataset: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> list[str]:
+        """:meth:`files` as URIs another reader opens (Spark, Hadoop), oldest write first.
+
+        File names sort by write order, so a reader that keeps, of duplicate points, the one
+        of the greatest file name resolves them as :meth:`read` does. ``file://`` URIs for
+        local roots; URI roots keep their scheme and authority. :class:`LakeError` for a lake
+        opened on a filesystem object without a URI form (pass the root as a URI instead).
+        """
+        files = self.files(zone, dataset, start=start, end=end)
+        uris = [file_uri(self._fs, self.root, self._base, path) for path in files]
+        if any(uri is None for uri in uris):
+            raise LakeError(
+                f"cannot name the files of {zone}/{dataset} as URIs: the lake at {self.root!r} is on "
+                f"{type(self._fs).__name__}; open it with a URI root (s3://, gs://, hdfs://, file://)"
+            )
+        return [uri for uri in uris if uri is not None]
 
     def _read_points(
         self,
@@ -362,8 +369,7 @@ class Lake:
                 names.update(dict.fromkeys(pq.read_schema(path, filesystem=self._fs).names))
             except _ARROW_ERRORS as exc:
                 raise self._read_error(label, files, exc) from exc
-        start_us = to_us(start) if start is not None else None
-        end_us = to_us(end) if end is not None else None
+        start_us, end_us = to_us(start), to_us(end)
         where, params, arrow_filter = point_filters(series, start_us, end_us)
         rest = "".join(f', "{name}"' for name in names if name not in ("series_id", "ts"))
         sql = (

@@ -33,13 +33,12 @@ from sparkhu.series import is_series_id
 from sparkhu.storage.catalog import schema
 from sparkhu.storage.catalog.engine import (
     dialect_insert,
-    from_us,
     is_sqlite,
     now_us,
     read_tx,
-    to_us,
     write_tx,
 )
+from sparkhu.timeaxis import from_us, to_us
 
 FORECAST_SCHEMA = pa.schema(
     [
@@ -177,7 +176,7 @@ class PredictionStore:
             rows.extend(conn.execute(query, params).all())
         names = ("series_id", "target_ts", "prev_value", "prev_lower", "prev_upper", "prev_updates")
         types = (pa.string(), pa.int64(), pa.float64(), pa.float64(), pa.float64(), pa.int64())
-        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
         return pa.table([pa.array(col, t) for col, t in zip(columns, types, strict=True)], names=list(names))
 
     def raw(
@@ -423,7 +422,7 @@ def _lock_series(conn: Connection, names: list[str]) -> None:
 
 
 def _to_arrow(rows: Sequence[Any], target: pa.Schema) -> pa.Table:
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in target]
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in target]
     arrays = []
     for fld, col in zip(target, columns, strict=True):
         if pa.types.is_timestamp(fld.type):

@@ -36,26 +36,21 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from sparkhu.errors import BusError, CodecError, InputError
-from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, TS_TYPE, conform, is_series_id
-from sparkhu.storage.lake import QUARANTINE_SCHEMA
+from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, conform, is_series_id, quarantine_records
 from sparkhu.stream.base import Bus, partition_for
+from sparkhu.timeaxis import EPOCH_UNITS_US, MAX_US, MIN_US, from_us_array, parse_time, to_us
 
 ARROW_HEADERS = {"content-type": b"application/vnd.apache.arrow.stream"}
 """Headers :func:`publish_points` puts on its messages."""
 
 _ARROW_MAGIC = b"\xff\xff\xff\xff"
 _MAX_PRODUCE_BYTES = 64 << 20
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
-_TS_RANGE_US = (-62_135_596_800_000_000, 253_402_300_799_999_999)  # years 1..9999
-_UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _PART_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 _RAW_LIMIT = 65_536
 
@@ -181,12 +176,10 @@ def publish_points(
 
 
 def quarantine_table(rows: Sequence[tuple[str, str, str | None, str, str]]) -> pa.Table:
-    """A :data:`~sparkhu.storage.lake.QUARANTINE_SCHEMA` table of (source, location, field, reason, raw)."""
-    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
-    now = datetime.now(UTC)
-    arrays = [pa.array(list(col), pa.string()) for col in columns]
-    arrays.append(pa.array([now] * len(rows), QUARANTINE_SCHEMA.field("quarantined_at").type))
-    return pa.Table.from_arrays(arrays, schema=QUARANTINE_SCHEMA)
+    """A :data:`~sparkhu.series.QUARANTINE_SCHEMA` table of (source, location, field, reason, raw) rows."""
+    columns = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(5)]
+    sources, locations, fields, reasons, raws = columns
+    return quarantine_records(sources, locations, fields, reasons, raws)
 
 
 def raw_text(value: bytes | str) -> str:
@@ -210,9 +203,7 @@ def _points_table(
     ids: list[str], ts: list[int] | np.ndarray, values: list[float | None] | np.ndarray
 ) -> pa.Table:
     sid = pa.array(ids, pa.string()).dictionary_encode().cast(SERIES_ID_TYPE)
-    return pa.Table.from_arrays(
-        [sid, pa.array(ts, pa.int64()).cast(TS_TYPE), pa.array(values, pa.float64())], schema=POINT_SCHEMA
-    )
+    return pa.Table.from_arrays([sid, from_us_array(ts), pa.array(values, pa.float64())], schema=POINT_SCHEMA)
 
 
 class JsonDecoder:
@@ -244,8 +235,8 @@ class JsonDecoder:
         ts_unit: str = "ms",
         strict: bool = False,
     ) -> None:
-        if ts_unit not in _UNIT_US:
-            raise CodecError(f"ts_unit {ts_unit!r} is not one of {', '.join(_UNIT_US)}")
+        if ts_unit not in EPOCH_UNITS_US:
+            raise CodecError(f"ts_unit {ts_unit!r} is not one of {', '.join(EPOCH_UNITS_US)}")
         for name, part in (("source", source), ("measurement", measurement)):
             if part is not None and not _PART_RE.match(part):
                 raise CodecError(
@@ -258,7 +249,7 @@ class JsonDecoder:
         self.time_field = time_field
         self.ts_unit = ts_unit
         self.strict = strict
-        self._scale = _UNIT_US[ts_unit]
+        self._scale = EPOCH_UNITS_US[ts_unit]
         self._skip = {time_field, "measurement", "tags", *([tag] if tag else [])}
         self._good_parts: set[str] = set()
 
@@ -324,7 +315,7 @@ class JsonDecoder:
             return None
         # Range-checked on Python ints first, so the int64 product cannot overflow.
         lowest, highest = min(raw_ts) * self._scale, max(raw_ts) * self._scale
-        if not (_TS_RANGE_US[0] <= lowest and highest <= _TS_RANGE_US[1]):
+        if not (MIN_US <= lowest and highest <= MAX_US):
             return None
         self._good_parts.update(distinct)
         ts_us = np.asarray(raw_ts, dtype=np.int64) * self._scale
@@ -368,7 +359,7 @@ class JsonDecoder:
             tags = item.get("tags")
             tag_value = (tags if isinstance(tags, dict) else item).get(self.tag)
             prefix += self._part(tag_value, self.tag) + "."
-        out = [
+        out: list[tuple[str, int, float | None]] = [
             (prefix + self._part(k, k), ts, float(v))
             for k, v in item.items()
             if type(v) in (int, float) and k not in self._skip and (self.fields is None or k in self.fields)
@@ -398,15 +389,12 @@ class JsonDecoder:
             us = round(raw * self._scale)
         elif kind is str:
             try:
-                moment = datetime.fromisoformat(raw)
-            except ValueError:
+                us = to_us(parse_time(raw, field))
+            except InputError:
                 raise _Bad(field, f"{raw!r} is neither epoch {self.ts_unit} nor ISO-8601") from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            us = (moment - _EPOCH) // _US
         else:
             raise _Bad(field, "missing" if raw is None else f"expected a time, got {raw!r}")
-        if not _TS_RANGE_US[0] <= us <= _TS_RANGE_US[1]:
+        if not MIN_US <= us <= MAX_US:
             raise _Bad(field, f"{raw!r} is out of range for epoch {self.ts_unit}")
         return us
 
@@ -433,10 +421,10 @@ _CONNECT_SCHEMA = json.dumps(
 
 
 def _columns(table: pa.Table, ts_unit: str) -> tuple[list[str], list[int], list[float | None]]:
-    if ts_unit not in _UNIT_US:
-        raise CodecError(f"ts_unit {ts_unit!r} is not one of {', '.join(_UNIT_US)}")
+    if ts_unit not in EPOCH_UNITS_US:
+        raise CodecError(f"ts_unit {ts_unit!r} is not one of {', '.join(EPOCH_UNITS_US)}")
     table = _single_chunk(table)
-    ts = np.floor_divide(table.column("ts").cast(pa.int64()).to_numpy(), _UNIT_US[ts_unit]).tolist()
+    ts = np.floor_divide(table.column("ts").cast(pa.int64()).to_numpy(), EPOCH_UNITS_US[ts_unit]).tolist()
     value = table.column("value")
     vals = [None if v is None or math.isnan(v) else v for v in value.to_pylist()]
     return table.column("series_id").to_pylist(), ts, vals

@@ -16,13 +16,11 @@ from sparkhu.storage.catalog import schema
 from sparkhu.storage.catalog.engine import (
     connect,
     dialect_insert,
-    from_us,
     is_sqlite,
     mask,
     now_us,
     parse_uri,
     read_tx,
-    to_us,
     write_tx,
 )
 from sparkhu.storage.catalog.records import (
@@ -37,8 +35,8 @@ from sparkhu.storage.catalog.records import (
     partition_row,
     run_record,
     series_info,
-    to_us_or_none,
 )
+from sparkhu.timeaxis import from_us, to_us
 
 __all__ = ["RUN_STATUSES", "Catalog", "RunRecord", "SeriesInfo"]
 
@@ -164,8 +162,8 @@ class Catalog:
             "source": sid.source,
             "measurement": sid.measurement,
             "field": sid.field,
-            "first_ts": to_us_or_none(info.first_ts),
-            "last_ts": to_us_or_none(info.last_ts),
+            "first_ts": to_us(info.first_ts),
+            "last_ts": to_us(info.last_ts),
             "count": info.count,
             **descriptive,
         }
@@ -529,10 +527,10 @@ def _run_row(record: RunRecord) -> dict[str, Any]:
         "name": record.name,
         "status": record.status,
         "started_at": to_us(record.started_at),
-        "finished_at": to_us_or_none(record.finished_at),
+        "finished_at": to_us(record.finished_at),
         "series_id": record.series_id,
-        "interval_start": to_us_or_none(record.interval_start),
-        "interval_end": to_us_or_none(record.interval_end),
+        "interval_start": to_us(record.interval_start),
+        "interval_end": to_us(record.interval_end),
         "rows_in": record.rows_in,
         "rows_out": record.rows_out,
         "params": check_json(record.params, f"params of run {record.run_id}"),

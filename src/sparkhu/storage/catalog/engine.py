@@ -11,12 +11,8 @@ Two backends, chosen by URI:
   PostgreSQL through psycopg 3.
 
 Timestamps are stored as integer microseconds since the Unix epoch, UTC, in every table;
-:func:`to_us` and :func:`from_us` convert at the edges.
+:func:`sparkhu.timeaxis.to_us` and :func:`sparkhu.timeaxis.from_us` convert at the edges.
 
->>> to_us(datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC))
-1000000
->>> from_us(1_000_000)
-datetime.datetime(1970, 1, 1, 0, 0, 1, tzinfo=datetime.timezone.utc)
 >>> mask("postgresql://bob:secret@db:5432/cat")
 'postgresql://bob:***@db:5432/cat'
 """
@@ -26,9 +22,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -46,24 +41,6 @@ BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
 """PostgreSQL connect timeout, unless the URI sets ``connect_timeout``."""
 _WRITE_OPTION = "sparkhu_write"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch; a naive datetime is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _ONE_US
-
-
-@overload
-def from_us(us: int) -> datetime: ...
-@overload
-def from_us(us: None) -> None: ...
-def from_us(us: int | None) -> datetime | None:
-    """The UTC datetime of ``us`` microseconds since the epoch (``None`` stays ``None``)."""
-    return None if us is None else _EPOCH + timedelta(microseconds=int(us))
 
 
 def now_us() -> int:

@@ -25,7 +25,7 @@ from sqlalchemy import RowMapping
 
 from sparkhu.errors import InputError
 from sparkhu.series import SeriesId
-from sparkhu.storage.catalog.engine import from_us, to_us
+from sparkhu.timeaxis import from_us
 
 RUN_STATUSES = ("running", "success", "failed", "skipped")
 EXTRA_KEY = "_extra"
@@ -163,11 +163,6 @@ def check_limit(limit: int) -> None:
     """Reject a query limit that is not a positive integer."""
     if not isinstance(limit, int) or limit < 1:
         raise InputError(f"must be a positive integer, got {limit!r}", field="limit")
-
-
-def to_us_or_none(moment: datetime | None) -> int | None:
-    """Microseconds since the epoch, or ``None``."""
-    return None if moment is None else to_us(moment)
 
 
 def check_json(value: Mapping[str, Any], what: str) -> dict[str, Any]:
