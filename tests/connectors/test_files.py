@@ -15,6 +15,10 @@ from sparkhu.demo.generator import AMPDS2_COLUMNS, generate
 from sparkhu.errors import ConfigError, ConnectorError
 from sparkhu.series import POINT_SCHEMA, QUARANTINE_SCHEMA
 
+AMPDS2 = {"series_prefix": "ampds2/electricity/", "field_suffix": ".P"}
+"""AMPds2 wide files: column WHE → series ampds2/electricity/WHE.P."""
+
+
 PLAIN = pa.schema([("series_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("value", pa.float64())])
 ORDER = [("series_id", "ascending"), ("ts", "ascending"), ("value", "ascending")]
 
@@ -44,7 +48,7 @@ def demo():
 def test_ampds2_wide_csv_gives_exactly_the_generated_points(demo, tmp_path: Path):
     path = demo.write_csv(tmp_path / "Electricity_P.csv")
     assert path.read_text().splitlines()[0] == "UNIX_TS," + ",".join(AMPDS2_COLUMNS)
-    points, bad = read_file(path)
+    points, bad = read_file(path, **AMPDS2)
     assert bad.num_rows == 0 and bad.schema.equals(QUARANTINE_SCHEMA)
     assert points.schema.equals(POINT_SCHEMA)
     assert canon(points).equals(canon(demo.points))
@@ -53,10 +57,10 @@ def test_ampds2_wide_csv_gives_exactly_the_generated_points(demo, tmp_path: Path
 def test_wide_parquet_long_csv_and_long_parquet(demo, tmp_path: Path):
     expected = canon(demo.points)
     wide = demo.write_parquet(tmp_path / "wide.parquet")
-    assert canon(read_file(wide, batch_rows=500)[0]).equals(expected)
+    assert canon(read_file(wide, batch_rows=500, **AMPDS2)[0]).equals(expected)
     long_table = demo.points.cast(PLAIN)
     pq.write_table(long_table, tmp_path / "long.parquet", row_group_size=7_000)
-    assert canon(read_file(tmp_path / "long.parquet")[0]).equals(expected)
+    assert canon(read_file(tmp_path / "long.parquet", **AMPDS2)[0]).equals(expected)
     sec = pc.divide(long_table["ts"].cast(pa.int64()), 1_000_000)
     csv_path = tmp_path / "long.csv"
     lines = [
@@ -66,7 +70,7 @@ def test_wide_parquet_long_csv_and_long_parquet(demo, tmp_path: Path):
         )
     ]
     csv_path.write_text("series_id,ts,value\n" + "\n".join(lines) + "\n")
-    assert canon(read_file(csv_path, batch_rows=10_000)[0]).equals(expected)
+    assert canon(read_file(csv_path, batch_rows=10_000, **AMPDS2)[0]).equals(expected)
 
 
 def test_units_and_iso_timestamps(tmp_path: Path):
@@ -82,11 +86,11 @@ def test_units_and_iso_timestamps(tmp_path: Path):
         "series_id,ts,value\na/b/c,1970-01-01T00:00:01Z,1\na/b/c,1970-01-01 00:00:02,2\n"
         "a/b/c,1970-01-01T09:00:03+09:00,3\na/b/c,1970-01-01T00:00:04.5Z,4\n"
     )
-    points, bad = read_file(tmp_path / "iso.csv", ts_unit="iso")
+    points, bad = read_file(tmp_path / "iso.csv", ts_unit="iso", **AMPDS2)
     assert bad.num_rows == 0
     assert [t for _, t, _ in triples(points)] == [1_000_000, 2_000_000, 3_000_000, 4_500_000]
     (tmp_path / "dec.csv").write_text("UNIX_TS,A\n1.5,1\n 2 ,2\n")
-    points, bad = read_file(tmp_path / "dec.csv", series_prefix="x/y/")
+    points, bad = read_file(tmp_path / "dec.csv", series_prefix="x/y/", field_suffix=".P")
     assert bad.num_rows == 0 and [t for _, t, _ in triples(points)] == [1_500_000, 2_000_000]
 
 
@@ -107,7 +111,7 @@ not-a-time,14,4,8
 def test_bad_records_are_quarantined_with_line_and_field_and_valid_values_kept(tmp_path: Path):
     path = tmp_path / "bad.csv"
     path.write_text(BAD_WIDE)
-    points, bad = read_file(path)
+    points, bad = read_file(path, **AMPDS2)
     got = [(r["source"], r["location"], r["field"], r["reason"], r["raw"]) for r in bad.to_pylist()]
     src = str(path.absolute())
     assert got == [
@@ -145,7 +149,7 @@ def test_bad_long_records(tmp_path: Path):
         "series_id,ts,value\na/b/c,60,1\nnot an id,60,2\n,60,3\na/b/c,1e400,4\n"
         "a/b/d,120,x\na/b/d,180,\na/b/d,240,5\n"
     )
-    points, bad = read_file(path)
+    points, bad = read_file(path, **AMPDS2)
     assert [(r["location"], r["field"], r["reason"]) for r in bad.to_pylist()] == [
         ("line 3", "series_id", "not a series id: expected source/measurement/field"),
         ("line 4", "series_id", "missing series id"),
@@ -168,7 +172,7 @@ def test_line_numbers_hold_across_batches_of_a_big_file(demo, tmp_path: Path):
     path.write_text("".join(lines))
     batches: list[pa.Table] = []
     bad: list[pa.Table] = []
-    for batch, _ in FileSource("f", path, batch_rows=700).read(None, bad.append):
+    for batch, _ in FileSource("f", path, batch_rows=700, **AMPDS2).read(None, bad.append):
         batches.append(batch)
     records = pa.concat_tables(bad).to_pylist()
     assert [(r["location"], r["field"]) for r in records] == [
@@ -186,28 +190,30 @@ def test_resume_mid_file_after_a_crash_loses_and_repeats_nothing(demo, tmp_path:
     path = demo.write_csv(tmp_path / "Electricity_P.csv")
     first: list[pa.Table] = []
     position = None
-    for k, (batch, pos) in enumerate(FileSource("f", path, batch_rows=500).read(None, lambda _: None)):
+    for k, (batch, pos) in enumerate(
+        FileSource("f", path, batch_rows=500, **AMPDS2).read(None, lambda _: None)
+    ):
         first.append(batch)
         position = pos
         if k == 3:
             break  # the process dies here
     state = position["files"][str(path.absolute())]
     assert not state["done"] and state["rows_done"] == 2000 and 0 < state["offset"] < path.stat().st_size
-    rest = [b for b, _ in FileSource("f", path, batch_rows=500).read(position, lambda _: None)]
+    rest = [b for b, _ in FileSource("f", path, batch_rows=500, **AMPDS2).read(position, lambda _: None)]
     assert canon(pa.concat_tables(first + rest)).equals(canon(demo.points))
     # finished: nothing again; changed: everything again
-    *_, (_, done) = FileSource("f", path, batch_rows=500).read(position, lambda _: None)
-    assert list(FileSource("f", path).read(done, lambda _: None)) == []
+    *_, (_, done) = FileSource("f", path, batch_rows=500, **AMPDS2).read(position, lambda _: None)
+    assert list(FileSource("f", path, **AMPDS2).read(done, lambda _: None)) == []
     with path.open("a") as f:
         f.write("9999999999,1" + ",1" * 22 + "\n")
-    again = [b for b, _ in FileSource("f", path).read(done, lambda _: None)]
+    again = [b for b, _ in FileSource("f", path, **AMPDS2).read(done, lambda _: None)]
     assert sum(b.num_rows for b in again) == demo.points.num_rows + 23
 
 
 def test_resume_parquet_mid_row_group(demo, tmp_path: Path):
     path = tmp_path / "long.parquet"
     pq.write_table(demo.points.cast(PLAIN), path, row_group_size=30_000)
-    source = FileSource("f", path, batch_rows=8_000)
+    source = FileSource("f", path, batch_rows=8_000, **AMPDS2)
     taken, position = [], None
     for k, (batch, pos) in enumerate(source.read(None, lambda _: None)):
         taken.append(batch)
@@ -215,7 +221,7 @@ def test_resume_parquet_mid_row_group(demo, tmp_path: Path):
         if k == 4:
             break
     assert position["files"][str(path)]["rows_done"] == 38_000  # 30,000 + 8,000 into the second group
-    rest = [b for b, _ in FileSource("f", path, batch_rows=8_000).read(position, lambda _: None)]
+    rest = [b for b, _ in FileSource("f", path, batch_rows=8_000, **AMPDS2).read(position, lambda _: None)]
     assert canon(pa.concat_tables(taken + rest)).equals(canon(demo.points))
 
 
@@ -239,44 +245,44 @@ def test_folders_globs_and_empty_files(demo, tmp_path: Path):
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header_only.csv").write_text("UNIX_TS,WHE\n")
     (tmp_path / "notes.md").write_text("not data")
-    source = FileSource("f", tmp_path)
+    source = FileSource("f", tmp_path, **AMPDS2)
     assert [p.name for p in source.files()] == ["a.csv", "b.parquet", "empty.csv", "header_only.csv"]
     positions = [pos for _, pos in source.read(None, lambda _: None)]
     assert all(state["done"] for state in positions[-1]["files"].values())
     assert read_all(source).num_rows == 2 * demo.points.num_rows
-    assert [p.name for p in FileSource("g", str(tmp_path / "*.parquet")).files()] == ["b.parquet"]
-    assert FileSource("g", str(tmp_path / "*.nothing")).files() == []
+    assert [p.name for p in FileSource("g", str(tmp_path / "*.parquet"), **AMPDS2).files()] == ["b.parquet"]
+    assert FileSource("g", str(tmp_path / "*.nothing"), **AMPDS2).files() == []
 
 
 def test_missing_and_unreadable_inputs_are_named(tmp_path: Path):
     with pytest.raises(ConnectorError, match=r"nope\.csv: no such file or folder"):
-        list(FileSource("f", tmp_path / "nope.csv").read(None, lambda _: None))
+        list(FileSource("f", tmp_path / "nope.csv", **AMPDS2).read(None, lambda _: None))
     with pytest.raises(ConnectorError, match=r"nope\.csv: no such file"):
-        read_file(tmp_path / "nope.csv")
+        read_file(tmp_path / "nope.csv", **AMPDS2)
     (tmp_path / "data.bin").write_text("x")
     with pytest.raises(ConnectorError, match=r"data\.bin: cannot tell CSV from Parquet"):
-        read_file(tmp_path / "data.bin")
+        read_file(tmp_path / "data.bin", **AMPDS2)
     (tmp_path / "fake.parquet").write_text("not parquet")
     with pytest.raises(ConnectorError, match=r"fake\.parquet: not a readable Parquet file"):
-        read_file(tmp_path / "fake.parquet")
+        read_file(tmp_path / "fake.parquet", **AMPDS2)
     (tmp_path / "long.csv").write_text("series_id,value\na/b/c,1\n")
     with pytest.raises(ConnectorError, match=r"long\.csv: header series_id,value lacks series_id, ts, value"):
-        read_file(tmp_path / "long.csv")
+        read_file(tmp_path / "long.csv", **AMPDS2)
     (tmp_path / "wide.csv").write_text("UNIX_TS,bad name\n0,1\n")
     with pytest.raises(ConnectorError, match=r"column\(s\) 'bad name' give no valid series id"):
-        read_file(tmp_path / "wide.csv")
+        read_file(tmp_path / "wide.csv", **AMPDS2)
     pq.write_table(pa.table({"UNIX_TS": [0], "A": [1.0]}), tmp_path / "iso.parquet")
     with pytest.raises(ConnectorError, match=r"column UNIX_TS holds numbers; set ts_unit"):
-        read_file(tmp_path / "iso.parquet", ts_unit="iso")
+        read_file(tmp_path / "iso.parquet", ts_unit="iso", **AMPDS2)
     pq.write_table(pa.table({"UNIX_TS": [[0]], "A": [1.0]}), tmp_path / "list.parquet")
     with pytest.raises(ConnectorError, match=r"column UNIX_TS of type list<.*> is not a timestamp"):
-        read_file(tmp_path / "list.parquet")
+        read_file(tmp_path / "list.parquet", **AMPDS2)
     if os.geteuid() != 0:  # root reads anything
         locked = tmp_path / "locked.csv"
         locked.write_text("UNIX_TS,A\n0,1\n")
         locked.chmod(0)
         with pytest.raises(ConnectorError, match=r"cannot read .*locked\.csv"):
-            read_file(locked)
+            read_file(locked, **AMPDS2)
 
 
 @pytest.mark.parametrize(
@@ -290,7 +296,7 @@ def test_missing_and_unreadable_inputs_are_named(tmp_path: Path):
 )
 def test_bad_settings_are_config_errors(kwargs, match, tmp_path: Path):
     with pytest.raises(ConfigError, match=match):
-        FileSource("f", tmp_path, **kwargs)
+        FileSource("f", tmp_path, **kwargs, **AMPDS2)
 
 
 def test_crlf_bom_blank_lines_and_chunks_of_only_bad_lines(tmp_path: Path):
@@ -307,7 +313,7 @@ def test_crlf_bom_blank_lines_and_chunks_of_only_bad_lines(tmp_path: Path):
     ]
     assert batches[-1][1]["files"][str(path)]["rows_done"] == 5
     (tmp_path / "iso.csv").write_text("ts,A\n0,1\n1970-01-01T00:01:00Z,2\n")
-    points, bad = read_file(tmp_path / "iso.csv", ts_unit="iso", series_prefix="x/y/")
+    points, bad = read_file(tmp_path / "iso.csv", ts_unit="iso", series_prefix="x/y/", field_suffix=".P")
     assert triples(points) == [("x/y/A.P", 60_000_000, 2.0)]
     assert bad["reason"].to_pylist() == [
         "malformed timestamp; expected ISO-8601 such as 2012-04-01T07:00:00Z"
@@ -331,4 +337,4 @@ def test_bytes_that_are_not_utf8_spoil_only_their_cell(tmp_path: Path):
     ]
     (tmp_path / "twice.csv").write_text("UNIX_TS,A,A\n0,1,2\n")
     with pytest.raises(ConnectorError, match=r"twice\.csv: column\(s\) A appear more than once"):
-        read_file(tmp_path / "twice.csv")
+        read_file(tmp_path / "twice.csv", **AMPDS2)

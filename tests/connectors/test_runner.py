@@ -29,6 +29,10 @@ from sparkhu.storage.lake import Lake
 from sparkhu.stream import Bus, open_bus
 from sparkhu.stream.codecs import decode_points
 
+AMPDS2 = {"series_prefix": "ampds2/electricity/", "field_suffix": ".P"}
+"""AMPds2 wide files: column WHE → series ampds2/electricity/WHE.P."""
+
+
 PLAIN = pa.schema([("series_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("value", pa.float64())])
 
 
@@ -79,7 +83,7 @@ def test_pump_publishes_every_point_then_its_watermark(parts, csv_file: Path, tm
     lake, catalog, bus = parts
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("UNIX_TS,WHE\n0,1\n60,abc\n")
-    source = FileSource("meters", [csv_file, bad_csv], batch_rows=400)
+    source = FileSource("meters", [csv_file, bad_csv], batch_rows=400, **AMPDS2)
     seen: list[int] = []
     stats = pump(
         source,
@@ -90,7 +94,7 @@ def test_pump_publishes_every_point_then_its_watermark(parts, csv_file: Path, tm
         quarantine_dataset="ampds2",
         progress=seen.append,
     )
-    expected, _ = read_file(csv_file)
+    expected, _ = read_file(csv_file, **AMPDS2)
     assert stats.points == expected.num_rows + 1 and stats.quarantined == 1
     assert stats.batches == 8 + 1 and seen[-1] == stats.points and stats.seconds > 0
     assert keyed(drain(bus, "sparkhu.ampds2.electricity")) == sorted(
@@ -150,9 +154,9 @@ def test_pump_stops_when_told_and_resumes_exactly(parts):
 @pytest.mark.integration
 def test_ingest_to_lake_writes_then_watermarks_and_registers_series(parts, csv_file: Path):
     lake, catalog, _ = parts
-    source = FileSource("history", csv_file, batch_rows=1000)
+    source = FileSource("history", csv_file, batch_rows=1000, **AMPDS2)
     stats = ingest_to_lake(source, lake, catalog, zone="raw", dataset="ampds2_electricity")
-    expected, _ = read_file(csv_file)
+    expected, _ = read_file(csv_file, **AMPDS2)
     assert stats.points == expected.num_rows
     stored = lake.read("raw", "ampds2_electricity")
     assert keyed(stored) == sorted(set(keyed(expected)))  # duplicated lines collapse on read
@@ -166,7 +170,9 @@ def test_ingest_to_lake_writes_then_watermarks_and_registers_series(parts, csv_f
 def test_a_failing_source_is_reported_and_recorded(parts, tmp_path: Path):
     lake, catalog, bus = parts
     with pytest.raises(ConnectorError, match=r"gone\.csv: no such file"):
-        ingest_to_lake(FileSource("broken", tmp_path / "gone.csv"), lake, catalog, zone="raw", dataset="x")
+        ingest_to_lake(
+            FileSource("broken", tmp_path / "gone.csv", **AMPDS2), lake, catalog, zone="raw", dataset="x"
+        )
     (run,) = catalog.runs(kind="connector", name="broken")
     assert run.status == "failed" and "gone.csv" in (run.error or "")
     stats = pump(_only_bad(tmp_path), bus, "t", catalog)
@@ -176,7 +182,7 @@ def test_a_failing_source_is_reported_and_recorded(parts, tmp_path: Path):
 def _only_bad(tmp_path: Path) -> FileSource:
     path = tmp_path / "only_bad.csv"
     path.write_text("UNIX_TS,WHE\nx,1\n")
-    return FileSource("only-bad", path)
+    return FileSource("only-bad", path, **AMPDS2)
 
 
 WORKER = textwrap.dedent(
@@ -189,7 +195,9 @@ WORKER = textwrap.dedent(
 
     csv, root = sys.argv[1], sys.argv[2]
     catalog = Catalog(f"sqlite:///{root}/catalog.db")
-    source = FileSource("kill-test", csv, batch_rows=150)
+    source = FileSource(
+        "kill-test", csv, batch_rows=150, series_prefix="ampds2/electricity/", field_suffix=".P"
+    )
     stats = ingest_to_lake(source, Lake(f"{root}/lake"), catalog, zone="raw", dataset="meters",
                            progress=lambda n: print(n, flush=True))
     print("done", stats.points, flush=True)
@@ -211,7 +219,7 @@ def test_kill_9_mid_ingest_then_restart_holds_every_point_exactly_once(tmp_path:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
-    expected, _ = read_file(csv)
+    expected, _ = read_file(csv, **AMPDS2)
     resumed = int(done.stdout.strip().splitlines()[-1].split()[1])
     assert 0 < resumed < expected.num_rows  # the restart resumed from the watermark
     stored = Lake(str(tmp_path / "lake")).read("raw", "meters", dedup=True)

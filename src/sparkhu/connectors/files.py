@@ -2,7 +2,8 @@
 
 Layouts: **long** has ``series_id``, a timestamp column and ``value``; **wide** has a timestamp
 column (``UNIX_TS`` in AMPds2) and one numeric column per field, whose series id is
-``series_prefix + column + field_suffix`` (``ampds2/electricity/`` + ``WHE`` + ``.P``).
+``series_prefix + column + field_suffix`` (``ampds2/electricity/`` + ``WHE`` + ``.P``; without a
+prefix the columns must be whole series ids).
 Timestamps are integers (or decimals) in ``ts_unit`` ``s``/``ms``/``us`` since 1970 UTC, or
 ISO-8601 (``iso``; naive means UTC); Parquet timestamp columns are taken as they are.
 
@@ -24,7 +25,8 @@ and reads a file again in full when its size or modification time changed.
 ...     path = pathlib.Path(tmp, "Electricity_P.csv")
 ...     _ = path.write_text("UNIX_TS,WHE,FGE\\n0,10,1\\n60,,abc\\n")
 ...     bad = []
-...     batches = list(FileSource("f", path).read(None, bad.append))
+...     source = FileSource("f", path, series_prefix="home/power/", field_suffix=".P")
+...     batches = list(source.read(None, bad.append))
 >>> batches[0][0].num_rows, bad[0]["location"][0].as_py(), bad[0]["field"][0].as_py()
 (2, 'line 3', 'FGE')
 >>> batches[-1][1]["files"][str(path)]["done"]
@@ -69,8 +71,8 @@ class FileSource(Source):
         *,
         format: str = "auto",
         layout: str = "auto",
-        series_prefix: str = "ampds2/electricity/",
-        field_suffix: str = ".P",
+        series_prefix: str = "",
+        field_suffix: str = "",
         ts_column: str | None = None,
         ts_unit: str = "s",
         batch_rows: int = 100_000,
