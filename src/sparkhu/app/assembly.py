@@ -133,7 +133,12 @@ def add_pipeline_scheduler(
     """Run the daily DAG of each dataset: at start, catch up every finished day (UTC) that has not
     run; then at each ``[pipeline] schedule`` firing, the days before it that have not run. Task
     failures are recorded in the catalog and do not stop the platform. ``check_every_s`` bounds how
-    long the loop sleeps between looks at the clock."""
+    long the loop sleeps between looks at the clock.
+
+    When it fires is APScheduler's cron trigger; the loop around it is ours, not APScheduler's
+    ``BackgroundScheduler``, because a platform service must stop on the platform's one stop event
+    and report its failure to it, and what to run is decided by the catalog's run records (catch-up
+    of missed days), not by the scheduler's own job store and misfire rules."""
     from sparkhu.app.pipelines import daily
 
     trigger = runtime.settings.pipeline.trigger()
