@@ -28,7 +28,8 @@ from websockets.sync.client import ClientConnection, connect
 from sparkhu.config import GatewaySettings
 from sparkhu.errors import InputError
 from sparkhu.gateway.app import create_app
-from sparkhu.gateway.resolvers import DEFAULT_REQ_NUM, parse_time
+from sparkhu.gateway.resolvers import DEFAULT_REQ_NUM
+from sparkhu.timeaxis import parse_time
 
 anyio = pytest.mark.anyio
 pytestmark = pytest.mark.integration  # GraphQL over the configuration's catalog and prediction store
