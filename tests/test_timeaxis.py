@@ -15,6 +15,7 @@ from sparkhu.timeaxis import (
     from_us,
     from_us_array,
     from_us_index,
+    now_us,
     parse_duration,
     parse_offset,
     parse_time,
@@ -141,3 +142,10 @@ def test_columns_that_are_not_timestamps_are_refused(values):
 def test_missing_timestamps_are_refused():
     with pytest.raises(InputError, match="ts: 1 timestamp"):
         to_us_array(pd.Series(pd.to_datetime(["2024-01-01", None])))
+
+
+def test_now_us_is_the_wall_clock_in_microseconds():
+    before = to_us(datetime.now(UTC))
+    now = now_us()
+    after = to_us(datetime.now(UTC))
+    assert isinstance(now, int) and before <= now <= after

@@ -1,8 +1,9 @@
 """The time axis: instants as int64 microseconds since the epoch (UTC), and how text becomes time.
 
 Every layer computes on microseconds and converts at its edges with the functions here:
-:func:`to_us`/:func:`from_us` for one instant, :func:`to_us_array`, :func:`from_us_array` and
-:func:`from_us_index` for columns (Arrow, numpy, pandas). A naive datetime is always UTC.
+:func:`to_us`/:func:`from_us` for one instant (:func:`now_us` for the wall clock),
+:func:`to_us_array`, :func:`from_us_array` and :func:`from_us_index` for columns (Arrow,
+numpy, pandas). A naive datetime is always UTC.
 Text from users (CLI options, API arguments, settings) is parsed here too: :func:`parse_time`
 for ISO-8601 instants, :func:`parse_duration` for positive spans (a sampling period) and
 :func:`parse_offset` for signed shifts of the axis (a replay's offset).
@@ -20,6 +21,7 @@ datetime.datetime(2024, 3, 1, 0, 0, tzinfo=datetime.timezone.utc)
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeAlias, overload
 
@@ -89,6 +91,15 @@ def to_us(moment: datetime | None) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - EPOCH) // _ONE_US
+
+
+def now_us() -> int:
+    """The wall-clock time in microseconds since the epoch (the same in every process of a machine).
+
+    >>> to_us(datetime(2024, 1, 1)) < now_us() < MAX_US
+    True
+    """
+    return time.time_ns() // 1_000  # ns → µs, floored like to_us
 
 
 @overload

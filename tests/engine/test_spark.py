@@ -21,11 +21,10 @@ from sparkhu.engine.local import LocalEngine
 from sparkhu.errors import BackendUnavailable, ConfigError, PipelineError
 from sparkhu.pipeline.base import SeriesMeta, TaskInput, TaskOutput
 from sparkhu.pipeline.daily import daily_dag
-from sparkhu.pipeline.datasets import group_frames
 from sparkhu.pipeline.runner import PipelineRunner
 from sparkhu.pipeline.tasks.dedup import deduplicate
 from sparkhu.pipeline.tasks.regularity import analyse
-from sparkhu.series import points
+from sparkhu.series import points, series_frames, series_runs
 from sparkhu.storage.catalog import Catalog, SeriesInfo
 from sparkhu.storage.lake import Lake
 
@@ -64,8 +63,7 @@ def fns(tmp_path_factory, spark_local):
 def task_inputs(table: pa.Table) -> list[TaskInput]:
     start, end = pd.Timestamp(DAYS[0], tz="UTC"), pd.Timestamp(DAYS[1], tz="UTC")
     return [
-        TaskInput(sid, {"points": frame}, SeriesMeta(sid), start, end)
-        for sid, frame in group_frames(table).items()
+        TaskInput(sid, {"points": frame}, SeriesMeta(sid), start, end) for sid, frame in series_frames(table)
     ]
 
 
@@ -135,7 +133,7 @@ def test_map_series_identical_to_local_with_failures(spark_local, fns, demo):
     assert failures == want_failures
     assert [sid for sid, _ in failures] == ["ampds2/electricity/FGE.P"]
     assert "ValueError: boom in ampds2/electricity/FGE.P" in failures[0][1]
-    assert got.num_rows == len(group_frames(table)) - 1
+    assert got.num_rows == len(series_runs(table).names) - 1
 
 
 def test_read_lake_prunes_dedups_and_feeds_map_series(spark_local, fns, tmp_path):

@@ -49,3 +49,22 @@ def test_extend_splits_by_series_and_drops_late_and_duplicate_points():
 def test_capacity_must_be_positive():
     with pytest.raises(InputError, match="window capacity must be a positive integer"):
         Windows(0)
+
+
+def test_extend_orders_a_time_major_batch_and_keeps_the_last_duplicate_per_series():
+    w = Windows(capacity=10)
+    # interleaved series, a duplicate (b at 20) and a series whose rows arrive out of order
+    added = w.extend(
+        points(
+            ["b/b/b", "a/a/a", "b/b/b", "a/a/a", "b/b/b", "c/c/c", "c/c/c"],
+            [10, 10, 20, 20, 20, 50, 40],
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        )
+    )
+    assert list(added) == ["a/a/a", "b/b/b", "c/c/c"]
+    assert {k: (ts.tolist(), v.tolist()) for k, (ts, v) in added.items()} == {
+        "a/a/a": ([10, 20], [2.0, 4.0]),
+        "b/b/b": ([10, 20], [1.0, 5.0]),
+        "c/c/c": ([40, 50], [7.0, 6.0]),
+    }
+    assert w.late_points == 1

@@ -17,7 +17,7 @@ import pytest
 
 from sparkhu.errors import LakeError
 from sparkhu.series import POINT_SCHEMA, QUARANTINE_SCHEMA, points
-from sparkhu.storage.lake import Lake
+from sparkhu.storage.lake import Lake, PartitionInfo
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 T0_US = int(T0.timestamp()) * 1_000_000
@@ -418,3 +418,18 @@ def test_root_with_glob_characters(tmp_path: Path) -> None:
     table = sample(days=1)
     lake.write("raw", "meters", table)
     assert as_rows(lake.read("raw", "meters")) == sorted_rows(table)
+
+
+@pytest.mark.parametrize("layout", ["date", "hourly"])
+def test_partitions_know_their_first_instant(tmp_path: Path, layout: str) -> None:
+    lake = Lake(str(tmp_path / layout), layout=layout)
+    at = datetime(2024, 3, 2, 5, 30, tzinfo=UTC)
+    lake.write("raw", "meters", points("a/b/c", [int(at.timestamp()) * 1_000_000], [1.0]))
+    [part] = lake.partitions("raw", "meters")
+    want = at.replace(minute=0) if layout == "hourly" else at.replace(hour=0, minute=0)
+    assert part.start == want
+
+
+def test_partition_start_of_a_key_of_no_layout_is_refused() -> None:
+    with pytest.raises(ValueError, match="partition key 'date=2024-13-01'"):
+        _ = PartitionInfo("raw", "meters", "date=2024-13-01", 1, 1, 1).start

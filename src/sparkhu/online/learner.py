@@ -56,16 +56,14 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sparkhu.connectors.consume import Batch, ConsumerLoop
 from sparkhu.errors import ForecastError, NotFoundError, SparkhuError
@@ -73,15 +71,13 @@ from sparkhu.forecast.base import Forecaster
 from sparkhu.forecast.models import make_model
 from sparkhu.forecast.predict import update_since
 from sparkhu.online.windows import NewPoints, Windows
+from sparkhu.series import series_tail
 from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import FORECAST_SCHEMA, PredictionStore
 from sparkhu.stream.base import Bus, Consumer
+from sparkhu.timeaxis import US_PER_S
 
 log = logging.getLogger(__name__)
-
-_KEY_RE = re.compile(
-    r"(?:date=(\d{4})-(\d{2})-(\d{2}))|(?:year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2}))"
-)
 
 
 @dataclass(frozen=True)
@@ -276,7 +272,7 @@ class OnlinePredictor:
         if start is None:
             return 0
         table = lake.read(self.zone, self.dataset, start=start - timedelta(seconds=self.window * self.step_s))
-        table = _tail_per_series(table, self.window)
+        table = series_tail(table, self.window)
         added = self.windows.extend(table)
         for sid in added:
             self._advance(sid, added[sid][1])
@@ -341,7 +337,7 @@ class OnlinePredictor:
         n = len(sids)
         steps = np.tile(np.arange(1, h + 1, dtype="int32"), n)
         origin = np.repeat(np.asarray(origins, dtype="int64"), h)
-        target = origin + steps.astype("int64") * round(self.step_s * 1_000_000)
+        target = origin + steps.astype("int64") * round(self.step_s * US_PER_S)
         value = np.concatenate(means)
         nan = np.full(value.size, np.nan)
         lower = np.concatenate([lo for lo, _ in bounds]) if bounds else nan
@@ -389,29 +385,4 @@ def _newest_partition_start(lake: Lake, zone: str, dataset: str) -> datetime | N
         partitions = lake.partitions(zone, dataset)
     except NotFoundError:
         return None
-    starts = []
-    for part in partitions:
-        match = _KEY_RE.search(part.key)
-        if match is None:
-            continue
-        g = match.groups()
-        if g[0] is not None:
-            starts.append(datetime(int(g[0]), int(g[1]), int(g[2]), tzinfo=UTC))
-        else:
-            starts.append(datetime(int(g[3]), int(g[4]), int(g[5]), int(g[6]), tzinfo=UTC))
-    return max(starts) if starts else None
-
-
-def _tail_per_series(table: pa.Table, n: int) -> pa.Table:
-    """The last ``n`` rows of every series (by ts)."""
-    if table.num_rows == 0:
-        return table
-    ids = pc.dictionary_encode(table.column("series_id").cast(pa.string())).combine_chunks()
-    idx = ids.indices.to_numpy(zero_copy_only=False)
-    ts = table.column("ts").cast(pa.int64()).to_numpy()
-    order = np.lexsort((ts, idx))
-    idx = idx[order]
-    ends = np.r_[np.flatnonzero(idx[1:] != idx[:-1]), idx.size - 1]
-    group_end = ends[np.searchsorted(ends, np.arange(idx.size))]
-    keep = order[group_end - np.arange(idx.size) < n]
-    return table.take(pa.array(np.sort(keep)))
+    return max((part.start for part in partitions), default=None)

@@ -3,9 +3,10 @@
 Each series keeps its last ``capacity`` points in a numpy buffer of twice that size: new
 points are copied in as one slice, and when the buffer end is reached the live window is
 moved to the front once (amortised O(1) per point, and the window is always one contiguous
-view, ready for a model). A batch is split by series with one sort; points not newer than
-a series' last timestamp (re-deliveries, late arrivals) are dropped and counted, duplicates
-inside a batch keep the last one. No Python loop runs per point, only per series.
+view, ready for a model). A batch is cut by series with :func:`~sparkhu.series.series_runs`
+(which sorts only what is out of order); points not newer than a series' last timestamp
+(re-deliveries, late arrivals) are dropped and counted, duplicates inside a batch keep the
+last one. No Python loop runs per point, only per series.
 
 >>> from sparkhu.series import points
 >>> w = Windows(capacity=3)
@@ -22,9 +23,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sparkhu.errors import InputError
+from sparkhu.series import series_runs
 
 NewPoints = dict[str, tuple[np.ndarray, np.ndarray]]
 """series id → (timestamps in µs, values) that a batch added."""
@@ -111,21 +112,18 @@ class Windows:
         """Append a table of points (``series_id``, ``ts``, ``value``); return what each series gained."""
         if table.num_rows == 0:
             return {}
-        codes = pc.dictionary_encode(table.column("series_id").cast(pa.string())).combine_chunks()
-        names = codes.dictionary.to_pylist()
-        idx = codes.indices.to_numpy(zero_copy_only=False).astype("int64")
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        values = table.column("value").to_numpy()
-        order = np.lexsort((ts, idx))  # stable: within equal (series, ts) arrival order is kept
-        idx, ts, values = idx[order], ts[order], values[order]
-        last_of_dup = np.r_[(idx[1:] != idx[:-1]) | (ts[1:] != ts[:-1]), True]
-        self.late_points += int(idx.size - last_of_dup.sum())
-        idx, ts, values = idx[last_of_dup], ts[last_of_dup], values[last_of_dup]
-        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
-        ends = np.r_[starts[1:], idx.size]
+        runs = series_runs(table.select(["series_id", "ts", "value"]))
+        ts = runs.table.column("ts").cast(pa.int64()).to_numpy()
+        values = runs.table.column("value").to_numpy()
+        first_of_series = np.zeros(ts.size, dtype=bool)
+        first_of_series[runs.offsets[:-1]] = True
+        # runs keep arrival order within equal (series, ts): the last of each is the one kept
+        last_of_dup = np.r_[first_of_series[1:] | (ts[1:] != ts[:-1]), True]
+        self.late_points += int(ts.size - last_of_dup.sum())
+        ts, values = ts[last_of_dup], values[last_of_dup]
+        offsets = np.r_[0, np.cumsum(last_of_dup)][runs.offsets].tolist()
         added: NewPoints = {}
-        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
-            sid = names[idx[lo]]
+        for sid, lo, hi in zip(runs.names, offsets[:-1], offsets[1:], strict=True):
             window = self._windows.get(sid)
             if window is None:
                 window = self._windows[sid] = SeriesWindow(self.capacity)

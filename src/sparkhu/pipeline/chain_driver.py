@@ -14,6 +14,7 @@ follows the session's :class:`~sparkhu.retrying.RetryPolicy`.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 import uuid
@@ -25,7 +26,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sparkhu.engine.base import CallFailure
 from sparkhu.pipeline.base import Task
@@ -34,6 +34,7 @@ from sparkhu.pipeline.dag import QUARANTINE_OUTPUT, Dag, written_frames
 from sparkhu.pipeline.datasets import assemble
 from sparkhu.pipeline.runs import SeriesResult, TaskRun, failure_reason
 from sparkhu.pipeline.session import RunSession
+from sparkhu.series import series_runs
 
 log = logging.getLogger(__name__)
 
@@ -206,21 +207,21 @@ class ChainDriver:
                 reads[dataset] = session.outputs.read(dataset, start - lookback, end)
             elif lookback > timedelta(0):  # history before the interval; the interval comes from the chain
                 reads[dataset] = session.outputs.read(dataset, start - lookback, start)
-        bounds = {d: _bounds(t) for d, t in reads.items()}
-        universe = sorted({str(n) for _, names, _ in bounds.values() for n in names})
+        runs = {d: series_runs(t) for d, t in reads.items()}
+        universe = sorted({name for r in runs.values() for name in r.names})
         sizes = np.zeros(len(universe), dtype=np.int64)
-        for _, names, offsets in bounds.values():
-            if len(names):
-                sizes[np.searchsorted(universe, names)] += np.diff(offsets)
+        for r in runs.values():
+            if r.names:
+                sizes[np.searchsorted(universe, r.names)] += r.sizes()
         t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
         chunks: list[ChainChunk] = []
         rows: list[int] = []
         for lo, hi in session.engine.split(sizes.tolist()):
             first, last = universe[lo], universe[hi - 1]
             tables = {}
-            for dataset, (table, names, offsets) in bounds.items():
-                a = int(np.searchsorted(names, first, side="left"))
-                z = int(np.searchsorted(names, last, side="right"))
+            for dataset, (table, names, offsets) in runs.items():
+                a = bisect.bisect_left(names, first)
+                z = bisect.bisect_right(names, last)
                 tables[dataset] = table.slice(int(offsets[a]), int(offsets[z] - offsets[a]))
             chunks.append(ChainChunk.of(t0, t1, tables, session.metas.of(universe[lo:hi])))
             rows.append(int(sizes[lo:hi].sum()))
@@ -253,38 +254,13 @@ class ChainDriver:
         if chunk.states is not None:
             ids = [s.series_id for s in chunk.states]
         else:
-            ids = sorted({str(n) for b in chunk.tables.values() for n in _bounds(unpack(b))[1]})
+            ids = sorted({name for b in chunk.tables.values() for name in series_runs(unpack(b)).names})
         for task in self.tasks:
             for sid in ids:
                 merged.series[(task.name, sid)] = SeriesResult(sid, "failed", error=error)
 
     def _names(self) -> str:
         return "+".join(t.name for t in self.tasks)
-
-
-def _bounds(table: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
-    """``table`` sorted by (series, ts), its series names (sorted) and their row offsets (n + 1)."""
-    if table.num_rows == 0:
-        return table, np.array([], dtype=str), np.zeros(1, dtype=np.int64)
-    ids = table.column("series_id")
-    if not pa.types.is_dictionary(ids.type):
-        ids = pc.dictionary_encode(ids.cast(pa.string()))
-    ids = ids.unify_dictionaries() if isinstance(ids, pa.ChunkedArray) else ids
-    chunks = [c for c in (ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids])]
-    names = np.asarray(chunks[0].dictionary.cast(pa.string()).to_pylist(), dtype=str)
-    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int64)
-    order_names = np.argsort(names, kind="stable")
-    rank = np.empty_like(order_names)
-    rank[order_names] = np.arange(len(names))
-    keys = rank[codes]
-    if len(keys) > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        order = np.lexsort((ts, keys))
-        keys = keys[order]
-        table = table.take(pa.array(order))
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    offsets = np.r_[starts, len(keys)].astype(np.int64)
-    return table, names[order_names][keys[starts]], offsets
 
 
 def _concat(tables: list[pa.Table], points: bool) -> pa.Table:

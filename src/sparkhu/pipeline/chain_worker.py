@@ -43,9 +43,10 @@ from sparkhu.engine.base import describe
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import SeriesMeta, Task, TaskInput, TaskOutput
 from sparkhu.pipeline.dag import QUARANTINE_OUTPUT, written_frames
-from sparkhu.pipeline.datasets import assemble, group_frames
+from sparkhu.pipeline.datasets import assemble
 from sparkhu.pipeline.runs import SeriesResult
-from sparkhu.series import POINT_SCHEMA, TS_TYPE
+from sparkhu.series import POINT_SCHEMA, series_frames
+from sparkhu.timeaxis import duration_us, from_us_array, from_us_index, to_us, to_us_array
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def unpack(data: bytes) -> pa.Table:
 
 def run_chain(chunk: ChainChunk, *, spec: ChainSpec) -> ChainResult:
     """Run every task of ``spec`` for every series of ``chunk``; see the module docstring."""
-    start_us, end_us = _us(chunk.start), _us(chunk.end)
+    start_us, end_us = to_us(chunk.start), to_us(chunk.end)
     if chunk.states is not None:
         states = chunk.states
         templates = dict(chunk.templates)
@@ -158,7 +159,7 @@ def run_chain(chunk: ChainChunk, *, spec: ChainSpec) -> ChainResult:
         templates = {
             d: t.schema.empty_table().drop_columns(["series_id"]).to_pandas() for d, t in tables.items()
         }
-        grouped = {d: group_frames(t) for d, t in tables.items()}
+        grouped = {d: dict(series_frames(t)) for d, t in tables.items()}
         ids = sorted({sid for frames in grouped.values() for sid in frames})
         states = [
             SeriesState(
@@ -292,7 +293,7 @@ def _input(
     interval's output of the chain (for a dataset the chain produces)."""
     read = state.frames.get(dataset)
     if read is not None and len(read):
-        lo = int(np.searchsorted(_ts_us(read["ts"]), start_us - _lookback_us(task), side="left"))
+        lo = int(np.searchsorted(to_us_array(read["ts"]), start_us - duration_us(task.lookback), side="left"))
         if lo:
             read = read.iloc[lo:].reset_index(drop=True)
     if dataset not in spec.produced:
@@ -323,7 +324,7 @@ def _outputs(
             raise PipelineError(f"output {key!r} lacks a ts column (has {', '.join(map(str, columns))})")
         ts_col = frame["ts"]
         ts_ok = ts_col.dtype == _TS_DTYPE
-        ts = ts_col.array.asi8 if ts_ok else _ts_us(ts_col)
+        ts = ts_col.array.asi8 if ts_ok else to_us_array(ts_col)
         inside = (ts >= start_us) & (ts < end_us)
         everything = bool(inside.all())
         dataset = task.outputs[key]
@@ -335,7 +336,7 @@ def _outputs(
                 continue
             ts_kept = ts[inside]
             values = frame["value"].to_numpy(dtype="float64", na_value=np.nan)[inside]
-            handed = pd.DataFrame({"ts": _ts_series(ts_kept), "value": values})
+            handed = pd.DataFrame({"ts": from_us_index(ts_kept), "value": values})
             kept[key] = (handed, (ts_kept, values))
             continue
         body = frame if everything else frame[inside]
@@ -344,7 +345,7 @@ def _outputs(
         if not _plain_index(body):
             body = body.reset_index(drop=True)
         if not ts_ok:
-            body = body.assign(ts=_ts_series(ts[inside]))
+            body = body.assign(ts=from_us_index(ts[inside]))
         kept[key] = (body, body)
     return kept
 
@@ -357,10 +358,6 @@ def _plain_index(frame: pd.DataFrame) -> bool:
     return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
 
 
-def _ts_series(ts_us: np.ndarray) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(ts_us.astype("datetime64[us]")).tz_localize("UTC")
-
-
 def _table(parts: list[tuple[str, Any]], points: bool) -> pa.Table:
     """One table of a chunk's series for one output."""
     if not points:
@@ -371,7 +368,7 @@ def _table(parts: list[tuple[str, Any]], points: bool) -> pa.Table:
     lengths = np.array([len(ts) for _, (ts, _) in parts], dtype=np.int64)
     codes = pa.array(np.repeat(np.arange(len(parts), dtype=np.int32), lengths))
     ids = pa.DictionaryArray.from_arrays(codes, pa.array([sid for sid, _ in parts], pa.string()))
-    ts = pa.array(np.concatenate([ts for _, (ts, _) in parts])).cast(TS_TYPE)
+    ts = from_us_array(np.concatenate([ts for _, (ts, _) in parts]))
     values = pa.array(np.concatenate([v for _, (_, v) in parts]))
     return pa.Table.from_arrays([ids, ts, values], schema=POINT_SCHEMA)
 
@@ -382,18 +379,3 @@ def _len(frame: Any) -> int:
     if isinstance(frame, tuple):
         return len(frame[0])
     return len(frame)
-
-
-def _lookback_us(task: Task) -> int:
-    return int(task.lookback.total_seconds() * 1_000_000)
-
-
-def _us(ts: pd.Timestamp) -> int:
-    return int(pd.Timestamp(ts).value) // 1000
-
-
-def _ts_us(ts: pd.Series) -> np.ndarray:
-    index = pd.DatetimeIndex(ts)
-    if index.tz is None:
-        index = index.tz_localize("UTC")
-    return index.as_unit("us").asi8

@@ -8,8 +8,8 @@ name, for one source dataset ``D``, to a zone and a lake dataset (the table in
 (:meth:`~sparkhu.storage.lake.Lake.read_table`/:meth:`~sparkhu.storage.lake.Lake.replace_table`).
 A name not in the table is an ``analysis`` table ``D.<name>``.
 
-:func:`group_frames` turns a table sorted by series into one pandas frame per series (one
-conversion, then slices at the series boundaries); :func:`assemble` does the reverse.
+:func:`assemble` turns per-series frames into one table (the reverse of
+:func:`sparkhu.series.series_frames`).
 
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as root:
@@ -29,9 +29,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sparkhu.errors import PipelineError
+from sparkhu.errors import InputError, PipelineError
 from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, TS_TYPE
 from sparkhu.storage.lake import Lake
+from sparkhu.timeaxis import from_us_array, to_us_array
 
 LAYOUT: dict[str, tuple[str, str, bool]] = {
     # name: (zone, suffix of the lake dataset after "D." ("" = D itself), points?)
@@ -94,42 +95,6 @@ class Datasets:
         return self.lake.replace_table(spec.zone, spec.name, table, days)
 
 
-def group_frames(table: pa.Table, *, keep_series: bool = False) -> dict[str, pd.DataFrame]:
-    """One frame per series of ``table`` (its other columns), in series order.
-
-    ``table`` comes from a lake read, sorted by (series_id, ts); an unsorted one is sorted
-    first. One Arrow → pandas conversion; each frame is a slice at the series boundaries.
-    """
-    if table.num_rows == 0:
-        return {}
-    ids = table.column("series_id")
-    if not pa.types.is_dictionary(ids.type):
-        ids = pc.dictionary_encode(ids.cast(pa.string()))
-    ids = ids.unify_dictionaries() if isinstance(ids, pa.ChunkedArray) else ids
-    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
-    names = np.asarray(chunks[0].dictionary.cast(pa.string()).to_pylist(), dtype=object)
-    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int64)
-    rank = np.argsort(np.argsort(names.astype(str), kind="stable"), kind="stable")
-    keys = rank[codes]
-    columns = [c for c in table.column_names if c != "series_id" or keep_series]
-    body = table.select(columns)
-    if len(keys) > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        order = np.lexsort((ts, keys))
-        keys = keys[order]
-        codes = codes[order]
-        body = body.take(pa.array(order))
-    frame = body.to_pandas()
-    if keep_series:
-        frame["series_id"] = frame["series_id"].astype(str)
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    ends = np.r_[starts[1:], len(keys)]
-    return {
-        str(names[codes[lo]]): frame.iloc[lo:hi].reset_index(drop=True)
-        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True)
-    }
-
-
 def assemble(parts: Sequence[tuple[str, pd.DataFrame]], *, points: bool) -> pa.Table:
     """One table from per-series frames, ``series_id`` first (dictionary-encoded).
 
@@ -152,19 +117,17 @@ def assemble(parts: Sequence[tuple[str, pd.DataFrame]], *, points: bool) -> pa.T
     series_id = pa.DictionaryArray.from_arrays(codes, names)
     try:
         if points:
-            ts = np.concatenate([_ts_us(frame["ts"]) for _, frame in parts])
+            ts = np.concatenate([to_us_array(frame["ts"]) for _, frame in parts])
             value = np.concatenate(
                 [frame["value"].to_numpy(dtype="float64", na_value=np.nan) for _, frame in parts]
             )
-            return pa.Table.from_arrays(
-                [series_id, pa.array(ts).cast(TS_TYPE), pa.array(value)], schema=POINT_SCHEMA
-            )
+            return pa.Table.from_arrays([series_id, from_us_array(ts), pa.array(value)], schema=POINT_SCHEMA)
         combined = pd.concat([frame for _, frame in parts], ignore_index=True)
         combined["ts"] = pd.to_datetime(combined["ts"], utc=True).dt.as_unit("us")
         body = pa.Table.from_pandas(
             combined.drop(columns=["series_id"], errors="ignore"), preserve_index=False
         )
-    except (KeyError, TypeError, ValueError, pa.ArrowException) as exc:
+    except (InputError, KeyError, TypeError, ValueError, pa.ArrowException) as exc:
         raise PipelineError(
             f"output frames cannot be combined into one table ({exc}); return the same columns and "
             "types for every series"
@@ -181,10 +144,3 @@ def within(table: pa.Table, start: datetime, end: datetime) -> pa.Table:
         pc.greater_equal(ts, pa.scalar(start, type=ts.type)), pc.less(ts, pa.scalar(end, type=ts.type))
     )
     return table.filter(keep)
-
-
-def _ts_us(ts: pd.Series) -> np.ndarray:
-    index = pd.DatetimeIndex(ts)
-    if index.tz is None:
-        index = index.tz_localize("UTC")
-    return index.as_unit("us").asi8

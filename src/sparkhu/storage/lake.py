@@ -86,6 +86,16 @@ class PartitionInfo:
     rows: int
     bytes: int
 
+    @property
+    def start(self) -> datetime:
+        """The first instant (UTC) the partition covers; ValueError for a key of no layout.
+
+        >>> PartitionInfo("raw", "meters", "year=2024/month=01/day=02/hour=05", 1, 1, 1).start.isoformat()
+        '2024-01-02T05:00:00+00:00'
+        """
+        layout = LAYOUTS["date" if self.key.startswith("date=") else "hourly"]
+        return layout.interval(layout.parse(self.key))[0]
+
 
 def _sql(sql: str) -> Callable[[duckdb.DuckDBPyConnection, str, dict[str, Any]], pa.Table]:
     """A runner for :meth:`Lake._query` of one statement with ``{src}`` in it."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from sparkhu.errors import BusError
 from sparkhu.stream.base import Consumer, Message
+from sparkhu.timeaxis import US_PER_MS, now_us
 
 if TYPE_CHECKING:
     from sparkhu.stream.sqlite_file import SqliteFile
@@ -34,7 +35,7 @@ _POLL_STEP_S = 0.02
 
 def now_ms() -> int:
     """Wall-clock milliseconds since the epoch (shared by every process on the machine)."""
-    return time.time_ns() // 1_000_000
+    return now_us() // US_PER_MS
 
 
 def assign(

@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 
 from sparkhu.errors import PipelineError
+from sparkhu.timeaxis import from_us_index, to_us_array
 
-US_PER_S = 1_000_000
-US_PER_DAY = 86_400 * US_PER_S
 TS_DTYPE = pd.DatetimeTZDtype("us", "UTC")
 
 
@@ -52,9 +51,7 @@ def ts_us(frame: pd.DataFrame, series_id: str, task: str) -> np.ndarray:
         return np.asarray(col.array.asi8, dtype=np.int64)
     if not pd.api.types.is_datetime64_any_dtype(col.dtype):
         raise PipelineError(f"{series_id}: {task}: ts has dtype {col.dtype}; expected datetime64[us, UTC]")
-    if getattr(col.dtype, "tz", None) is None:
-        col = col.dt.tz_localize("UTC")
-    return np.asarray(col.dt.tz_convert("UTC").dt.as_unit("us").array.asi8, dtype=np.int64)
+    return to_us_array(col)
 
 
 def values_of(frame: pd.DataFrame, series_id: str, task: str) -> np.ndarray:
@@ -77,27 +74,14 @@ def sorted_points(frame: pd.DataFrame, series_id: str, task: str) -> tuple[np.nd
     return ts, values
 
 
-def instant_us(when: Any) -> int:
-    """A timestamp (aware or naive-as-UTC) as int µs since the epoch."""
-    stamp = pd.Timestamp(when)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.value // 1000)
-
-
-def ts_array(ts: np.ndarray) -> pd.DatetimeIndex:
-    """int64 µs → ``datetime64[us, UTC]`` timestamps."""
-    return pd.DatetimeIndex(np.asarray(ts, dtype=np.int64).view("M8[us]")).tz_localize("UTC")
-
-
 def points_frame(ts: np.ndarray, values: np.ndarray) -> pd.DataFrame:
     """A point frame (``ts`` datetime64[us, UTC], ``value`` float64) from µs and values."""
-    return pd.DataFrame({"ts": ts_array(ts), "value": np.asarray(values, dtype=np.float64)})
+    return pd.DataFrame({"ts": from_us_index(ts), "value": np.asarray(values, dtype=np.float64)})
 
 
 def table_frame(ts: np.ndarray, **columns: Any) -> pd.DataFrame:
     """A frame with a ``ts`` column (from µs) and the given columns."""
-    return pd.DataFrame({"ts": ts_array(ts), **columns})
+    return pd.DataFrame({"ts": from_us_index(ts), **columns})
 
 
 def in_interval(ts: np.ndarray, start_us: int, end_us: int) -> np.ndarray:

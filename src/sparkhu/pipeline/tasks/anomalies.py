@@ -40,6 +40,7 @@ import pandas as pd
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskInput, TaskOutput
 from sparkhu.pipeline.tasks.decomposition import point_arrays
+from sparkhu.timeaxis import from_us_index
 
 DETECT_METHODS = ("sigma", "mad")
 HANDLE_METHODS = ("ema", "seasonal")
@@ -80,7 +81,7 @@ def detect(inp: TaskInput, *, k: float = 3.0, method: str = "sigma") -> TaskOutp
     flagged = np.nan_to_num(score, nan=0.0) > k
     flags = pd.DataFrame(
         {
-            "ts": pd.to_datetime(ts_us[flagged], unit="us", utc=True).as_unit("us"),
+            "ts": from_us_index(ts_us[flagged]),
             "resid": resid[flagged],
             "score": score[flagged],
             "method": pd.Series([method] * int(flagged.sum()), dtype=object),
@@ -110,7 +111,7 @@ def handle(inp: TaskInput, *, method: str = "ema", window: int = 10) -> TaskOutp
     if frame is None:
         raise PipelineError(f"{sid}: handle needs a 'points' frame, got {sorted(inp.frames)}")
     ts_us, values = point_arrays(frame, sid)
-    ts = pd.to_datetime(ts_us, unit="us", utc=True).as_unit("us")
+    ts = from_us_index(ts_us)
     flags = inp.frames.get("flags")
     flagged = np.zeros(ts_us.size, dtype=bool)
     if flags is not None and len(flags):

@@ -42,6 +42,7 @@ from scipy.stats import rankdata
 
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskOutput
+from sparkhu.timeaxis import US_PER_S
 
 MIN_FREQ_S = 60
 _CHUNK = 16  # candidate pairs per batched FFT
@@ -92,7 +93,7 @@ def correlate(
 
     if freq_s is None:
         freq_s = max(MIN_FREQ_S, _coarsest_period_s(codes, ts_us))
-    freq_us = round(freq_s * 1e6)
+    freq_us = round(freq_s * US_PER_S)
     bins = ts_us // freq_us
     b0 = int(bins.min())
     size = int(bins.max()) - b0 + 1
@@ -231,7 +232,7 @@ def _coarsest_period_s(codes: np.ndarray, ts_us: np.ndarray) -> float:
     order = np.lexsort((ts_us, codes))
     c, t = codes[order], ts_us[order]
     same = c[1:] == c[:-1]
-    diffs = pd.Series(np.diff(t)[same] / 1e6)
+    diffs = pd.Series(np.diff(t)[same] / US_PER_S)
     if diffs.empty:
         return float(MIN_FREQ_S)
     medians = diffs[diffs > 0].groupby(c[1:][same][diffs.to_numpy() > 0]).median()

@@ -51,6 +51,7 @@ from scipy.ndimage import uniform_filter1d
 
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskInput, TaskOutput
+from sparkhu.timeaxis import US_PER_S, from_us_index
 
 CANDIDATES_S = (3600.0, 86400.0, 604800.0, 31556952.0)
 """Candidate seasonal periods in seconds: hour, day, week, (Gregorian) year."""
@@ -95,7 +96,7 @@ def decompose(
     period_s = inp.meta.period_s or _median_spacing_s(ts_us[finite])
     if not period_s or period_s <= 0:
         return TaskOutput(skipped="sampling period unknown and not estimable")
-    period_us = round(period_s * 1e6)
+    period_us = round(period_s * US_PER_S)
     slot = np.rint((ts_us - ts_us[0]) / period_us).astype(np.int64)
     size = int(slot[-1]) + 1 if slot.size else 0
     if size > _MAX_GRID_FACTOR * ts_us.size + 10:
@@ -134,7 +135,7 @@ def decompose(
     )
     seasonal = np.sum(seasons, axis=0) if seasons else np.zeros(size)
     columns: dict[str, Any] = {
-        "ts": pd.to_datetime(ts_us, unit="us", utc=True).as_unit("us"),
+        "ts": from_us_index(ts_us),
         "trend": trend[slot],
         "seasonal": seasonal[slot],
         "resid": values - trend[slot] - seasonal[slot],
@@ -365,7 +366,7 @@ def _default_trend_window(size: int, period_s: float) -> int:
 def _median_spacing_s(ts_us: np.ndarray) -> float | None:
     diffs = np.diff(ts_us)
     diffs = diffs[diffs > 0]
-    return float(np.median(diffs)) / 1e6 if diffs.size else None
+    return float(np.median(diffs)) / US_PER_S if diffs.size else None
 
 
 def _points(inp: TaskInput) -> pd.DataFrame:

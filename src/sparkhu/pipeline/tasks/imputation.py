@@ -50,15 +50,14 @@ from scipy.interpolate import CubicSpline
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskInput, TaskOutput
 from sparkhu.pipeline.tasks._frames import (
-    US_PER_S,
     frame_of,
     in_interval,
-    instant_us,
     points_frame,
     sorted_points,
     ts_us,
 )
 from sparkhu.pipeline.tasks.stats import rounded_mode
+from sparkhu.timeaxis import US_PER_S, to_us
 
 TASK = "impute"
 STRATEGIES = ("deletion", "mean", "median", "mode", "locf", "bocf", "linear", "spline", "seasonal")
@@ -133,7 +132,7 @@ def impute(
         out_values = np.concatenate([values, filled])
         order = np.argsort(out_ts, kind="stable")
         out_ts, out_values = out_ts[order], out_values[order]
-    start, end = instant_us(inp.start), instant_us(inp.end)
+    start, end = to_us(inp.start), to_us(inp.end)
     keep = in_interval(out_ts, start, end)
     report["filled"] = int(np.count_nonzero(in_interval(slots, start, end))) if chosen != "deletion" else 0
     return TaskOutput(frames={"points": points_frame(out_ts[keep], out_values[keep])}, report=report)
@@ -150,7 +149,7 @@ def fill(
 ) -> np.ndarray:
     """Values at ``query`` (µs) by ``strategy`` from the known sorted points ``(ts, values)``.
 
-    >>> t = np.array([0, 60, 180, 240]) * 1_000_000
+    >>> t = np.array([0, 60, 180, 240]) * US_PER_S
     >>> [float(fill(s, t, np.array([1.0, 2.0, 4.0, 5.0]), np.array([120_000_000]))[0])
     ...  for s in ("mean", "locf", "bocf", "linear")]
     [3.0, 2.0, 4.0, 3.0]

@@ -41,14 +41,13 @@ import numpy as np
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskInput, TaskOutput
 from sparkhu.pipeline.tasks._frames import (
-    US_PER_S,
     frame_of,
     in_interval,
-    instant_us,
     sorted_points,
     table_frame,
 )
 from sparkhu.pipeline.tasks.imputation import impute
+from sparkhu.timeaxis import US_PER_S, to_us
 
 __all__ = ["detect", "impute", "missing_slots"]
 
@@ -76,7 +75,7 @@ def detect(inp: TaskInput, *, threshold: float = 1.7, offset: float = 0.2) -> Ta
     frame = frame_of(inp.frames, "points", sid, TASK)
     ts, values = sorted_points(frame, sid, TASK)
     ts = ts[np.isfinite(values)]
-    start, end = instant_us(inp.start), instant_us(inp.end)
+    start, end = to_us(inp.start), to_us(inp.end)
     inside = int(np.count_nonzero(in_interval(ts, start, end)))
     if ts.size == 0 or inside == 0:
         return TaskOutput(skipped="no points in the interval (all missing)")
@@ -108,9 +107,9 @@ def missing_slots(
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Missing slots (µs, sorted), their gap's slot count, and the edge counts, for sorted unique µs ts.
 
-    >>> ts = np.array([0, 60, 180, 400]) * 1_000_000  # 180 → 400: ratio 3.67, n = 4, three points
+    >>> ts = np.array([0, 60, 180, 400]) * US_PER_S  # 180 → 400: ratio 3.67, n = 4, three points
     >>> slots, sizes, edges = missing_slots(ts, 60e6, 0, 500_000_000)
-    >>> (slots // 1_000_000).tolist(), sizes.tolist(), edges
+    >>> (slots // US_PER_S).tolist(), sizes.tolist(), edges
     ([120, 235, 290, 345, 460], [1, 3, 3, 3, 1], (0, 1))
     """
     diffs = np.diff(ts_us)

@@ -27,6 +27,7 @@ import pandas as pd
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskInput, TaskOutput
 from sparkhu.pipeline.tasks.decomposition import point_arrays
+from sparkhu.timeaxis import from_us_index
 
 METHODS = ("minmax", "zscore")
 MIN_POINTS = 5
@@ -57,7 +58,7 @@ def normalize(inp: TaskInput, *, method: str = "minmax") -> TaskOutput:
     if _scale(params) == 0:
         return TaskOutput(skipped="constant series: no scale to normalise by")
     scaled = forward(values, params)
-    ts = pd.to_datetime(ts_us, unit="us", utc=True).as_unit("us")
+    ts = from_us_index(ts_us)
     points = pd.DataFrame({"ts": ts, "value": scaled})
     report = {"points": int(finite.size), **params}
     return TaskOutput(frames={"points": points}, report=report, metadata={"normalization": params})

@@ -21,6 +21,7 @@ import pandas as pd
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskInput, TaskOutput
 from sparkhu.pipeline.tasks.decomposition import point_arrays
+from sparkhu.timeaxis import from_us_index
 
 MIN_POINTS = 5
 
@@ -46,7 +47,7 @@ def iqr(inp: TaskInput, *, k: float = 1.5) -> TaskOutput:
         return TaskOutput(skipped="constant series: no outliers to find")
     lower, upper = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
     flagged = finite & ((values < lower) | (values > upper))
-    ts = pd.to_datetime(ts_us, unit="us", utc=True).as_unit("us")
+    ts = from_us_index(ts_us)
     points = pd.DataFrame({"ts": ts[~flagged], "value": values[~flagged]})
     flags = pd.DataFrame(
         {

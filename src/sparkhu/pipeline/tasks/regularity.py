@@ -45,13 +45,11 @@ import numpy as np
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskInput, TaskOutput
 from sparkhu.pipeline.tasks._frames import (
-    US_PER_DAY,
-    US_PER_S,
     frame_of,
-    instant_us,
     sorted_points,
     table_frame,
 )
+from sparkhu.timeaxis import US_PER_DAY, US_PER_S, to_us
 
 TASK = "regularity"
 BIN_WIDTH = math.log(1.05)
@@ -79,7 +77,7 @@ def analyse(
         )
     frame = frame_of(inp.frames, "points", sid, TASK)
     ts, _ = sorted_points(frame, sid, TASK)
-    start, end = instant_us(inp.start), instant_us(inp.end)
+    start, end = to_us(inp.start), to_us(inp.end)
     window = round(window_days * US_PER_DAY)
     first_day = start // US_PER_DAY
     day_starts = np.maximum(np.arange(first_day, -(-end // US_PER_DAY)) * US_PER_DAY, start)
@@ -114,7 +112,7 @@ def analyse(
 def estimate_period(diffs_us: np.ndarray, *, tolerance: float = 0.25) -> tuple[float, float]:
     """``(period_s, dominant_share)`` from positive Δt in µs (see the module's docstring).
 
-    >>> estimate_period(np.array([60, 61, 59, 60, 120, 180, 60, 600]) * 1_000_000)
+    >>> estimate_period(np.array([60, 61, 59, 60, 120, 180, 60, 600]) * US_PER_S)
     (60.0, 0.625)
     """
     bins = np.floor(np.log(diffs_us.astype(np.float64)) / BIN_WIDTH).astype(np.int64)

@@ -36,13 +36,12 @@ import numpy as np
 
 from sparkhu.pipeline.base import TaskInput, TaskOutput
 from sparkhu.pipeline.tasks._frames import (
-    US_PER_DAY,
     frame_of,
     in_interval,
-    instant_us,
     sorted_points,
     table_frame,
 )
+from sparkhu.timeaxis import US_PER_DAY, to_us
 
 TASK = "describe"
 COLUMNS = (
@@ -54,7 +53,7 @@ def describe(inp: TaskInput) -> TaskOutput:
     """One ``stats`` row per UTC day with points in ``[start, end)``; skipped when there are none."""
     frame = frame_of(inp.frames, "points", inp.series_id, TASK)
     ts, values = sorted_points(frame, inp.series_id, TASK)
-    start, end = instant_us(inp.start), instant_us(inp.end)
+    start, end = to_us(inp.start), to_us(inp.end)
     keep = in_interval(ts, start, end) & np.isfinite(values)
     ts, values = ts[keep], values[keep]
     if ts.size == 0:

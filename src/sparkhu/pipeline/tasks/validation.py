@@ -42,7 +42,8 @@ import pandas as pd
 
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskInput, TaskOutput
-from sparkhu.pipeline.tasks._frames import TS_DTYPE, frame_of, instant_us, points_frame, require, table_frame
+from sparkhu.pipeline.tasks._frames import TS_DTYPE, frame_of, points_frame, require, table_frame
+from sparkhu.timeaxis import to_us
 
 TASK = "validate"
 # code → (reason key, field); code 0 = valid
@@ -127,7 +128,7 @@ def validate(inp: TaskInput, *, check_range: bool = True, check_unit: bool = Tru
     )
     fields = np.array([f for _, f in _RULES], dtype=object)
     bad = ~valid
-    bad_ts = np.where(ts_missing[bad], instant_us(inp.start), ts[bad])
+    bad_ts = np.where(ts_missing[bad], to_us(inp.start), ts[bad])
     rejects = table_frame(
         bad_ts,
         value=values[bad],

@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sparkhu.errors import PipelineError
 from sparkhu.pipeline.base import TaskInput, TaskOutput
 from sparkhu.pipeline.tasks.decomposition import point_arrays
+from sparkhu.timeaxis import US_PER_S, from_us_index
 
 LIST_TYPE = pd.ArrowDtype(pa.list_(pa.float64()))
 _MAX_GRID_FACTOR = 4
@@ -55,7 +56,7 @@ def sliding(inp: TaskInput, *, inputs: int = 60, outputs: int = 20, stride: int 
     span = inputs + outputs
     if ts_us.size < span:
         return TaskOutput(skipped=f"{ts_us.size} point(s): shorter than one window of {span}")
-    period_us = round(period_s * 1e6)
+    period_us = round(period_s * US_PER_S)
     slot = np.rint((ts_us - ts_us[0]) / period_us).astype(np.int64)
     size = int(slot[-1]) + 1
     if size > _MAX_GRID_FACTOR * ts_us.size + span:
@@ -77,7 +78,7 @@ def sliding(inp: TaskInput, *, inputs: int = 60, outputs: int = 20, stride: int 
     origin = ts_us[0] + (keep + inputs - 1) * period_us
     windows = pd.DataFrame(
         {
-            "ts": pd.to_datetime(origin, unit="us", utc=True).as_unit("us"),
+            "ts": from_us_index(origin),
             "x": _lists(view[:, :inputs]),
             "y": _lists(view[:, inputs:]),
         }

@@ -19,7 +19,6 @@ Timestamps are stored as integer microseconds since the Unix epoch, UTC, in ever
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, Operationa
 from sqlalchemy.pool import StaticPool
 
 from sparkhu.errors import BackendUnavailable, CatalogError, ConfigError
+from sparkhu.timeaxis import now_us as now_us  # re-exported for the catalog and prediction store
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -41,11 +41,6 @@ BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
 """PostgreSQL connect timeout, unless the URI sets ``connect_timeout``."""
 _WRITE_OPTION = "sparkhu_write"
-
-
-def now_us() -> int:
-    """The current time in microseconds since the epoch."""
-    return time.time_ns() // 1000
 
 
 def mask(uri: str | URL) -> str:
