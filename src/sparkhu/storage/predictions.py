@@ -34,11 +34,10 @@ from sparkhu.storage.catalog import schema
 from sparkhu.storage.catalog.engine import (
     dialect_insert,
     is_sqlite,
-    now_us,
     read_tx,
     write_tx,
 )
-from sparkhu.timeaxis import from_us, to_us
+from sparkhu.timeaxis import from_us, now_us, to_us
 
 FORECAST_SCHEMA = pa.schema(
     [

@@ -18,7 +18,6 @@ from sparkhu.storage.catalog.engine import (
     dialect_insert,
     is_sqlite,
     mask,
-    now_us,
     parse_uri,
     read_tx,
     write_tx,
@@ -36,7 +35,7 @@ from sparkhu.storage.catalog.records import (
     run_record,
     series_info,
 )
-from sparkhu.timeaxis import from_us, to_us
+from sparkhu.timeaxis import from_us, now_us, to_us
 
 __all__ = ["RUN_STATUSES", "Catalog", "RunRecord", "SeriesInfo"]
 

@@ -31,7 +31,6 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, Operationa
 from sqlalchemy.pool import StaticPool
 
 from sparkhu.errors import BackendUnavailable, CatalogError, ConfigError
-from sparkhu.timeaxis import now_us as now_us  # re-exported for the catalog and prediction store
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
