@@ -129,12 +129,17 @@ class PipelineSettings(_Section):
     @field_validator("schedule")
     @classmethod
     def _schedule_form(cls, schedule: str) -> str:
-        schedule_trigger(schedule)
+        # HH:MM needs no trigger to be valid: every command loads settings, few run the scheduler.
+        if not _CLOCK_RE.fullmatch(schedule):
+            schedule_trigger(schedule)
         return schedule
 
     def trigger(self) -> CronTrigger:
         """The trigger of :attr:`schedule` (see :func:`schedule_trigger`)."""
         return schedule_trigger(self.schedule)
+
+
+_CLOCK_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 def schedule_trigger(schedule: str) -> CronTrigger:
@@ -148,7 +153,7 @@ def schedule_trigger(schedule: str) -> CronTrigger:
     """
     from apscheduler.triggers.cron import CronTrigger
 
-    if clock := re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", schedule):
+    if clock := _CLOCK_RE.fullmatch(schedule):
         return CronTrigger(hour=int(clock.group(1)), minute=int(clock.group(2)), timezone=UTC)
     try:
         return CronTrigger.from_crontab(schedule, timezone=UTC)

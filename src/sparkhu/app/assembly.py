@@ -27,8 +27,9 @@ from datetime import UTC, datetime, timedelta
 
 from sparkhu.app.platform import Platform
 from sparkhu.app.runtime import Runtime
+from sparkhu.config import dataset_name
 from sparkhu.connectors import configured_sinks
-from sparkhu.connectors.base import SourceSpec
+from sparkhu.connectors.base import SinkSpec, SourceSpec
 from sparkhu.connectors.lake_sink import LakeSinkSettings
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,9 @@ def build_platform(
     for spec in sources:
         add_source(platform, runtime, spec)
         topics[(spec.source, spec.measurement)] = None
+    sinks = [LakeSinkSettings(name="lake"), *configured_sinks(runtime.settings)]
     for source, measurement in sorted(topics):
-        add_topic_consumers(platform, runtime, source, measurement)
+        add_topic_consumers(platform, runtime, source, measurement, sinks)
     if pipeline and topics:
         add_pipeline_scheduler(platform, runtime, sorted({spec.dataset for spec in sources}))
     if serve is not None:
@@ -64,7 +66,6 @@ def add_source(platform: Platform, runtime: Runtime, spec: SourceSpec) -> None:
     """Publish a source's points to its topic; with ``repeat_s``, read it again that long after it ends."""
     from sparkhu.app.ingest import publish
 
-    runtime.bus.create_topic(runtime.topic(spec.source, spec.measurement))
     published = {"points": 0.0}
 
     def run(stop: threading.Event) -> None:
@@ -84,19 +85,20 @@ def add_source(platform: Platform, runtime: Runtime, spec: SourceSpec) -> None:
     platform.add(f"source {spec.name}", run, figures=lambda: dict(published))
 
 
-def add_topic_consumers(platform: Platform, runtime: Runtime, source: str, measurement: str) -> None:
-    """The sinks, the online predictor and its champion server of one topic."""
+def add_topic_consumers(
+    platform: Platform, runtime: Runtime, source: str, measurement: str, sinks: Sequence[SinkSpec]
+) -> None:
+    """The ``sinks`` that take this topic, the online predictor and its champion server of one topic."""
     from sparkhu.online.champions import ChampionServer
     from sparkhu.online.learner import OnlinePredictor
 
     settings = runtime.settings
     topic = runtime.topic(source, measurement)
-    dataset = runtime.dataset(source, measurement)
+    dataset = dataset_name(source, measurement)
     runtime.bus.create_topic(topic)
-    sinks = [LakeSinkSettings(name="lake")] + [
-        spec for spec in configured_sinks(settings) if spec.topics is None or dataset in spec.topics
-    ]
     for sink_spec in sinks:
+        if sink_spec.topics is not None and dataset not in sink_spec.topics:
+            continue
         sink = sink_spec.open(runtime, topic, dataset)
         platform.add(f"{sink_spec.kind} sink {sink_spec.name} {topic}", sink.run, figures=sink.figures)
     forecast = settings.forecast

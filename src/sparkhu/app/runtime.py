@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sparkhu.config import Settings, dataset_name
+from sparkhu.config import Settings
 from sparkhu.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -112,11 +112,6 @@ class Runtime:
     def topic(self, source: str, measurement: str) -> str:
         """The topic of one source's measurement: ``<prefix><source>.<measurement>``."""
         return f"{self.settings.bus.topic_prefix}{source}.{measurement}"
-
-    @staticmethod
-    def dataset(source: str, measurement: str) -> str:
-        """The lake dataset of one source's measurement (``<source>_<measurement>``)."""
-        return dataset_name(source, measurement)
 
     def resolve_dataset(self, given: str | None) -> str:
         """The dataset a command works on: ``given``, else the one of ``[[sources]]``, else the only one in

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sparkhu.app.runtime import Runtime
+from sparkhu.config import dataset_name
 from sparkhu.series import SeriesId
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def predict(
         runtime.predictions,
         runtime.registry,
         series_id,
-        dataset=runtime.dataset(sid.source, sid.measurement),
+        dataset=dataset_name(sid.source, sid.measurement),
         horizon=horizon or runtime.settings.forecast.horizon,
         alias=alias,
     )
