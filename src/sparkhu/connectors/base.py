@@ -10,6 +10,9 @@ again, and the idempotent lake makes that harmless.
 
 Bad records never stop a source: each is handed to ``quarantine`` (a table of
 :data:`~sparkhu.series.QUARANTINE_SCHEMA`) with its reason, and the good ones go on.
+
+A sink of the platform is a :class:`TopicSink`: a consumer of one topic, built per topic by the
+``open`` of its :class:`SinkSpec` (the lake sink is one).
 """
 
 from __future__ import annotations
@@ -44,19 +47,6 @@ class Source(ABC):
         self, position: Mapping[str, Any] | None, quarantine: QuarantineFn
     ) -> Iterator[tuple[pa.Table, Position]]:
         """Yield batches after ``position`` (``None``: from the beginning) with the position after each."""
-
-
-class Sink(ABC):
-    """A destination of points. ``write`` must be idempotent for the same points."""
-
-    name: str
-
-    @abstractmethod
-    def write(self, batch: pa.Table) -> None:
-        """Write a batch durably before returning."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook: most sinks hold nothing to release
-        """Flush and release resources."""
 
 
 class SourceSpec(SourceSettings, ABC):
