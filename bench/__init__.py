@@ -2,10 +2,18 @@
 
 Each module ``bench/<name>.py`` defines ``run(scale: float) -> list[Result]``; register it in
 :data:`BENCHES`. Benchmarks are measurements, not tests: they print, they do not assert.
+
+A figure that a user would compare with another tool names that tool as its ``peer`` and
+carries ``ratio`` = sparkhu's speed / the peer's speed (> 1 means sparkhu is faster), both
+measured in the same run with :func:`interleaved` (A/B/B/A rounds, medians), because these
+machines are shared and noisy.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -21,6 +29,32 @@ class Result:
     """Human-readable target, e.g. ``>= 2,000,000``."""
     met: bool | None = None
     detail: str = ""
+    peer: str = ""
+    """What a user would otherwise pick for the same work, measured in the same run."""
+    ratio: float | None = None
+    """sparkhu's speed over the peer's (> 1: sparkhu is faster)."""
+
+
+def interleaved(
+    ours: Callable[[], object], peer: Callable[[], object], rounds: int = 2
+) -> tuple[float, float]:
+    """Median wall seconds of ``ours`` and ``peer``, run A/B/B/A ``rounds`` times.
+
+    Interleaving spreads the machine's noise over both sides; the ratio of the medians is the
+    figure that counts.
+
+    >>> ours_s, peer_s = interleaved(lambda: sum(range(1000)), lambda: sum(range(1000)), rounds=1)
+    >>> ours_s > 0 and peer_s > 0
+    True
+    """
+    times: dict[str, list[float]] = {"ours": [], "peer": []}
+    order = [("ours", ours), ("peer", peer), ("peer", peer), ("ours", ours)]
+    for _ in range(rounds):
+        for side, work in order:
+            started = time.perf_counter()
+            work()
+            times[side].append(time.perf_counter() - started)
+    return statistics.median(times["ours"]), statistics.median(times["peer"])
 
 
 # name -> module path; each module has run(scale) -> list[Result]

@@ -15,6 +15,12 @@ from rich.table import Table
 from bench import BENCHES, Result
 
 
+def _row(r: Result) -> tuple[str, ...]:
+    met = "" if r.met is None else ("yes" if r.met else "NO")
+    ratio = "" if r.ratio is None else f"{r.ratio:.2f} ×"
+    return (r.bench, r.metric, f"{r.value:,.1f}", r.unit, r.target, met, r.peer, ratio, r.detail)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHES)}")
@@ -34,16 +40,16 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix=f"sparkhu-bench-{name}-"):
                 results.extend(module.run(args.scale))
     table = Table(title="sparkhu benchmarks (this machine)")
-    for column in ("bench", "metric", "value", "unit", "target", "met", "detail"):
-        table.add_column(column, justify="right" if column == "value" else "left")
-    for r in results:
-        met = "" if r.met is None else ("yes" if r.met else "NO")
-        table.add_row(r.bench, r.metric, f"{r.value:,.1f}", r.unit, r.target, met, r.detail)
+    columns = ("bench", "metric", "value", "unit", "target", "met", "peer", "ratio", "detail")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("value", "ratio") else "left")
+    rows = [_row(r) for r in results]
+    for row in rows:
+        table.add_row(*row)
     if args.markdown:
-        print("| bench | metric | value | unit | target | met | detail |\n|---|---|---:|---|---|---|---|")
-        for r in results:
-            met = "" if r.met is None else ("yes" if r.met else "NO")
-            print(f"| {r.bench} | {r.metric} | {r.value:,.1f} | {r.unit} | {r.target} | {met} | {r.detail} |")
+        print("| " + " | ".join(columns) + " |\n|---|---|---:|---|---|---|---|---:|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
     else:
         console.print(table)
     if args.json:
