@@ -4,7 +4,8 @@ A series id names ``source/measurement/field``, e.g. ``ampds2/electricity/WHE.P`
 AMPds2 whole-house meter's real power). Points always travel as Arrow tables or record
 batches of :data:`POINT_SCHEMA`: ``series_id`` (dictionary-encoded string), ``ts``
 (timestamp, microseconds, UTC) and ``value`` (float64). Records that cannot become points
-travel as :data:`QUARANTINE_SCHEMA` rows, with their reason (:func:`quarantine_records`).
+travel as :data:`QUARANTINE_SCHEMA` rows, with their reason (:func:`quarantine_records`);
+:func:`check_points` holds the rules a point obeys wherever it enters (:data:`POINT_RULES`).
 :func:`series_runs` cuts any table with ``series_id`` and ``ts`` columns into one run of
 rows per series, ordered by (series, ts); :func:`series_frames` and :func:`series_tail`
 build on it.
@@ -19,6 +20,7 @@ build on it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,15 +33,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkhu.errors import InputError
-from sparkhu.timeaxis import TS_TYPE, from_us_array
+from sparkhu.timeaxis import POINT_RANGE, TS_TYPE, from_us_array, in_point_range
 
 __all__ = [
     "POINT_SCHEMA",
     "QUARANTINE_SCHEMA",
     "SERIES_ID_TYPE",
     "TS_TYPE",
+    "PointCheck",
     "SeriesId",
     "SeriesRuns",
+    "check_points",
     "conform",
     "conform_keys",
     "empty_points",
@@ -71,6 +75,16 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 """Records set aside instead of becoming points: where they came from, why, and as what text."""
+
+BAD_ID = "not a series id: expected source/measurement/field"
+BAD_TS = f"timestamp out of range; expected {POINT_RANGE}"
+BAD_VALUE = "not a finite number"
+POINT_RULES = (
+    "a point has a series id source/measurement/field, a timestamp in the "
+    f"{POINT_RANGE} and a finite value; a missing value (null, NaN) is no point"
+)
+"""The one rule of every entry point (files, bus messages, replays, connectors): a record that
+breaks it is quarantined with one of :data:`BAD_ID`, :data:`BAD_TS`, :data:`BAD_VALUE`."""
 
 _PART = r"[A-Za-z0-9_.:\-]+"
 _SERIES_RE = re.compile(rf"^{_PART}/{_PART}/{_PART}$")
@@ -181,6 +195,84 @@ def quarantine_records(
     columns = [sources, list(locations), list(fields), list(reasons), list(raws)]
     arrays = [pa.array(column, pa.string()) for column in columns]
     return pa.Table.from_arrays([*arrays, stamp], schema=QUARANTINE_SCHEMA)
+
+
+class PointCheck(NamedTuple):
+    """What :func:`check_points` found: the usable points, and the bad rows with field and reason."""
+
+    points: pa.Table
+    rows: list[int]
+    """Row numbers (0-based, in the checked table) of the bad points, ascending."""
+    fields: list[str]
+    reasons: list[str]
+    raws: list[str]
+    """Each bad point as JSON text, its timestamp in µs (``ts_us``: one out of range is no datetime)."""
+
+
+def check_points(table: pa.Table) -> PointCheck:
+    """Split a :data:`POINT_SCHEMA` table by :data:`POINT_RULES`: usable points, and bad rows.
+
+    A row without a well-formed series id or a timestamp in range, or with an infinite value,
+    is bad (its field and reason are listed); a row whose value is missing (null or NaN) is
+    dropped without a reason, as an empty CSV cell is. Vectorised; a table that obeys the
+    rules (the usual case) is returned as it is after one pass over ts and value.
+
+    >>> t = points(["a/b/c", "a/b/c", "a/b/c"], [0, 253_402_300_799_000_000, 0], [1.0, 2.0, float("inf")])
+    >>> check = check_points(t)
+    >>> check.points.num_rows, check.rows, check.fields
+    (1, [1, 2], ['ts', 'value'])
+    """
+    if table.num_rows == 0:
+        return PointCheck(table, [], [], [], [])
+    ids = table.column("series_id")
+    ts = table.column("ts")
+    value = table.column("value").to_numpy()  # nulls become NaN
+    finite = np.isfinite(value)
+    ts_us = ts.cast(pa.int64()).to_numpy() if ts.null_count == 0 else None
+    ids = ids.unify_dictionaries() if pa.types.is_dictionary(ids.type) else ids
+    dictionary = ids.num_chunks and pa.types.is_dictionary(ids.type)
+    names = ids.chunk(0).dictionary.to_pylist() if dictionary else None
+    good_names = names is not None and all(isinstance(n, str) and is_series_id(n) for n in names)
+    if (
+        finite.all()
+        and ts_us is not None
+        and bool(in_point_range(ts_us).all())
+        and not ids.null_count
+        and good_names
+    ):
+        return PointCheck(table, [], [], [], [])
+    id_text = ids.cast(pa.string()) if pa.types.is_dictionary(ids.type) else ids
+    id_ok = (
+        np.fromiter(
+            (s is not None and is_series_id(s) for s in id_text.to_pylist()), dtype=bool, count=table.num_rows
+        )
+        if not good_names or ids.null_count
+        else np.ones(table.num_rows, dtype=bool)
+    )
+    ts_valid = ~ts.is_null().to_numpy(zero_copy_only=False)
+    ts_all = ts.cast(pa.int64()).fill_null(0).to_numpy()
+    ts_ok = ts_valid & in_point_range(ts_all)
+    infinite = np.isinf(value)
+    bad_rows = np.flatnonzero(~id_ok | ~ts_ok | infinite)
+    fields = ["series_id" if not id_ok[r] else "ts" if not ts_ok[r] else "value" for r in bad_rows]
+    reasons = [
+        (BAD_ID if id_text[int(r)].is_valid else "missing series id")
+        if not id_ok[r]
+        else (BAD_TS if ts_valid[r] else "missing timestamp")
+        if not ts_ok[r]
+        else BAD_VALUE
+        for r in bad_rows
+    ]
+    keep = id_ok & ts_ok & finite
+    taken = pa.array(bad_rows, pa.int64())
+    bad = zip(
+        id_text.take(taken).to_pylist(),
+        ts.take(taken).cast(pa.int64()).to_pylist(),
+        table.column("value").take(taken).to_pylist(),
+        strict=True,
+    )
+    raws = [json.dumps({"series_id": sid, "ts_us": t, "value": v}) for sid, t, v in bad]
+    return PointCheck(table.filter(pa.array(keep)), bad_rows.tolist(), fields, reasons, raws)
 
 
 class SeriesRuns(NamedTuple):

@@ -46,6 +46,14 @@ MIN_US: Final = -62_135_596_800_000_000
 MAX_US: Final = 253_402_300_799_999_999
 """``datetime.max`` (9999-12-31T23:59:59.999999Z) in µs: the latest instant a ``datetime`` holds."""
 
+POINT_MIN_US: Final = MIN_US
+"""The earliest timestamp a point may have: 0001-01-01T00:00Z."""
+POINT_END_US: Final = 253_370_764_800_000_000
+"""The first timestamp a point may not have: 9999-01-01T00:00Z (the lake's partition of a point's
+day or hour must have a key after it, so the last year a ``datetime`` holds is left out)."""
+POINT_RANGE: Final = "years 1 to 9998 (UTC)"
+"""How messages name the range of :func:`in_point_range`."""
+
 EPOCH_UNITS_US: Final = {"s": US_PER_S, "ms": US_PER_MS, "us": 1}
 """Microseconds per unit of epoch numbers (``ts_unit`` of files and JSON messages)."""
 
@@ -91,6 +99,24 @@ def to_us(moment: datetime | None) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - EPOCH) // _ONE_US
+
+
+def in_point_range(micros: Any) -> Any:
+    """True where µs timestamps (an int, numpy array or float array) may be the time of a point.
+
+    The one time rule of every entry point (files, bus messages, replays, the lake): a point lies
+    in [:data:`POINT_MIN_US`, :data:`POINT_END_US`), the :data:`POINT_RANGE`. NaN is out of range.
+    Python ints of any size are compared exactly, so a 400-digit timestamp is simply out of range.
+
+    >>> in_point_range(to_us(datetime(9998, 12, 31))), in_point_range(to_us(datetime(9999, 1, 1)))
+    (True, False)
+    >>> in_point_range(np.array([0.0, np.nan, 1e30])).tolist()
+    [True, False, False]
+    """
+    if isinstance(micros, int):
+        return POINT_MIN_US <= micros < POINT_END_US
+    values = np.asarray(micros)
+    return (values >= POINT_MIN_US) & (values < POINT_END_US)
 
 
 def now_us() -> int:
@@ -216,7 +242,7 @@ def parse_time(text: str | None, field: str) -> datetime | None:
         return None
     try:
         return to_utc(datetime.fromisoformat(text.strip()))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: 0001-01-01T00:00+01:00
         raise InputError(
             f"{text!r} is not an ISO 8601 timestamp (e.g. 2024-03-01T09:00:00Z)", field=field
         ) from exc

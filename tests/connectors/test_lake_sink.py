@@ -209,10 +209,11 @@ def test_bad_messages_are_quarantined_and_the_good_ones_go_on(bus: SqliteBus, la
     assert "not an Arrow IPC stream (" in bad[0]["reason"]
     assert "not a points table" in bad[1]["reason"]
     assert "give the sink a json_decoder" in bad[2]["reason"] and bad[2]["raw"].startswith('{"series_id"')
-    assert (
+    assert (  # one row per bad point, naming its row in the message and holding the point
         bad[3]["field"] == "series_id"
-        and "1 point(s)" in bad[3]["reason"]
-        and "'not an id'" in bad[3]["reason"]
+        and bad[3]["location"] == "offset 4 row 2"
+        and "source/measurement/field" in bad[3]["reason"]
+        and '"not an id"' in bad[3]["raw"]
     )
     assert lag(bus) == 0
 

@@ -2,8 +2,9 @@
 
 The file source parses a chunk of CSV (or a Parquet row group) into a table, then
 :func:`to_points` makes points of it and lists the bad cells: a row's timestamp that is
-missing, malformed or out of range sets the whole row aside; a value that is not a number or
-not finite sets aside only that cell. Missing values (nulls, ``NaN``) are dropped, not bad.
+missing, malformed or out of range (:data:`~sparkhu.series.POINT_RULES`) sets the whole row
+aside; a value that is not a number or not finite sets aside only that cell. Missing values
+(nulls, ``NaN``) are dropped, not bad.
 All of it is vectorised: regular expressions and casts over whole columns; a cast that fails
 is retried on halves to find the failing cells.
 
@@ -24,10 +25,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparkhu.errors import ConnectorError
-from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, is_series_id
-from sparkhu.timeaxis import EPOCH_UNITS_US, TS_TYPE, from_us_array
+from sparkhu.series import BAD_ID, BAD_TS, BAD_VALUE, POINT_SCHEMA, SERIES_ID_TYPE, is_series_id
+from sparkhu.timeaxis import (
+    EPOCH_UNITS_US,
+    POINT_END_US,
+    POINT_MIN_US,
+    TS_TYPE,
+    from_us_array,
+    in_point_range,
+)
 
-_TS_LIMIT = 1 << 62  # µs; beyond ±146,000 years is certainly not a timestamp
 NULL_VALUES = ["", "NaN", "nan", "NA", "N/A", "null", "NULL"]
 _NUM_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(?i:inf|infinity|nan)$"
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}([.,]\d+)?)?)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)?$"
@@ -60,8 +67,8 @@ class BadCells:
     reasons: list[str]
 
 
-_TS_REASONS = ("", "missing timestamp", "malformed timestamp; expected {}", "timestamp out of range")
-_VALUE_REASONS = ("", "not a number", "not a finite number")
+_TS_REASONS = ("", "missing timestamp", "malformed timestamp; expected {}", BAD_TS)
+_VALUE_REASONS = ("", "not a number", BAD_VALUE)
 
 
 def to_points(table: pa.Table, layout: Layout, unit: str, where: str) -> tuple[pa.Table, BadCells]:
@@ -86,9 +93,7 @@ def to_points(table: pa.Table, layout: Layout, unit: str, where: str) -> tuple[p
             if id_bad[r]:
                 missing = codes[r] == len(ids.dictionary)
                 bad.fields.append("series_id")
-                bad.reasons.append(
-                    "missing series id" if missing else "not a series id: expected source/measurement/field"
-                )
+                bad.reasons.append("missing series id" if missing else BAD_ID)
             else:
                 bad.fields.append("value")
                 bad.reasons.append(_VALUE_REASONS[value_code[r]])
@@ -148,10 +153,13 @@ def parse_timestamps(col: pa.Array, unit: str, name: str, where: str) -> tuple[n
     factor = EPOCH_UNITS_US.get(unit, 1)
     if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
         typ = col.type if pa.types.is_timestamp(col.type) else pa.timestamp("ms")
-        us = pc.cast(col.cast(typ), pa.timestamp("us", typ.tz), safe=False).cast(pa.int64())
-        if us.null_count == 0:
+        stamps = col.cast(typ)
+        # range-checked in floats first: seconds of year 300,000 would overflow µs in int64
+        float_us = stamps.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        float_us *= {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}[typ.unit]
+        if stamps.null_count == 0 and in_point_range(float_us).all():
+            us = pc.cast(stamps, pa.timestamp("us", typ.tz), safe=False).cast(pa.int64())
             return us.to_numpy(), code
-        float_us = us.to_numpy(zero_copy_only=False).astype(np.float64)
     elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         if unit == "iso":
             trimmed = pc.utf8_trim_whitespace(col)
@@ -176,14 +184,15 @@ def parse_timestamps(col: pa.Array, unit: str, name: str, where: str) -> tuple[n
         if (
             pa.types.is_integer(col.type)
             and col.null_count == 0
-            and np.abs(raw).max(initial=0) < _TS_LIMIT // factor
+            and raw.min(initial=0) >= -(-POINT_MIN_US // factor)
+            and raw.max(initial=0) < POINT_END_US // factor
         ):
             return raw.astype(np.int64) * factor, code
         float_us = raw.astype(np.float64) * factor
     else:
         raise ConnectorError(f"{where}: column {name} of type {col.type} is not a timestamp; set ts_column")
     code[~np.isfinite(float_us)] = 2
-    code[np.abs(np.nan_to_num(float_us)) >= _TS_LIMIT] = 3
+    code[np.isfinite(float_us) & ~in_point_range(float_us)] = 3
     code[~col.is_valid().to_numpy(zero_copy_only=False)] = 1
     ts = np.where(code == 0, np.rint(np.nan_to_num(float_us)), 0).astype(np.int64)
     return ts, code

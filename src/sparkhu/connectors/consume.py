@@ -8,8 +8,12 @@ way for both. Each :meth:`~ConsumerLoop.run_once`:
    first poll waits up to ``timeout`` for a message);
 2. **decodes** it (:func:`decode`): Arrow IPC points, JSON records with a
    :class:`~sparkhu.stream.codecs.JsonDecoder`; a message or point that cannot be used
-   becomes a quarantine row naming it and saying why;
-3. **quarantines** those rows (``quarantine``: a durable write; without it they are only logged);
+   (:data:`~sparkhu.series.POINT_RULES`) becomes a quarantine row naming it and saying why — a
+   message no decoder can read, whatever it raises, never stops the loop: it is committed
+   with the batch, so a poison message is read once, not on every restart;
+3. **quarantines** those rows (``quarantine``: a durable write; without it they are only logged)
+   and hands the messages they came from to ``dead_letter`` when one is given (the hook of a
+   dead-letter topic: the raw messages, as they came);
 4. **prepares** the table to store, in memory (``prepare``: the lake sink stores the points
    as they are, the online predictor absorbs them and returns forecasts);
 5. **stores** that table durably (``store``; idempotent, since a crash before the commit
@@ -51,13 +55,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from sparkhu.errors import CodecError, ConnectorError
-from sparkhu.series import empty_points, is_series_id
+from sparkhu.series import check_points, empty_points
 from sparkhu.stream.base import Bus, Consumer, Message
 from sparkhu.stream.codecs import JsonDecoder, decode_points, is_arrow, quarantine_table, raw_text
 
@@ -79,6 +83,8 @@ class Batch:
     """One row per message or point that could not be used, with the reason."""
     readable: list[Message]
     """The messages that held points (the ones whose latency means something)."""
+    rejected: list[Message] = field(default_factory=list)
+    """The messages with at least one quarantined record, in order (what a dead-letter topic gets)."""
 
 
 @dataclass(frozen=True)
@@ -101,10 +107,11 @@ def message_source(message: Message) -> str:
 def decode(messages: Sequence[Message], json_decoder: JsonDecoder | None = None) -> Batch:
     """The points of ``messages`` and a quarantine row for each message or point that is not usable.
 
-    Arrow messages keep their well-formed points (those with a time and a valid series id);
-    JSON messages go to ``json_decoder``, or are quarantined without one. A message that is
-    not a points table at all is quarantined whole, with a reason starting
-    ``not a table of points``.
+    Arrow messages keep their points that obey :data:`~sparkhu.series.POINT_RULES`, one
+    quarantine row per other point (``offset 7 row 3``); JSON messages go to ``json_decoder``, or
+    are quarantined without one. A message that is not a points table at all is quarantined
+    whole, with a reason starting ``not a table of points``. Nothing a message holds makes this
+    raise: an unexpected decoder failure quarantines the message with the exception's text.
 
     >>> from sparkhu.series import points
     >>> from sparkhu.stream.codecs import encode_arrow
@@ -121,46 +128,74 @@ def decode(messages: Sequence[Message], json_decoder: JsonDecoder | None = None)
         if json_decoder is not None and not is_arrow(message.value):
             json_messages.append(message)
             continue
-        table, field, problem = _arrow_points(message.value)
+        source = message_source(message)
+        try:
+            table, bad_rows = _arrow_points(message.value, f"offset {message.offset}")
+        except Exception as exc:  # a poison message must not stop the consumer: quarantine it
+            log.warning("cannot decode message %s", source, exc_info=True)
+            table, bad_rows = None, [(f"offset {message.offset}", None, _unexpected(exc), None)]
         if table is not None:
             tables.append(table)
             readable.append(message)
-        if problem is not None:
-            location = f"offset {message.offset}"
-            rejected.append((message_source(message), location, field, problem, raw_text(message.value)))
+        for location, fld, why, raw in bad_rows:
+            rejected.append((source, location, fld, why, raw_text(message.value) if raw is None else raw))
     quarantine = quarantine_table(rejected)
     if json_messages and json_decoder is not None:
         sources = [message_source(m) for m in json_messages]
-        decoded, bad = json_decoder.decode([m.value for m in json_messages], sources)
+        decoded, bad = _decode_json(json_decoder, json_messages, sources)
         tables.append(decoded)
         quarantine = pa.concat_tables([quarantine, bad])
         bad_sources = set(bad.column("source").to_pylist())
         readable.extend(m for m, s in zip(json_messages, sources, strict=True) if s not in bad_sources)
     points = pa.concat_tables(tables) if tables else empty_points()
-    return Batch(list(messages), points, quarantine, readable)
+    rejected_sources = set(quarantine.column("source").to_pylist())
+    dead = [m for m in messages if message_source(m) in rejected_sources]
+    return Batch(list(messages), points, quarantine, readable, dead)
 
 
-def _arrow_points(value: bytes) -> tuple[pa.Table | None, str | None, str | None]:
-    """``(points, field, problem)`` of an Arrow message: its well-formed points, and why others are not."""
+def _unexpected(exc: Exception) -> str:
+    return f"cannot decode: {type(exc).__name__}: {exc}"[:1000]
+
+
+def _decode_json(
+    decoder: JsonDecoder, messages: Sequence[Message], sources: list[str]
+) -> tuple[pa.Table, pa.Table]:
+    """The decoder's points and quarantine; a message that makes it raise is quarantined alone."""
+    try:
+        return decoder.decode([m.value for m in messages], sources)
+    except CodecError:
+        raise  # a strict decoder asked for it
+    except Exception as exc:
+        if len(messages) == 1:
+            log.warning("cannot decode message %s", sources[0], exc_info=True)
+            where = f"offset {messages[0].offset}"
+            row = (sources[0], where, None, _unexpected(exc), raw_text(messages[0].value))
+            return empty_points(), quarantine_table([row])
+    parts = [_decode_json(decoder, [m], [s]) for m, s in zip(messages, sources, strict=True)]
+    return pa.concat_tables([p for p, _ in parts]), pa.concat_tables([q for _, q in parts])
+
+
+_BadRow = tuple[str, str | None, str, str | None]
+"""(location, field, reason, raw text or None for the whole message)."""
+
+
+def _arrow_points(value: bytes, where: str) -> tuple[pa.Table | None, list[_BadRow]]:
+    """The usable points of an Arrow message (None: none), and what is wrong with the rest."""
     if not is_arrow(value):
         hint = "give the sink a json_decoder for JSON topics"
-        return None, None, f"not a table of points: not an Arrow IPC stream; {hint}"
+        return None, [(where, None, f"not a table of points: not an Arrow IPC stream; {hint}", None)]
     try:
         table = decode_points(value)
     except CodecError as exc:
-        return None, None, f"not a table of points: {exc}"
-    ids = table.column("series_id").combine_chunks()
-    names = ids.dictionary.to_pylist()
-    good_name = np.fromiter((is_series_id(n) for n in names), dtype=bool, count=len(names))
-    if good_name.all() and not ids.null_count and not table.column("ts").null_count:
-        return table, None, None
-    keep = good_name[ids.indices.fill_null(0).to_numpy(zero_copy_only=False)]
-    keep &= ~ids.is_null().to_numpy(zero_copy_only=False)
-    keep &= ~table.column("ts").is_null().to_numpy(zero_copy_only=False)
-    wrong = sorted(repr(n) for n, ok in zip(names, good_name, strict=True) if not ok)
-    problem = f"{int((~keep).sum())} point(s) without a time or with a series id not source/measurement/field"
-    problem += f" ({', '.join(wrong[:5])}{', ...' if len(wrong) > 5 else ''})" if wrong else ""
-    return table.filter(pa.array(keep)), "series_id", problem
+        return None, [(where, None, f"not a table of points: {exc}", None)]
+    check = check_points(table)
+    if not check.rows:
+        return table, []
+    bad: list[_BadRow] = [
+        (f"{where} row {row + 1}", fld, why, raw)
+        for row, fld, why, raw in zip(check.rows, check.fields, check.reasons, check.raws, strict=True)
+    ]
+    return (check.points if check.points.num_rows else None), bad
 
 
 def _join(parts: Sequence[Batch]) -> Batch:
@@ -174,6 +209,7 @@ def _join(parts: Sequence[Batch]) -> Batch:
         pa.concat_tables([part.points for part in parts]),
         pa.concat_tables([part.quarantine for part in parts]),
         [m for part in parts for m in part.readable],
+        [m for part in parts for m in part.rejected],
     )
 
 
@@ -182,12 +218,13 @@ class ConsumerLoop:
 
     ``store(table)`` makes a prepared table durable; ``prepare(batch)`` builds it in memory
     (default: the batch's points); ``quarantine(rows)`` writes the quarantined rows durably
-    (default: they are only logged). ``name`` (e.g. ``"lake sink of 'raw.meters'"``) starts
-    every error message and log line. A batch gathers polls of up to ``max_messages``
-    messages until it holds ``max_points`` points (``None``: one poll's worth) or
-    ``max_wait`` seconds have passed. The consumer joins the group (creating the topic if
-    missing) at :meth:`start` or the first poll; :meth:`close` leaves it. The latencies of
-    the last ``latency_samples`` messages are kept.
+    (default: they are only logged); ``dead_letter(messages)`` gets the messages those rows came
+    from (:attr:`Batch.rejected`), after the quarantine write and before ``prepare``. ``name`` (e.g.
+    ``"lake sink of 'raw.meters'"``) starts every error message and log line. A batch gathers polls
+    of up to ``max_messages`` messages until it holds ``max_points`` points (``None``: one poll's
+    worth) or ``max_wait`` seconds have passed. The consumer joins the group (creating the topic if
+    missing) at :meth:`start` or the first poll; :meth:`close` leaves it. The latencies of the last
+    ``latency_samples`` messages are kept.
     """
 
     def __init__(
@@ -200,6 +237,7 @@ class ConsumerLoop:
         store: Callable[[pa.Table], None],
         prepare: Callable[[Batch], pa.Table] | None = None,
         quarantine: Callable[[pa.Table], None] | None = None,
+        dead_letter: Callable[[list[Message]], None] | None = None,
         json_decoder: JsonDecoder | None = None,
         max_points: int | None = None,
         max_messages: int = _MAX_POLL,
@@ -218,6 +256,7 @@ class ConsumerLoop:
         self._store = store
         self._prepare = prepare or _points_of
         self._quarantine = quarantine
+        self._dead_letter = dead_letter
         self._consumer: Consumer | None = None
         self._unstored: tuple[Batch, pa.Table] | None = None
         self._per_message: float | None = None  # points per message seen so far: sizes each poll
@@ -264,6 +303,8 @@ class ConsumerLoop:
                 self._log_quarantined(batch)
                 if self._quarantine is not None:
                     self._quarantine(batch.quarantine)
+                if self._dead_letter is not None and batch.rejected:
+                    self._dead_letter(batch.rejected)
             prepared = self._prepare(batch)
         except BaseException:
             consumer.seek_to_beginning()  # nothing kept of this batch: read it again next round

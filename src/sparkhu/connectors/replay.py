@@ -45,7 +45,7 @@ from pydantic import Field, field_validator
 from sparkhu.connectors.base import Position, QuarantineFn, Source
 from sparkhu.connectors.files import FilesSettings, read_all
 from sparkhu.errors import ConfigError, InputError
-from sparkhu.series import POINT_SCHEMA, conform, quarantine_records
+from sparkhu.series import POINT_SCHEMA, check_points, conform, quarantine_records
 from sparkhu.timeaxis import OFFSET_FORMS, TS_TYPE, US_PER_S, duration_us, parse_offset
 
 AMPDS2_SHIFT = timedelta(days=3196)
@@ -104,19 +104,11 @@ class ReplaySource(Source):
     def _load(self, quarantine: QuarantineFn) -> pa.Table:
         if self._sorted is None:
             table = conform(self._points() if callable(self._points) else self._points)
-            missing = pc.or_(pc.is_null(table.column("ts")), pc.is_null(table.column("series_id")))
-            if pc.any(missing).as_py():
-                rows = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
-                quarantine(
-                    quarantine_records(
-                        self.name,
-                        [f"row {r + 1}" for r in rows],
-                        ["ts" if table.column("ts")[r].as_py() is None else "series_id" for r in rows],
-                        ["missing timestamp or series id"] * len(rows),
-                        [str(table.slice(int(r), 1).to_pylist()[0]) for r in rows],
-                    )
-                )
-                table = table.filter(pc.invert(missing))
+            check = check_points(table)  # shifted points out of range are the runner's to quarantine
+            if check.rows:
+                locations = [f"row {r + 1}" for r in check.rows]
+                quarantine(quarantine_records(self.name, locations, check.fields, check.reasons, check.raws))
+            table = check.points
             self._sorted = table.take(pc.sort_indices(table, [("ts", "ascending")]))
         return self._sorted
 

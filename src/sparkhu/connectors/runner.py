@@ -6,8 +6,11 @@ topic for :func:`pump` and ``lake:<zone>/<dataset>`` for :func:`ingest_to_lake`,
 can feed both without the two interfering. A crash after a batch is durable but before its
 watermark is saved sends that batch again; the lake de-duplicates on read, so nothing is
 lost and nothing is counted twice. Bad records go to ``quarantine/<dataset>`` of the lake
-before the batch that follows them is sent. A run that sends or quarantines anything, or
-fails, is recorded in the catalog (kind ``connector``) with its point count or its error.
+before the batch that follows them is sent — those the source found, and the points of any
+source's batch that break :data:`~sparkhu.series.POINT_RULES` (a replay shifted past year 9998,
+a third-party connector's infinite value), so one bad point never fails a batch downstream.
+A run that sends or quarantines anything, or fails, is recorded in the catalog (kind
+``connector``) with its point count or its error.
 
 >>> import tempfile
 >>> from datetime import timedelta
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from sparkhu.connectors.base import Position, Source
+from sparkhu.series import check_points, quarantine_records
 
 if TYPE_CHECKING:
     from sparkhu.storage.catalog import Catalog
@@ -159,6 +163,7 @@ def _run(
         saved = catalog.get_watermark(source.name, key)
         batches = source.read(saved, quarantine)
         for batch, position in batches:
+            batch = _checked(batch, source.name, stats.batches + 1, quarantine)
             if batch.num_rows:
                 record()
                 deliver(batch)
@@ -186,6 +191,15 @@ def _run(
     if recorded:
         catalog.finish_run(run_id, "success", rows_out=stats.points)
     return stats
+
+
+def _checked(batch: pa.Table, name: str, number: int, quarantine: Callable[[pa.Table], None]) -> pa.Table:
+    """The points of a source's batch that obey the rules; the others quarantined (``batch N row R``)."""
+    check = check_points(batch)
+    if check.rows:
+        locations = [f"batch {number} row {row + 1}" for row in check.rows]
+        quarantine(quarantine_records(name, locations, check.fields, check.reasons, check.raws))
+    return check.points
 
 
 def _stopper(stop: Stop | None) -> Callable[[], bool]:

@@ -11,7 +11,10 @@ JSON is for foreign topics. :class:`JsonDecoder` reads plain points
 (``{"schema": {..}, "payload": {..}}``) of such points, and measurement records as the
 InfluxDB source connector wrote them (``{"time": .., "measurement": "electricity",
 "zone": "FGE", "V": 120.1, "P": 33.0}`` → ``ampds2/electricity/FGE.V``, ``.../FGE.P``).
-Undecodable records become rows of a quarantine table instead of stopping the batch.
+Undecodable records become rows of a quarantine table instead of stopping the batch; every point
+obeys the one rule of every entry point (:data:`~sparkhu.series.POINT_RULES`: a timestamp in the
+years 1 to 9998, a finite value — ``Infinity``, ``1e400`` are quarantined, ``NaN`` and ``null``
+are missing values and make no point).
 
 >>> from sparkhu.series import points
 >>> table = points("ampds2/electricity/WHE.P", [0, 60_000_000], [1.0, 2.5])
@@ -42,9 +45,17 @@ import numpy as np
 import pyarrow as pa
 
 from sparkhu.errors import BusError, CodecError, InputError
-from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, conform, is_series_id, quarantine_records
+from sparkhu.series import (
+    BAD_TS,
+    BAD_VALUE,
+    POINT_SCHEMA,
+    SERIES_ID_TYPE,
+    conform,
+    is_series_id,
+    quarantine_records,
+)
 from sparkhu.stream.base import Bus, partition_for
-from sparkhu.timeaxis import EPOCH_UNITS_US, MAX_US, MIN_US, from_us_array, parse_time, to_us
+from sparkhu.timeaxis import EPOCH_UNITS_US, from_us_array, in_point_range, parse_time, to_us
 
 ARROW_HEADERS = {"content-type": b"application/vnd.apache.arrow.stream"}
 """Headers :func:`publish_points` puts on its messages."""
@@ -76,7 +87,8 @@ def decode_arrow(data: bytes) -> pa.Table:
     """The table in one Arrow IPC stream; :class:`CodecError` when it is not one."""
     try:
         return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-    except (pa.ArrowException, ValueError, TypeError) as exc:
+    except (pa.ArrowException, OSError, ValueError, TypeError, OverflowError) as exc:
+        # a malformed stream raises ArrowInvalid, or OSError (e.g. a negative metadata length)
         raise CodecError(f"not an Arrow IPC stream ({len(data)} bytes): {exc}") from exc
 
 
@@ -199,9 +211,7 @@ class _Bad(Exception):
         self.reason = reason
 
 
-def _points_table(
-    ids: list[str], ts: list[int] | np.ndarray, values: list[float | None] | np.ndarray
-) -> pa.Table:
+def _points_table(ids: list[str], ts: list[int] | np.ndarray, values: list[float] | np.ndarray) -> pa.Table:
     sid = pa.array(ids, pa.string()).dictionary_encode().cast(SERIES_ID_TYPE)
     return pa.Table.from_arrays([sid, from_us_array(ts), pa.array(values, pa.float64())], schema=POINT_SCHEMA)
 
@@ -262,7 +272,7 @@ class JsonDecoder:
             return fast, quarantine_table([])
         ids: list[str] = []
         ts: list[int] = []
-        vals: list[float | None] = []
+        vals: list[float] = []
         bad: list[tuple[str, str, str | None, str, str]] = []
         for value, source in zip(values, sources, strict=True):
             try:
@@ -273,12 +283,14 @@ class JsonDecoder:
             items = doc if isinstance(doc, list) else [doc]
             for index, item in enumerate(items):
                 location = f"item {index}" if isinstance(doc, list) else ""
+                raw = json.dumps(item) if isinstance(doc, list) else value
                 try:
-                    decoded = self._record(item)
+                    decoded, problems = self._record(item)
                 except _Bad as exc:
-                    raw = json.dumps(item) if isinstance(doc, list) else value
                     self._reject(bad, source, location, exc.field, exc.reason, raw)
                     continue
+                for field, reason in problems:
+                    self._reject(bad, source, location, field, reason, raw)
                 for sid, t, v in decoded:
                     ids.append(sid)
                     ts.append(t)
@@ -314,12 +326,17 @@ class JsonDecoder:
         if not all(type(sid) is str and (sid in self._good_parts or is_series_id(sid)) for sid in distinct):
             return None
         # Range-checked on Python ints first, so the int64 product cannot overflow.
-        lowest, highest = min(raw_ts) * self._scale, max(raw_ts) * self._scale
-        if not (MIN_US <= lowest and highest <= MAX_US):
+        if not (in_point_range(min(raw_ts) * self._scale) and in_point_range(max(raw_ts) * self._scale)):
+            return None
+        try:
+            numbers = np.asarray(raw_vals, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64: the careful path quarantines it
+            return None
+        if not np.isfinite(numbers).all():
             return None
         self._good_parts.update(distinct)
         ts_us = np.asarray(raw_ts, dtype=np.int64) * self._scale
-        return _points_table(ids, ts_us, np.asarray(raw_vals, dtype=np.float64))
+        return _points_table(ids, ts_us, numbers)
 
     def _reject(
         self, bad: list[Any], source: str, location: str, field: str | None, reason: str, raw: bytes | str
@@ -329,13 +346,8 @@ class JsonDecoder:
             raise CodecError(f"{where}: {field + ': ' if field else ''}{reason}")
         bad.append((source, location, field, reason, raw_text(raw)))
 
-    def _record(self, item: Any) -> list[tuple[str, int, float | None]]:
-        try:
-            return self._points_of(item)
-        except OverflowError as exc:
-            raise _Bad(None, f"number out of range: {exc}") from None
-
-    def _points_of(self, item: Any) -> list[tuple[str, int, float | None]]:
+    def _record(self, item: Any) -> tuple[list[tuple[str, int, float]], list[tuple[str, str]]]:
+        """The points of one record, and (field, reason) of each numeric field that is not a finite number."""
         if isinstance(item, dict) and "payload" in item and "schema" in item:
             item = item["payload"]
         if not isinstance(item, dict):
@@ -349,7 +361,11 @@ class JsonDecoder:
             value = item.get("value")
             if value is not None and (type(value) not in (int, float)):
                 raise _Bad("value", f"expected a number or null, got {value!r}")
-            return [(sid, self._time(item.get("ts"), "ts"), None if value is None else float(value))]
+            ts = self._time(item.get("ts"), "ts")
+            number = _number(value)
+            if number is None:
+                raise _Bad("value", BAD_VALUE)
+            return ([] if math.isnan(number) else [(sid, ts, number)]), []
         if self.source is None:
             raise _Bad(None, "not a point (series_id, ts, value); pass source= to read measurement records")
         ts = self._time(item.get(self.time_field), self.time_field)
@@ -359,15 +375,23 @@ class JsonDecoder:
             tags = item.get("tags")
             tag_value = (tags if isinstance(tags, dict) else item).get(self.tag)
             prefix += self._part(tag_value, self.tag) + "."
-        out: list[tuple[str, int, float | None]] = [
-            (prefix + self._part(k, k), ts, float(v))
-            for k, v in item.items()
-            if type(v) in (int, float) and k not in self._skip and (self.fields is None or k in self.fields)
-        ]
-        if not out:
+        out: list[tuple[str, int, float]] = []
+        problems: list[tuple[str, str]] = []
+        numeric = 0
+        for k, v in item.items():
+            chosen = self.fields is None or k in self.fields
+            if type(v) not in (int, float) or k in self._skip or not chosen:
+                continue
+            numeric += 1
+            number = _number(v)
+            if number is None:
+                problems.append((k, BAD_VALUE))
+            elif not math.isnan(number):  # NaN: a missing value, no point
+                out.append((prefix + self._part(k, k), ts, number))
+        if not numeric:
             wanted = ", ".join(sorted(self.fields)) if self.fields else "any"
             raise _Bad(None, f"no numeric field ({wanted}) in the record")
-        return out
+        return out, problems
 
     def _part(self, text: Any, field: str) -> str:
         if type(text) is str and text in self._good_parts:
@@ -381,11 +405,11 @@ class JsonDecoder:
 
     def _time(self, raw: Any, field: str) -> int:
         kind = type(raw)
-        if kind is str and raw.lstrip("-").isdigit():
+        if kind is str and raw.isascii() and raw.lstrip("-").isdigit():  # not "²": isdigit, not int
             raw, kind = int(raw), int
         if kind is int:
             us = raw * self._scale
-        elif kind is float and math.isfinite(raw):
+        elif kind is float and math.isfinite(raw * self._scale):
             us = round(raw * self._scale)
         elif kind is str:
             try:
@@ -394,9 +418,21 @@ class JsonDecoder:
                 raise _Bad(field, f"{raw!r} is neither epoch {self.ts_unit} nor ISO-8601") from None
         else:
             raise _Bad(field, "missing" if raw is None else f"expected a time, got {raw!r}")
-        if not MIN_US <= us <= MAX_US:
-            raise _Bad(field, f"{raw!r} is out of range for epoch {self.ts_unit}")
+        if not in_point_range(us):
+            shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+            raise _Bad(field, f"{shown} as epoch {self.ts_unit}: {BAD_TS}")
         return us
+
+
+def _number(value: int | float | None) -> float | None:
+    """A JSON number as a float: NaN for a missing one (null, NaN), None when not finite (±inf, 1e400)."""
+    if value is None:
+        return math.nan
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float64
+        return None
+    return None if math.isinf(number) else number
 
 
 _CONNECT_SCHEMA = json.dumps(
