@@ -50,11 +50,38 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+LAKE_SCHEMES = ("file", "local", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "mock")
+"""URI schemes of a lake root that pyarrow's filesystems serve (``storage.lake``); plug-ins add theirs
+to the ``sparkhu.filesystems`` entry point group."""
+_LAKE_FORMS = "a folder path or a URI such as file:///srv/lake or s3://bucket/lake"
+
+
 class StorageSettings(_Section):
     lake: str = ""
+    """The lake root: a folder (relative to the working directory) or a URI of :data:`LAKE_SCHEMES`."""
     catalog: str = ""
     layout: Literal["date", "hourly"] = "date"
     """``date``: ``date=YYYY-MM-DD``; ``hourly``: Kafka Connect HDFS3 ``year=/month=/day=/hour=``."""
+
+    @field_validator("lake")
+    @classmethod
+    def _lake_root(cls, root: str) -> str:
+        if not root:
+            return root  # the default, inside home
+        if "://" in root:
+            scheme, _, rest = root.partition("://")
+            known = {*LAKE_SCHEMES, *entry_point_names("sparkhu.filesystems")}
+            if scheme not in known:
+                raise ValueError(
+                    f"unknown URI scheme {scheme!r}; expected {_LAKE_FORMS} ({', '.join(sorted(known))})"
+                )
+            if not rest.strip("/"):
+                raise ValueError(f"the URI names no bucket or folder; expected {_LAKE_FORMS}")
+            return root
+        # a colon before the first slash is a URI gone wrong ("::::", "s3:bucket"), not a folder
+        if not root.strip() or ":" in root.split("/", 1)[0] or "\0" in root:
+            raise ValueError(f"expected {_LAKE_FORMS}")
+        return root
 
     @field_validator("catalog")
     @classmethod

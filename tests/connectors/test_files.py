@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -292,6 +294,7 @@ def test_missing_and_unreadable_inputs_are_named(tmp_path: Path):
         ({"layout": "tall"}, "layout='tall'"),
         ({"ts_unit": "ns"}, "ts_unit='ns'"),
         ({"batch_rows": 0}, "batch_rows must be"),
+        ({"max_line_bytes": 0}, "max_line_bytes must be"),
     ],
 )
 def test_bad_settings_are_config_errors(kwargs, match, tmp_path: Path):
@@ -338,3 +341,103 @@ def test_bytes_that_are_not_utf8_spoil_only_their_cell(tmp_path: Path):
     (tmp_path / "twice.csv").write_text("UNIX_TS,A,A\n0,1,2\n")
     with pytest.raises(ConnectorError, match=r"twice\.csv: column\(s\) A appear more than once"):
         read_file(tmp_path / "twice.csv", **AMPDS2)
+
+
+# ---- poison inputs: one bad line never costs the file its good ones (issue 10, items 1 and 4)
+
+
+def test_an_out_of_range_timestamp_is_quarantined_and_the_file_kept(tmp_path: Path):
+    path = tmp_path / "meters.csv"  # a millisecond timestamp in a seconds file: year 52,671
+    path.write_text("UNIX_TS,WHE\n0,1\n1600000000000,2\n60,3\n-62135596801,4\n253370764799,5\n")
+    got, bad = read_file(path, **AMPDS2)
+    assert triples(got) == [
+        ("ampds2/electricity/WHE.P", 0, 1.0),
+        ("ampds2/electricity/WHE.P", 60_000_000, 3.0),
+        ("ampds2/electricity/WHE.P", 253_370_764_799_000_000, 5.0),  # 9998-12-31T23:59:59Z: the last second
+    ]
+    assert [(r["location"], r["field"]) for r in bad.to_pylist()] == [
+        ("line 3", "UNIX_TS"),
+        ("line 5", "UNIX_TS"),
+    ]
+    assert all("years 1 to 9998" in r for r in bad.column("reason").to_pylist())
+
+
+def test_out_of_range_iso_and_parquet_timestamps_are_quarantined(tmp_path: Path):
+    iso = tmp_path / "iso.csv"
+    iso.write_text("ts,WHE\n2024-01-01T00:00:00Z,1\n9999-06-01T00:00:00Z,2\n")
+    got, bad = read_file(iso, ts_unit="iso", **AMPDS2)
+    assert got.column("value").to_pylist() == [1.0] and bad.column("location").to_pylist() == ["line 3"]
+    seconds = pa.array([0, 300_000 * 365 * 86_400], pa.timestamp("s"))  # year 300,000 overflows µs
+    path = tmp_path / "far.parquet"
+    pq.write_table(pa.table({"UNIX_TS": seconds, "WHE": [1.0, 2.0]}), path)
+    got, bad = read_file(path, **AMPDS2)
+    assert triples(got) == [("ampds2/electricity/WHE.P", 0, 1.0)]
+    assert bad.column("location").to_pylist() == ["row 2"]
+
+
+def test_cr_only_line_endings_are_lines(tmp_path: Path):
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"UNIX_TS,WHE\r0,1\r60,abc\r120,3\r")
+    got, bad = read_file(path, **AMPDS2)
+    assert [v for _, _, v in triples(got)] == [1.0, 3.0]
+    assert bad.column("location").to_pylist() == ["line 3"]
+
+
+def test_a_stray_cr_ends_a_line_and_costs_only_the_broken_part(tmp_path: Path):
+    path = tmp_path / "stray.csv"
+    path.write_bytes(b"UNIX_TS,WHE\r\n0,1\r\n60,2\r3\r\n120,4\n180,5\r")
+    got, bad = read_file(path, **AMPDS2)
+    assert [v for _, _, v in triples(got)] == [1.0, 2.0, 4.0, 5.0]
+    assert [(r["location"], r["reason"]) for r in bad.to_pylist()] == [("line 4", "expected 2 fields, got 1")]
+
+
+def test_a_non_utf8_header_is_one_clear_error(tmp_path: Path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("UNIX_TS,WHÉ\n0,1\n".encode("latin-1"))
+    with pytest.raises(
+        ConnectorError, match=r"latin1\.csv:1: the header is not UTF-8 text \(byte 0xc9 at column 11\)"
+    ):
+        read_file(path, **AMPDS2)
+
+
+def test_a_line_too_long_is_quarantined_unread_and_the_others_kept(tmp_path: Path):
+    path = tmp_path / "long.csv"
+    path.write_bytes(b"UNIX_TS,WHE\n0,1\n60," + b"9" * 5000 + b"\n120,3\n180," + b"8" * 3000)
+    bad: list[pa.Table] = []
+    source = FileSource("f", path, batch_rows=2, max_line_bytes=1000, **AMPDS2)
+    got = read_all(source, bad.append)
+    assert [v for _, _, v in triples(got)] == [1.0, 3.0]
+    rows = pa.concat_tables(bad).to_pylist()
+    assert [(r["location"], r["reason"]) for r in rows] == [
+        ("line 3", "line of 5,004 bytes is longer than 1,000 bytes"),
+        ("line 5", "line of 3,004 bytes is longer than 1,000 bytes"),
+    ]
+    assert rows[0]["raw"].startswith("60,999") and len(rows[0]["raw"]) == 1024
+
+
+MEMORY_PROBE = """
+import resource, sys
+from sparkhu.connectors.files import read_file
+got, bad = read_file(sys.argv[1], series_prefix="ampds2/electricity/", field_suffix=".P")
+print(got.num_rows, bad.num_rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_100_mb_line_is_quarantined_in_bounded_memory(tmp_path: Path):
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as f:
+        f.write(b"UNIX_TS,WHE\n0,1\n60,2\n120,")
+        block = b"9" * (1 << 20)
+        for _ in range(100):
+            f.write(block)
+        f.write(b"\n180,4\n")
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    points_read, quarantined, max_rss_mb = map(int, done.stdout.split())
+    assert (points_read, quarantined) == (3, 1)
+    assert max_rss_mb < 300, f"peak RSS {max_rss_mb} MB reading a file with a 100 MB line"

@@ -193,9 +193,12 @@ def runs(
 def lake_ls(ctx: typer.Context, zone: Annotated[str | None, typer.Argument()] = None) -> None:
     """Datasets and their partitions."""
     with Runtime(state(ctx).settings) as runtime:
-        table = Table("zone", "dataset", "partitions", "files", "rows", "MB")
+        table = Table("zone", "dataset", "partitions", "files", "rows", "MB", "corrupt")
+        corrupt: list[str] = []
         for z, dataset in runtime.lake.datasets(zone):
             parts = runtime.lake.partitions(z, dataset)
+            bad = [path for p in parts for path in p.corrupt]
+            corrupt += bad
             table.add_row(
                 z,
                 dataset,
@@ -203,8 +206,13 @@ def lake_ls(ctx: typer.Context, zone: Annotated[str | None, typer.Argument()] = 
                 str(sum(p.files for p in parts)),
                 f"{sum(p.rows for p in parts):,}",
                 f"{sum(p.bytes for p in parts) / 1e6:,.1f}",
+                f"[red]{len(bad)}[/red]" if bad else "0",
             )
     console.print(table)
+    for path in corrupt:
+        console.print(
+            f"[red]corrupt[/red] {path}: not a readable Parquet file; delete it or move it out of the lake"
+        )
 
 
 @lake_app.command("compact")

@@ -7,14 +7,16 @@ prefix the columns must be whole series ids).
 Timestamps are integers (or decimals) in ``ts_unit`` ``s``/``ms``/``us`` since 1970 UTC, or
 ISO-8601 (``iso``; naive means UTC); Parquet timestamp columns are taken as they are.
 
-CSV is read in chunks of ``batch_rows`` lines cut at line ends, each parsed by pyarrow's
-multithreaded reader with typed columns. Only when a chunk holds something bad is it parsed
-again the careful way: its lines are split with numpy, lines with the wrong number of fields
-are set aside, the rest is read as text and each column validated vectorised, so every bad
-record is quarantined with its file, ``line N`` (1-based, the header is line 1) and field,
-while every valid value — the other fields of the same line too — is kept. Empty fields and
-``NaN``/``NA``/``null`` are *missing* (dropped, not bad); ``abc`` or ``inf`` are bad.
-Quoted fields holding the delimiter are not supported (numeric files do not need them).
+CSV is read in chunks of ``batch_rows`` lines cut at line ends (:mod:`~sparkhu.connectors.lines`:
+``\n``, ``\r\n`` or a lone ``\r``; a line longer than ``max_line_bytes`` is quarantined unread, so
+memory stays bounded), each parsed by pyarrow's multithreaded reader with typed columns. Only when a
+chunk holds something bad is it parsed again the careful way: its lines are split with numpy, lines
+with the wrong number of fields are set aside, the rest is read as text and each column validated
+vectorised, so every bad record is quarantined with its file, ``line N`` (1-based, the header is
+line 1) and field, while every valid value — the other fields of the same line too — is kept. Empty
+fields and ``NaN``/``NA``/``null`` are *missing* (dropped, not bad); ``abc`` or ``inf`` are bad.
+Quoted fields holding the delimiter are not supported (numeric files do not need them). A header
+that is not UTF-8 stops the file with an error naming it.
 
 The position is per file, ``{"files": {path: {size, mtime_ns, offset, rows_done, done}}}``:
 a restart skips finished files, resumes a file at the byte ``offset`` after its last batch,
@@ -49,6 +51,7 @@ from pydantic import Field
 
 from sparkhu.connectors.base import Position, QuarantineFn, Source, SourceSpec
 from sparkhu.connectors.columns import NULL_VALUES, Layout, to_points
+from sparkhu.connectors.lines import MAX_LINE_BYTES, open_lines, pieces
 from sparkhu.errors import ConfigError, ConnectorError
 from sparkhu.series import QUARANTINE_SCHEMA, empty_points, is_series_id, quarantine_records
 from sparkhu.timeaxis import EPOCH_UNITS_US
@@ -61,7 +64,8 @@ _PARQUET_SUFFIXES = {".parquet", ".pq"}
 class FileSource(Source):
     """CSV/Parquet files (a path, a folder, a glob or a list of them) read as points.
 
-    ``batch_rows`` is the number of input lines (wide: timestamps) per batch.
+    ``batch_rows`` is the number of input lines (wide: timestamps) per batch; a CSV line longer
+    than ``max_line_bytes`` is quarantined without being read into memory.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class FileSource(Source):
         ts_unit: str = "s",
         batch_rows: int = 100_000,
         delimiter: str = ",",
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         if format not in ("auto", "csv", "parquet"):
             raise ConfigError(f"file source {name}: format={format!r}; expected auto, csv or parquet")
@@ -86,11 +91,13 @@ class FileSource(Source):
             raise ConfigError(f"file source {name}: ts_unit={ts_unit!r}; expected s, ms, us or iso")
         if batch_rows < 1 or len(delimiter) != 1:
             raise ConfigError(f"file source {name}: batch_rows must be ≥ 1 and delimiter one character")
+        if max_line_bytes < 1:
+            raise ConfigError(f"file source {name}: max_line_bytes must be ≥ 1, got {max_line_bytes}")
         self.name = name
         self.paths = [paths] if isinstance(paths, str | Path) else list(paths)
         self.format, self.layout, self.ts_unit = format, layout, ts_unit
         self.series_prefix, self.field_suffix, self.ts_column = series_prefix, field_suffix, ts_column
-        self.batch_rows, self.delimiter = batch_rows, delimiter
+        self.batch_rows, self.delimiter, self.max_line_bytes = batch_rows, delimiter, max_line_bytes
 
     def files(self) -> list[Path]:
         """The files the paths name now: globs expanded, folders listed, sorted, no repeats."""
@@ -153,7 +160,7 @@ class FileSource(Source):
             if fmt == "parquet":
                 yield from self._parquet(path, rows_done)
             else:
-                with path.open("rb") as f:
+                with open_lines(path) as f:
                     yield from self._csv(path, f, offset, rows_done)
         except OSError as exc:
             raise ConnectorError(f"file source {self.name}: cannot read {path}: {exc}") from exc
@@ -188,10 +195,19 @@ class FileSource(Source):
     def _csv(
         self, path: Path, f: BinaryIO, offset: int, rows_done: int
     ) -> Iterator[tuple[pa.Table, pa.Table | None, int, int, bool]]:
-        header = f.readline()
+        header = f.readline(self.max_line_bytes + 1)
         if not header.strip():
             yield empty_points(), None, len(header), 0, True
             return
+        if len(header) > self.max_line_bytes:
+            raise ConnectorError(f"{path}:1: the header is longer than {self.max_line_bytes:,} bytes")
+        try:
+            header.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConnectorError(
+                f"{path}:1: the header is not UTF-8 text (byte 0x{header[exc.start]:02x} at column "
+                f"{exc.start + 1}); save the file as UTF-8"
+            ) from None
         try:
             names = pa_csv.read_csv(
                 io.BytesIO(header.removeprefix(b"\xef\xbb\xbf")),
@@ -202,10 +218,22 @@ class FileSource(Source):
         layout = self._layout(names, path)
         offset = max(offset, len(header))
         f.seek(offset)
-        for chunk, lines, last in _chunks(f, self.batch_rows):
-            points, bad = self._parse_chunk(path, chunk, layout, first_line=2 + rows_done)
-            offset, rows_done = offset + len(chunk), rows_done + lines
-            yield points, bad, offset, rows_done, last
+        for piece in pieces(f, self.batch_rows, max_line=self.max_line_bytes):
+            if piece.too_long:
+                points, bad = (
+                    empty_points(),
+                    quarantine_records(
+                        str(path),
+                        [f"line {2 + rows_done}"],
+                        [None],
+                        [f"line of {piece.size:,} bytes is longer than {self.max_line_bytes:,} bytes"],
+                        [piece.data.decode("utf-8", "replace")],
+                    ),
+                )
+            else:
+                points, bad = self._parse_chunk(path, piece.data, layout, first_line=2 + rows_done)
+            offset, rows_done = offset + piece.size, rows_done + piece.lines
+            yield points, bad, offset, rows_done, piece.last
         if rows_done == 0:
             yield empty_points(), None, offset, 0, True
 
@@ -332,7 +360,7 @@ class FileSource(Source):
                     records = None
                     if bad.rows:
                         cells = [
-                            part.column(f or layout.ts)[r].as_py()
+                            _cell_text(part.column(f or layout.ts)[r])
                             for r, f in zip(bad.rows, bad.fields, strict=True)
                         ]
                         records = quarantine_records(
@@ -340,11 +368,19 @@ class FileSource(Source):
                             [f"row {rows_done + r + 1}" for r in bad.rows],
                             bad.fields,
                             bad.reasons,
-                            [str(c) for c in cells],
+                            cells,
                         )
                     rows_done += part.num_rows
                     yield points, records, rows_done, rows_done, rows_done >= total
             start += size
+
+
+def _cell_text(cell: pa.Scalar) -> str:
+    """A Parquet cell as text for the quarantine (a timestamp beyond ``datetime`` as its raw number)."""
+    try:
+        return str(cell.as_py())
+    except (OverflowError, ValueError):
+        return f"{cell.value} ({cell.type})"
 
 
 def read_file(path: str | Path, **options: Any) -> tuple[pa.Table, pa.Table]:
@@ -360,31 +396,6 @@ def read_all(source: Source, quarantine: QuarantineFn | None = None) -> pa.Table
     """Every point of ``source`` from the beginning, as one table (dictionaries unified)."""
     batches = [batch for batch, _ in source.read(None, quarantine or (lambda _records: None))]
     return pa.concat_tables([empty_points(), *batches]).unify_dictionaries().combine_chunks()
-
-
-def _chunks(f: BinaryIO, lines: int) -> Iterator[tuple[bytes, int, bool]]:
-    """Cut a stream into chunks of ``lines`` whole lines: (bytes, line count, is last)."""
-    buf, eof, block = b"", False, max(1 << 16, lines * 80)
-    while True:
-        if not eof and (not buf or buf.count(b"\n") < lines):
-            more = f.read(block)
-            eof = not more
-            buf += more
-            if not eof:
-                continue
-        if not buf:
-            return
-        newlines = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10)
-        if len(newlines) >= lines:
-            cut, count = int(newlines[lines - 1]) + 1, lines
-            block = max(1 << 16, int(cut * 1.1))
-        else:
-            cut, count = len(buf), len(newlines) + (not buf.endswith(b"\n"))
-        chunk, buf = buf[:cut], buf[cut:]
-        if not buf and not eof:
-            buf = f.read(block)
-            eof = not buf
-        yield chunk, count, eof and not buf
 
 
 class FilesSettings(SourceSpec):

@@ -33,6 +33,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from sparkhu.config import LAKE_SCHEMES
 from sparkhu.errors import ConfigError, LakeError
 from sparkhu.plugins import Registry
 from sparkhu.series import QUARANTINE_SCHEMA, empty_points
@@ -67,7 +68,7 @@ FILESYSTEMS: Registry[FilesystemOpener] = Registry("lake filesystem", group="spa
 (an fsspec implementation wrapped in ``pyarrow.fs.PyFileSystem(FSSpecHandler(fs))``, say) through an
 entry point of the ``sparkhu.filesystems`` group."""
 
-for _scheme in ("file", "local", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "mock"):
+for _scheme in LAKE_SCHEMES:
     FILESYSTEMS.register(_scheme, pafs.FileSystem.from_uri)
 
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -84,7 +85,10 @@ class PartitionInfo:
     key: str  # "date=2024-01-01" or "year=2024/month=01/day=01/hour=05"
     files: int
     rows: int
+    """Rows of the readable files."""
     bytes: int
+    corrupt: tuple[str, ...] = ()
+    """Paths of the partition's files that are not readable Parquet (counted in ``files``, not ``rows``)."""
 
     @property
     def start(self) -> datetime:
@@ -468,14 +472,24 @@ class Lake:
         return sorted(found)
 
     def partitions(self, zone: str, dataset: str) -> list[PartitionInfo]:
-        """The partitions of a dataset that hold data files, oldest first."""
+        """The partitions of a dataset that hold data files, oldest first.
+
+        A file that is not readable Parquet does not hide the others: it is listed in its
+        partition's ``corrupt`` (a read of that partition names it as the one at fault).
+        """
         where = self._dataset_dir(zone, dataset)
         out = []
         for key, path in self._partition_dirs(where, self._layout_of(zone)):
             data = [i for i in self._list(path) if is_data_file(i)]
             if data:
-                rows = sum(self._rows(i.path) for i in data)
-                out.append(PartitionInfo(zone, dataset, key, len(data), rows, sum(i.size for i in data)))
+                rows, corrupt = 0, []
+                for info in data:
+                    try:
+                        rows += self._rows(info.path)
+                    except LakeError:
+                        corrupt.append(info.path)
+                size = sum(i.size for i in data)
+                out.append(PartitionInfo(zone, dataset, key, len(data), rows, size, tuple(corrupt)))
         return out
 
     def compact(self, zone: str, dataset: str, *, keys: Sequence[str] | None = None) -> list[PartitionInfo]:

@@ -1,0 +1,168 @@
+"""Line-oriented files cut into pieces of whole lines, in bounded memory.
+
+The CSV reader of the file source parses pieces of many lines at once; this module cuts them.
+:func:`open_lines` opens a file so that every line end reads as ``\\n``: a lone ``\\r`` (old
+Mac line ends, or a stray one inside a line) becomes ``\\n`` byte for byte — CSV parsers end a
+line there too, so line numbers and byte offsets stay those of the file — while ``\\r\\n``
+is kept for the parser to strip. :func:`pieces` then cuts the stream into pieces of at most
+``lines`` whole lines; a line longer than ``max_line`` bytes is never held in memory: it comes
+as a piece of its own, flagged ``too_long``, holding only its first bytes, so that the caller
+can quarantine it and go on with the next line.
+
+>>> import io
+>>> stream = io.BufferedReader(CrAsNewline(io.BytesIO(b"a,1\\rb,2\\r\\n" + b"x" * 50 + b"\\nc,3")))
+>>> [(p.data[:8], p.lines, p.size, p.too_long, p.last) for p in pieces(stream, 2, max_line=20)]
+[(b'a,1\\nb,2\\r', 2, 9, False, False), (b'xxxxxxxx', 1, 51, True, False), (b'c,3', 1, 3, False, True)]
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+MAX_LINE_BYTES = 1 << 20
+"""Lines longer than this (1 MiB, about 50,000 numeric fields) are set aside, not parsed."""
+HEAD_BYTES = 1024
+"""How much of a too-long line a piece keeps (for the quarantine's ``raw``)."""
+
+_CR, _LF = 13, 10
+
+
+class Piece(NamedTuple):
+    """A run of whole lines of a file (or the head of one line that is too long)."""
+
+    data: bytes
+    """The lines, their line ends included; for a ``too_long`` line, its first :data:`HEAD_BYTES`."""
+    lines: int
+    """Lines in the piece (the last may lack its line end at the end of the file)."""
+    size: int
+    """Bytes of the file the piece covers (``len(data)`` unless ``too_long``)."""
+    too_long: bool
+    last: bool
+    """True for the piece that ends the file."""
+
+
+class CrAsNewline(io.RawIOBase):
+    """A binary stream whose lone ``\\r`` bytes read as ``\\n`` (same length, same offsets).
+
+    >>> io.BufferedReader(CrAsNewline(io.BytesIO(b"a\\rb\\r\\nc\\r"))).read()
+    b'a\\nb\\r\\nc\\n'
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(len(view))
+        if not data:
+            return 0
+        if b"\r" in data and (data.count(b"\r") != data.count(b"\r\n") or data.endswith(b"\r")):
+            data = _lone_cr_as_lf(data, self._peek() if data.endswith(b"\r") else b"")
+        view[: len(data)] = data
+        return len(data)
+
+    def _peek(self) -> bytes:
+        """The next byte of the file, without consuming it."""
+        following = self._raw.read(1)
+        if following:
+            self._raw.seek(-1, io.SEEK_CUR)
+        return following
+
+
+def _lone_cr_as_lf(data: bytes, following: bytes) -> bytes:
+    """``data`` with each ``\\r`` not followed by ``\\n`` (``following``: the byte after it) made ``\\n``."""
+    arr = np.frombuffer(data, np.uint8).copy()
+    cr = np.flatnonzero(arr == _CR)
+    after = np.append(arr, np.frombuffer(following[:1] or b"\0", np.uint8))[cr + 1]
+    arr[cr[after != _LF]] = _LF
+    return arr.tobytes()
+
+
+def open_lines(path: Path) -> io.BufferedReader:
+    """``path`` opened for :func:`pieces`: binary, buffered, lone ``\\r`` read as ``\\n``."""
+    return io.BufferedReader(CrAsNewline(path.open("rb")), buffer_size=1 << 16)
+
+
+def pieces(f: BinaryIO, lines: int, *, max_line: int = MAX_LINE_BYTES) -> Iterator[Piece]:
+    """Cut ``f`` (from where it stands) into pieces of at most ``lines`` whole lines; see the module.
+
+    Memory stays within about one piece plus ``max_line`` bytes, whatever the lines' lengths.
+    """
+    buf, eof, block = b"", False, max(1 << 16, lines * 80)
+    while True:
+        while not eof and buf.count(b"\n") < lines and len(buf) - buf.rfind(b"\n") - 1 <= max_line:
+            more = f.read(block)
+            eof = not more
+            buf += more
+        if not buf:
+            return
+        newlines = np.flatnonzero(np.frombuffer(buf, np.uint8) == _LF)[:lines]
+        starts = np.concatenate([[0], newlines[:-1] + 1]) if len(newlines) else np.zeros(0, np.int64)
+        too_long = np.flatnonzero(newlines - starts > max_line)
+        tail = len(buf) - (int(newlines[-1]) + 1 if len(newlines) else 0)
+        long_line = unfinished = False
+        if len(too_long):  # whole lines before the first too-long one, or that line alone
+            first = int(too_long[0])
+            cut, count = (int(starts[first]), first) if first else (int(newlines[0]) + 1, 1)
+            long_line = first == 0
+        elif len(newlines) == lines:
+            cut, count = int(newlines[-1]) + 1, lines
+        elif tail > max_line and len(newlines):  # whole lines before an unfinished line too long already
+            cut, count = len(buf) - tail, len(newlines)
+        elif tail > max_line:  # that unfinished line: its end is still ahead
+            cut, count, long_line, unfinished = len(buf), 1, True, True
+        else:  # the end of the file
+            cut, count = len(buf), len(newlines) + (tail > 0)
+        if long_line:
+            head, size, buf = buf[:HEAD_BYTES], cut, buf[cut:]
+            if unfinished:
+                size, buf, eof = _skip_line(f, size, block, eof)
+            if not buf and not eof:
+                buf = f.read(block)
+                eof = not buf
+            yield Piece(head, 1, size, True, eof and not buf)
+            continue
+        block = max(1 << 16, int(cut * 1.1))
+        chunk, buf = buf[:cut], buf[cut:]
+        if not buf and not eof:
+            buf = f.read(block)
+            eof = not buf
+        yield Piece(chunk, count, len(chunk), False, eof and not buf)
+
+
+def _skip_line(f: BinaryIO, size: int, block: int, eof: bool) -> tuple[int, bytes, bool]:
+    """Read past the end of the current line: (its total size, the bytes after it, end of file)."""
+    while not eof:
+        more = f.read(block)
+        if not more:
+            return size, b"", True
+        end = more.find(b"\n")
+        if end >= 0:
+            return size + end + 1, more[end + 1 :], False
+        size += len(more)
+    return size, b"", eof
