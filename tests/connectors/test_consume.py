@@ -11,7 +11,7 @@ import pytest
 from sparkhu.connectors.consume import Batch, ConsumerLoop
 from sparkhu.errors import ConnectorError, LakeError
 from sparkhu.series import points
-from sparkhu.stream.codecs import encode_arrow
+from sparkhu.stream.codecs import JsonDecoder, encode_arrow
 from sparkhu.stream.sqlite import SqliteBus
 
 TOPIC = "points"
@@ -138,3 +138,75 @@ def test_a_batch_gathers_polls_until_max_points(bus: SqliteBus) -> None:
 def test_bad_settings_are_connector_errors(bus: SqliteBus, kwargs: dict, match: str) -> None:
     with pytest.raises(ConnectorError, match=match):
         ConsumerLoop(bus, TOPIC, group=GROUP, name="test loop", store=lambda t: None, **kwargs)
+
+
+# ---- poison messages (issue 10, item 2): quarantined, committed past, never read again
+
+
+def test_poison_messages_are_quarantined_committed_and_handed_to_the_dead_letter_hook(bus: SqliteBus) -> None:
+    publish(bus, 0)
+    poison = [
+        bytes.fromhex("ffffffff00000080"),  # pyarrow raises OSError: negative metadata length
+        encode_arrow(points("a/b/c", [253_370_764_800_000_000], [1.0])),  # 9999-01-01: no lake partition
+        encode_arrow(points(["a/b/c", "a/b/c"], [60_000_000, 120_000_000], [float("inf"), 7.0])),
+    ]
+    bus.produce(TOPIC, [(None, value) for value in poison])
+    publish(bus, 3)
+    stored: list[pa.Table] = []
+    quarantined: list[pa.Table] = []
+    dead: list[int] = []
+    loop = ConsumerLoop(
+        bus,
+        TOPIC,
+        group=GROUP,
+        name="test loop",
+        store=stored.append,
+        quarantine=quarantined.append,
+        dead_letter=lambda messages: dead.extend(m.offset for m in messages),
+    )
+    batch = loop.run_once(timeout=1)
+    loop.close()
+    assert values(stored[0]) == [0.0, 7.0, 3.0]  # every valid point, the one beside the bad one too
+    assert committed(bus) == 5 and dead == [1, 2, 3]
+    rows = quarantined[0].to_pylist()
+    assert [(r["location"], r["field"]) for r in rows] == [
+        ("offset 1", None),
+        ("offset 2 row 1", "ts"),
+        ("offset 3 row 1", "value"),
+    ]
+    assert "negative metadata length" in rows[0]["reason"] and "years 1 to 9998" in rows[1]["reason"]
+    assert rows[2]["reason"] == "not a finite number" and '"value": Infinity' in rows[2]["raw"]
+    assert [m.offset for m in batch.readable] == [0, 3, 4]
+    restarted = ConsumerLoop(bus, TOPIC, group=GROUP, name="test loop", store=stored.append)
+    assert not restarted.run_once(timeout=0.2).messages  # nothing to read again after a restart
+    restarted.close()
+
+
+class _Fragile(JsonDecoder):
+    """A JSON decoder with a bug that one message triggers (a third-party decoder, say)."""
+
+    def decode(self, values, sources):  # type: ignore[no-untyped-def]
+        if any(b"boom" in bytes(v) for v in values):
+            raise RuntimeError("decoder bug")
+        return super().decode(values, sources)
+
+
+def test_a_decoder_that_raises_costs_only_the_message_that_made_it(bus: SqliteBus) -> None:
+    bus.produce(
+        TOPIC,
+        [
+            (None, b'{"series_id": "a/b/c", "ts": 0, "value": 1}'),
+            (None, b'{"series_id": "a/b/c", "ts": 60000, "value": "boom"}'),
+            (None, b'{"series_id": "a/b/c", "ts": 120000, "value": 3}'),
+        ],
+    )
+    stored: list[pa.Table] = []
+    quarantined: list[pa.Table] = []
+    loop = ConsumerLoop(
+        bus, TOPIC, group=GROUP, name="test loop", store=stored.append, quarantine=quarantined.append,
+        json_decoder=_Fragile(),
+    )  # fmt: skip
+    loop.run_once(timeout=1)
+    loop.close()
+    assert values(stored[0]) == [1.0, 3.0] and committed(bus) == 3
+    assert quarantined[0].to_pylist()[0]["reason"] == "cannot decode: RuntimeError: decoder bug"

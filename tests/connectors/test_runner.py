@@ -24,6 +24,7 @@ from sparkhu.connectors.replay import ReplaySource
 from sparkhu.connectors.runner import ingest_to_lake, pump
 from sparkhu.demo.generator import generate
 from sparkhu.errors import ConnectorError
+from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.lake import Lake
 from sparkhu.stream import Bus, open_bus
@@ -177,6 +178,29 @@ def test_a_failing_source_is_reported_and_recorded(parts, tmp_path: Path):
     assert run.status == "failed" and "gone.csv" in (run.error or "")
     stats = pump(_only_bad(tmp_path), bus, "t", catalog)
     assert stats.quarantined == 1 and stats.quarantine[0].num_rows == 1  # kept in memory without a lake
+
+
+def test_a_direct_ingest_keeps_every_valid_row_beside_out_of_range_ones(parts, tmp_path: Path):
+    lake, catalog, _ = parts
+    path = tmp_path / "Electricity_P.csv"  # line 3: a millisecond timestamp in a seconds file
+    path.write_text("UNIX_TS,WHE,RSE\n1333263600,1,10\n1333263660000,2,20\n1333263720,3,30\n")
+    stats = ingest_to_lake(FileSource("meters", path, **AMPDS2), lake, catalog, zone="raw", dataset="m")
+    assert stats.points == 4 and stats.quarantined == 1
+    assert [v for _, _, v in keyed(lake.read("raw", "m"))] == [10.0, 30.0, 1.0, 3.0]  # RSE, then WHE
+    assert lake.read_quarantine("m").column("location").to_pylist() == ["line 3"]
+
+
+def test_points_a_source_shifts_out_of_range_are_quarantined_by_the_runner(parts):
+    lake, catalog, _ = parts
+    last_day = 253_370_678_400_000_000  # 9998-12-31T00:00Z
+    history = points("a/b/c", [last_day - 86_400_000_000, last_day], [1.0, 2.0])
+    replay = ReplaySource("late", history, shift=timedelta(days=1), speed=float("inf"))
+    stats = ingest_to_lake(replay, lake, catalog, zone="raw", dataset="late")
+    assert stats.points == 1 and stats.quarantined == 1
+    assert lake.read("raw", "late").column("value").to_pylist() == [1.0]
+    (row,) = lake.read_quarantine("late").to_pylist()
+    assert (row["source"], row["location"], row["field"]) == ("late", "batch 1 row 2", "ts")
+    assert "years 1 to 9998" in row["reason"]
 
 
 def _only_bad(tmp_path: Path) -> FileSource:

@@ -330,3 +330,49 @@ def test_iso_times_in_json_points_are_utc_and_bad_ones_are_quarantined():
     assert good.column("ts").cast(pa.int64()).to_pylist() == [1_609_459_200_000_000]
     assert bad.column("reason").to_pylist() == ["'2021-02-30' is neither epoch ms nor ISO-8601"]
     assert bad.schema.equals(QUARANTINE_SCHEMA)
+
+
+# ---- poison inputs (issue 10, items 2 and 3): every bad record quarantined, nothing raised
+
+
+def point_json(ts: str, value: str) -> bytes:
+    return f'{{"series_id": "a/b/c", "ts": {ts}, "value": {value}}}'.encode()
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "reason"),
+    [
+        (point_json("1", "9" * 400), "value", "not a finite number"),  # beyond float64
+        (point_json("1", "1e400"), "value", "not a finite number"),
+        (point_json("1", "Infinity"), "value", "not a finite number"),
+        (point_json("1", "-Infinity"), "value", "not a finite number"),
+        (point_json('"\u00b2"', "1"), "ts", "neither epoch ms nor ISO-8601"),  # "²".isdigit() is True
+        (point_json("9" * 400, "1"), "ts", "years 1 to 9998"),
+        (point_json("253370764800000", "1"), "ts", "years 1 to 9998"),  # 9999-01-01 in ms
+        (point_json('"9999-06-01T00:00:00Z"', "1"), "ts", "years 1 to 9998"),
+        (point_json('"0001-01-01T00:00:00+01:00"', "1"), "ts", "neither epoch ms nor ISO-8601"),
+    ],
+)
+def test_json_poison_records_are_quarantined_beside_good_ones(record: bytes, field: str, reason: str) -> None:
+    good = point_json("1609459200000", "2.5")
+    for batch in ([record, good], [good, record]):  # the fast path for a batch and the careful one
+        points_read, bad = JsonDecoder().decode(batch, ["t/0/0", "t/0/1"])
+        assert points_read.column("value").to_pylist() == [2.5]
+        assert bad.num_rows == 1 and bad.column("field")[0].as_py() == field
+        assert reason in bad.column("reason")[0].as_py()
+
+
+def test_json_nan_is_a_missing_value_and_measurement_fields_are_judged_one_by_one() -> None:
+    points_read, bad = JsonDecoder().decode(
+        [point_json("1", "NaN"), point_json("1", "null")], ["t/0/0", "t/0/1"]
+    )
+    assert points_read.num_rows == 0 and bad.num_rows == 0  # as an empty CSV cell: no point, nothing wrong
+    record = b'{"time": 1609459200000, "measurement": "m", "V": 1e400, "P": 2.0, "Q": NaN}'
+    points_read, bad = JsonDecoder(source="s").decode([record], ["t/0/2"])
+    assert points_read.column("series_id").to_pylist() == ["s/m/P"]
+    assert [(r["field"], r["reason"]) for r in bad.to_pylist()] == [("V", "not a finite number")]
+
+
+def test_arrow_bytes_that_make_pyarrow_raise_oserror_are_a_codec_error() -> None:
+    with pytest.raises(CodecError, match="not an Arrow IPC stream"):
+        decode_arrow(bytes.fromhex("ffffffff00000080"))
