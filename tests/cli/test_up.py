@@ -126,3 +126,43 @@ def _long_schema(points):
     return pa.schema(
         [("series_id", pa.string()), ("ts", points.schema.field("ts").type), ("value", pa.float64())]
     )
+
+
+def test_up_keeps_running_past_poison_rows_and_messages(tmp_path: Path, distributed_env: dict[str, str]):
+    """Issue 10, items 1-2: an out-of-range row, undecodable bytes and a year-9999 point on the topic
+    are quarantined; the platform runs its time and every valid point lands."""
+    from sparkhu.series import points
+    from sparkhu.stream.codecs import encode_arrow
+
+    start = int((datetime.now(UTC) - timedelta(hours=2)).timestamp()) // 60 * 60
+    csv = tmp_path / "Electricity_P.csv"
+    rows = [f"{start + 60 * i},{100 + i}" for i in range(30)]
+    rows[10] = f"{(start + 600) * 1000},110"  # a millisecond timestamp in a seconds file
+    csv.write_text("UNIX_TS,WHE\n" + "\n".join(rows) + "\n")
+    home = tmp_path / "home"
+    toml = tmp_path / "sparkhu.toml"
+    toml.write_text(
+        f'home = "{home}"\n[gateway]\nport = 0\n[[sources]]\n'
+        f'name = "meters"\nkind = "file"\npath = "{csv}"\nlayout = "wide"\nfield_suffix = ".P"\n'
+        'source = "ampds2"\nmeasurement = "electricity"\n'
+    )
+    settings = Settings.load(toml_path=toml, env=distributed_env)
+    with Runtime(settings) as ctx:  # poison already on the topic when the platform starts
+        topic = ctx.topic("ampds2", "electricity")
+        ctx.bus.create_topic(topic)
+        year_9999 = points("ampds2/electricity/WHE.P", [253_370_764_800_000_000], [1.0])
+        ctx.bus.produce(topic, [(None, bytes.fromhex("ffffffff00000080")), (None, encode_arrow(year_9999))])
+    exe = Path(sys.executable).with_name("sparkhu")
+    done = subprocess.run(
+        [str(exe), "--config", str(toml), "up", "--duration", "10"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **distributed_env},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    with Runtime(settings) as ctx:
+        assert ctx.lake.read("raw", "ampds2_electricity").num_rows == 29
+        reasons = ctx.lake.read_quarantine("ampds2_electricity").column("reason").to_pylist()
+        assert sum("years 1 to 9998" in r for r in reasons) >= 2, reasons  # the CSV row, the bus point
+        assert any("negative metadata length" in r for r in reasons), reasons
