@@ -50,6 +50,18 @@ def test_sources_from_toml(tmp_path: Path):
         ("", {"SPARKHU_GATEWAY__PORT": "x"}, r"environment variable SPARKHU_GATEWAY__PORT: gateway.port"),
         ("[storage]\ncatalog = 'mysql://x'\n", {}, r"storage.catalog: expected sqlite:///path or postgresql"),
         ("[bus]\nuri = 'amqp://x'\n", {}, r"bus.uri: expected sqlite:///path or kafka://"),
+        (
+            "[storage]\nlake = '::::'\n",
+            {},
+            r"sparkhu.toml: storage.lake: expected a folder path or a URI .*'::::'",
+        ),
+        (
+            "",
+            {"SPARKHU_STORAGE__LAKE": "s3:bucket"},
+            r"SPARKHU_STORAGE__LAKE: storage.lake: expected a folder",
+        ),
+        ("[storage]\nlake = 'ftp://host/lake'\n", {}, r"storage.lake: unknown URI scheme 'ftp'"),
+        ("[storage]\nlake = 's3://'\n", {}, r"storage.lake: the URI names no bucket or folder"),
         ("[gateway\nport=1", {}, r"sparkhu.toml: not valid TOML"),
         ("[forecast]\nalpha = 1.5\n", {}, r"forecast.alpha"),
         ("[nonsense]\nx = 1\n", {}, r"nonsense: Extra inputs are not permitted"),
@@ -108,3 +120,10 @@ def test_pipeline_schedule_takes_cron_expressions():
 def test_value_where_a_section_is_expected():
     with pytest.raises(ConfigError, match=r"gateway\.port\.x: port is a value"):
         Settings.load(toml_path=None, env={"SPARKHU_GATEWAY__PORT": "1", "SPARKHU_GATEWAY__PORT__X": "2"})
+
+
+@pytest.mark.parametrize(
+    "root", ["lake", "/srv/lake", "/data/run:1/lake", "file:///srv/lake", "s3://bucket/lake"]
+)
+def test_lake_roots_that_are_folders_or_known_uris_are_taken_as_given(root: str):
+    assert Settings.load(toml_path=None, env={"SPARKHU_STORAGE__LAKE": root}).storage.lake == root

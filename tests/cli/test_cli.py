@@ -139,3 +139,28 @@ def test_console_script_is_installed(tmp_path: Path):
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "nozone" in done.stderr
+
+
+def test_lake_ls_lists_a_corrupt_file_and_the_rest(capsys, tmp_path: Path, monkeypatch):
+    from sparkhu.series import points
+    from sparkhu.storage.lake import Lake
+
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write("raw", "meters", points("a/b/c", [0, 86_400_000_000], [1.0, 2.0]))
+    lake.write("raw", "other", points("a/b/d", [0], [3.0]))
+    bad = tmp_path / "lake/raw/meters/date=1970-01-01/part-0-broken.parquet"
+    bad.write_bytes(b"not parquet")
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = sparkhu(capsys, "--home", str(tmp_path), "lake", "ls")
+    assert code == 0, err
+    lines = {line.split("│")[2].strip(): line for line in out.splitlines() if line.count("│") > 3}
+    assert lines["meters"].split("│")[4].strip() == "3" and lines["meters"].split("│")[5].strip() == "2"
+    assert lines["other"].split("│")[5].strip() == "1"
+    assert f"corrupt {bad}" in out.replace("\n", "")
+
+
+def test_a_lake_root_that_is_no_path_or_uri_is_a_config_error(capsys, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SPARKHU_STORAGE__LAKE", "::::")
+    code, _, err = sparkhu(capsys, "--home", str(tmp_path), "lake", "ls")
+    assert code == 2 and "storage.lake: expected a folder path or a URI" in err and "Traceback" not in err
+    assert not (Path.cwd() / "::::").exists()

@@ -251,6 +251,31 @@ def test_a_json_topic_is_decoded_by_the_configured_decoder(bus: SqliteBus, lake:
     assert bad["raw"] == "{broken" and bad["reason"].startswith("not JSON")
 
 
+def test_no_infinite_value_or_out_of_range_time_reaches_the_lake(bus: SqliteBus, lake: Lake) -> None:
+    """Issue 10, items 1-3: one rule for JSON and Arrow; before, these failed every write (and the
+    gateway answered a plain-text 500 for the infinite values that got in)."""
+    bus.create_topic(TOPIC, 1)
+    ms = T0 // 1000
+    bus.produce(
+        TOPIC,
+        [
+            (None, f'{{"series_id": "a/b/c", "ts": {ms}, "value": Infinity}}'.encode()),
+            (None, f'{{"series_id": "a/b/c", "ts": {ms + 60_000}, "value": 1e400}}'.encode()),
+            (None, f'{{"series_id": "a/b/c", "ts": {ms + 120_000}, "value": NaN}}'.encode()),
+            (None, b'{"series_id": "a/b/c", "ts": 253370764800000, "value": 1}'),  # 9999-01-01
+            (None, f'{{"series_id": "a/b/c", "ts": {ms + 180_000}, "value": 4}}'.encode()),
+            (None, encode_arrow(points("a/b/d", [T0, 253_370_764_800_000_000], [5.0, 6.0]))),
+            (None, encode_arrow(points("a/b/d", [T0 + 60_000_000], [float("-inf")]))),
+        ],
+    )
+    with LakeSink(bus, lake, TOPIC, dataset="meters", json_decoder=JsonDecoder()) as sink:
+        assert drain(sink) == 2
+    assert lake.read("raw", "meters").column("value").to_pylist() == [4.0, 5.0]
+    assert lag(bus) == 0  # committed past every bad record: a restart does not meet them again
+    reasons = sorted(lake.read_quarantine("meters").column("reason").to_pylist())
+    assert len(reasons) == 5 and all("not a finite number" in r or "years 1 to 9998" in r for r in reasons)
+
+
 def test_run_stops_when_the_event_is_set(bus: SqliteBus, lake: Lake) -> None:
     sink = LakeSink(bus, lake, TOPIC, dataset="meters")
     stop = threading.Event()

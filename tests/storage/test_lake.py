@@ -199,11 +199,18 @@ def test_garbage_file_in_a_partition_is_named(lake: Lake, tmp_path: Path) -> Non
     for call in (
         lambda: lake.read("raw", "meters"),
         lambda: lake.series("raw", "meters"),
-        lambda: lake.partitions("raw", "meters"),
         lambda: lake.compact("raw", "meters"),
     ):
         with pytest.raises(LakeError, match=rf"{re.escape(str(bad))} is not a readable Parquet file"):
             call()
+
+
+def test_a_corrupt_file_is_listed_as_such_beside_the_others(lake: Lake, tmp_path: Path) -> None:
+    lake.write("raw", "meters", sample(days=2))
+    bad = put_garbage(tmp_path / "lake/raw/meters/date=2024-03-01/part-x.parquet")
+    first, second = lake.partitions("raw", "meters")
+    assert first.corrupt == (str(bad),) and first.files == 2
+    assert first.rows == second.rows > 0 and second.corrupt == ()
 
 
 def test_quarantine_round_trip(lake: Lake) -> None:
