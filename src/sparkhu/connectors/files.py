@@ -311,18 +311,13 @@ class FileSource(Source):
             rows.append(int(i))
             fields.append(None)
             reasons.append(f"expected {len(layout.names)} fields, got {count[i]}")
-        kept = np.flatnonzero(keep)
         full = np.minimum(ends + 1, len(arr)) - starts
-        data = arr[np.repeat(keep, full)].tobytes() if len(kept) else b"\n"
-        try:
-            table, invalid = self._read_csv(data, layout, text=True)
-        except pa.ArrowInvalid as exc:
-            raise ConnectorError(f"{path}:{first_line}-{line_no[-1]}: cannot parse as CSV: {exc}") from exc
-        if invalid or table.num_rows != len(kept):
-            raise ConnectorError(
-                f"{path}:{first_line}-{line_no[-1]}: quoted fields with the delimiter "
-                "or newlines inside are not supported"
-            )
+        kept, table, unparsed = self._read_lines(arr, full, np.flatnonzero(keep), layout)
+        for i in unparsed:
+            rows.append(int(i))
+            fields.append(None)
+            quotes = arr[starts[i] : stripped[i]].tolist().count(ord('"'))
+            reasons.append("unbalanced quote" if quotes % 2 else "cannot parse as CSV")
         points, bad = to_points(table, layout, self.ts_unit, str(path))
         rows += [int(kept[r]) for r in bad.rows]
         fields += bad.fields
@@ -336,6 +331,34 @@ class FileSource(Source):
             [text(rows[o]) for o in order],
         )
         return points, records
+
+    def _read_lines(
+        self, arr: np.ndarray, full: np.ndarray, lines: np.ndarray, layout: Layout
+    ) -> tuple[np.ndarray, pa.Table, list[int]]:
+        """Parse ``lines`` (indices; ``full``: each line's bytes in ``arr``) as text columns.
+
+        Returns the lines parsed, in order, their table (one row per line) and the lines that do
+        not parse as one row alone (an unbalanced quote swallowing the next lines, say): found by
+        halving, so a clean run of lines is parsed at once and a bad line costs a few retries.
+        """
+        mask = np.zeros(len(full), dtype=bool)
+        mask[lines] = True
+        data = arr[np.repeat(mask, full)].tobytes() if len(lines) else b"\n"
+        try:
+            table, invalid = self._read_csv(data, layout, text=True)
+            if not invalid and table.num_rows == len(lines):
+                return lines, table, []
+        except pa.ArrowInvalid:
+            pass
+        if len(lines) == 1:
+            return lines[:0], self._read_csv(b"\n", layout, text=True)[0], [int(lines[0])]
+        half = len(lines) // 2
+        first, second = (
+            self._read_lines(arr, full, lines[:half], layout),
+            self._read_lines(arr, full, lines[half:], layout),
+        )
+        tables = pa.concat_tables([first[1], second[1]])
+        return np.concatenate([first[0], second[0]]), tables, first[2] + second[2]
 
     # ---- Parquet ------------------------------------------------------------------------------
     def _parquet(
