@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -210,3 +212,25 @@ def test_a_decoder_that_raises_costs_only_the_message_that_made_it(bus: SqliteBu
     loop.close()
     assert values(stored[0]) == [1.0, 3.0] and committed(bus) == 3
     assert quarantined[0].to_pylist()[0]["reason"] == "cannot decode: RuntimeError: decoder bug"
+
+
+CORRUPT_PROBE = """
+import sys
+from sparkhu.connectors.consume import decode
+from sparkhu.series import points
+from sparkhu.stream.base import Message
+from sparkhu.stream.codecs import encode_arrow
+
+table = points(["a/b/c", "x/y/z"], [0, 60_000_000], [1.0, float("nan")])
+data = bytearray(encode_arrow(table, compression=None))
+data[486] = 220  # one byte of the dictionary's offsets: a string now ends 14 MB past its buffer
+batch = decode([Message("t", 0, 0, None, bytes(data), 0)])
+print(batch.points.num_rows, batch.quarantine.column("reason")[0].as_py())
+"""
+
+
+def test_a_message_whose_offsets_point_outside_its_buffers_is_quarantined_not_a_crash() -> None:
+    """Found by tests/fuzz: without full validation, reading such a message killed the process (SIGSEGV)."""
+    done = subprocess.run([sys.executable, "-c", CORRUPT_PROBE], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-500:]}"
+    assert done.stdout.startswith("0 not a table of points") and "out of bounds" in done.stdout

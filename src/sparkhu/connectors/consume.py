@@ -190,7 +190,7 @@ def _arrow_points(value: bytes, where: str) -> tuple[pa.Table | None, list[_BadR
         return None, [(where, None, f"not a table of points: {exc}", None)]
     check = check_points(table)
     if not check.rows:
-        return table, []
+        return check.points, []  # missing values dropped
     bad: list[_BadRow] = [
         (f"{where} row {row + 1}", fld, why, raw)
         for row, fld, why, raw in zip(check.rows, check.fields, check.reasons, check.raws, strict=True)

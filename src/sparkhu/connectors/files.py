@@ -249,34 +249,31 @@ class FileSource(Source):
             }
         return {layout.ts: ts_type, **dict.fromkeys(layout.fields, pa.float64())}
 
-    def _read_csv(self, data: bytes, layout: Layout, text: bool) -> tuple[pa.Table, int]:
-        invalid: list[Any] = []
+    def _read_csv(self, data: bytes, layout: Layout, text: bool) -> pa.Table:
+        """``data`` parsed with the layout's columns; ``ArrowInvalid`` for a row of the wrong width.
 
-        def handler(row: Any) -> str:
-            invalid.append(row)
-            return "skip"
-
-        table = pa_csv.read_csv(
+        No ``invalid_row_handler``: pyarrow hands it the row as UTF-8 text, which a row of other
+        bytes cannot be; the careful path finds such rows itself.
+        """
+        return pa_csv.read_csv(
             io.BytesIO(data),
             read_options=pa_csv.ReadOptions(column_names=layout.names, use_threads=True),
-            parse_options=pa_csv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=handler),
+            parse_options=pa_csv.ParseOptions(delimiter=self.delimiter),
             convert_options=pa_csv.ConvertOptions(
                 column_types=self._types(layout, text),
                 null_values=NULL_VALUES,
                 strings_can_be_null=True,
             ),
         )
-        return table, len(invalid)
 
     def _parse_chunk(
         self, path: Path, chunk: bytes, layout: Layout, first_line: int
     ) -> tuple[pa.Table, pa.Table | None]:
         try:
-            table, invalid = self._read_csv(chunk, layout, text=False)
-            if not invalid:
-                points, bad = to_points(table, layout, self.ts_unit, str(path))
-                if not bad.rows:
-                    return points, None
+            table = self._read_csv(chunk, layout, text=False)
+            points, bad = to_points(table, layout, self.ts_unit, str(path))
+            if not bad.rows:
+                return points, None
         except pa.ArrowInvalid:
             pass
         # the careful way: split lines, set aside wrong field counts, validate text columns
@@ -345,13 +342,13 @@ class FileSource(Source):
         mask[lines] = True
         data = arr[np.repeat(mask, full)].tobytes() if len(lines) else b"\n"
         try:
-            table, invalid = self._read_csv(data, layout, text=True)
-            if not invalid and table.num_rows == len(lines):
+            table = self._read_csv(data, layout, text=True)
+            if table.num_rows == len(lines):
                 return lines, table, []
         except pa.ArrowInvalid:
             pass
         if len(lines) == 1:
-            return lines[:0], self._read_csv(b"\n", layout, text=True)[0], [int(lines[0])]
+            return lines[:0], self._read_csv(b"\n", layout, text=True), [int(lines[0])]
         half = len(lines) // 2
         first, second = (
             self._read_lines(arr, full, lines[:half], layout),

@@ -139,7 +139,7 @@ def pieces(f: BinaryIO, lines: int, *, max_line: int = MAX_LINE_BYTES) -> Iterat
         else:  # the end of the file
             cut, count = len(buf), len(newlines) + (tail > 0)
         if long_line:
-            head, size, buf = buf[:HEAD_BYTES], cut, buf[cut:]
+            head, size, buf = buf[: min(cut, HEAD_BYTES)], cut, buf[cut:]
             if unfinished:
                 size, buf, eof = _skip_line(f, size, block, eof)
             if not buf and not eof:

@@ -84,9 +84,13 @@ def is_arrow(data: bytes) -> bool:
 
 
 def decode_arrow(data: bytes) -> pa.Table:
-    """The table in one Arrow IPC stream; :class:`CodecError` when it is not one."""
+    """The table in one Arrow IPC stream, fully validated; :class:`CodecError` when it is not one."""
     try:
-        return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+        table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+        # Bus messages are untrusted: a stream whose offsets or dictionary indices point outside
+        # its buffers reads without complaint and crashes the process when its data is touched.
+        table.validate(full=True)
+        return table
     except (pa.ArrowException, OSError, ValueError, TypeError, OverflowError) as exc:
         # a malformed stream raises ArrowInvalid, or OSError (e.g. a negative metadata length)
         raise CodecError(f"not an Arrow IPC stream ({len(data)} bytes): {exc}") from exc
