@@ -268,9 +268,14 @@ def test_no_infinite_value_or_out_of_range_time_reaches_the_lake(bus: SqliteBus,
             (None, encode_arrow(points("a/b/d", [T0 + 60_000_000], [float("-inf")]))),
         ],
     )
-    with LakeSink(bus, lake, TOPIC, dataset="meters", json_decoder=JsonDecoder()) as sink:
+    dead: list[int] = []
+    with LakeSink(
+        bus, lake, TOPIC, dataset="meters", json_decoder=JsonDecoder(),
+        dead_letter=lambda messages: dead.extend(m.offset for m in messages),
+    ) as sink:  # fmt: skip
         assert drain(sink) == 2
     assert lake.read("raw", "meters").column("value").to_pylist() == [4.0, 5.0]
+    assert dead == [0, 1, 3, 5, 6]  # NaN (offset 2) is a missing value: nothing to dead-letter
     assert lag(bus) == 0  # committed past every bad record: a restart does not meet them again
     reasons = sorted(lake.read_quarantine("meters").column("reason").to_pylist())
     assert len(reasons) == 5 and all("not a finite number" in r or "years 1 to 9998" in r for r in reasons)

@@ -30,6 +30,7 @@ re-delivered chunk twice; its first/last timestamps stay right.)
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
@@ -37,7 +38,7 @@ import pyarrow as pa
 from sparkhu.connectors.base import Backends, SinkSpec
 from sparkhu.connectors.consume import Batch, ConsumerLoop
 from sparkhu.errors import ConnectorError
-from sparkhu.stream.base import Bus
+from sparkhu.stream.base import Bus, Message
 from sparkhu.stream.codecs import JsonDecoder
 
 if TYPE_CHECKING:
@@ -49,8 +50,10 @@ class LakeSink:
     """Consume ``topic`` as a member of ``group`` and write its points to ``zone/dataset`` of ``lake``.
 
     ``json_decoder`` decodes messages that are not Arrow (without it they are quarantined);
-    ``catalog`` (optional) gets :meth:`~sparkhu.storage.catalog.Catalog.update_series_stats`
-    for every written chunk. The topic is created if missing and the group joined at once.
+    ``dead_letter`` (optional) gets the messages that held quarantined records, as they came
+    (the hook of a dead-letter topic); ``catalog`` (optional) gets
+    :meth:`~sparkhu.storage.catalog.Catalog.update_series_stats` for every written
+    chunk. The topic is created if missing and the group joined at once.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class LakeSink:
         zone: str = "raw",
         catalog: Catalog | None = None,
         json_decoder: JsonDecoder | None = None,
+        dead_letter: Callable[[list[Message]], None] | None = None,
         max_points: int = 500_000,
         max_wait: float = 1.0,
     ) -> None:
@@ -84,6 +88,7 @@ class LakeSink:
             name=name,
             store=self._write_points,
             quarantine=self._write_quarantine,
+            dead_letter=dead_letter,
             json_decoder=json_decoder,
             max_points=max_points,
             max_wait=max_wait,
