@@ -78,29 +78,26 @@ class CrAsNewline(io.RawIOBase):
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
-        data = self._raw.read(len(view))
-        if not data:
+        n = self._raw.readinto(view)  # type: ignore[attr-defined]  # files and BytesIO have it
+        if not n:
             return 0
-        if b"\r" in data and (data.count(b"\r") != data.count(b"\r\n") or data.endswith(b"\r")):
-            data = _lone_cr_as_lf(data, self._peek() if data.endswith(b"\r") else b"")
-        view[: len(data)] = data
-        return len(data)
+        arr = np.frombuffer(view[:n], np.uint8)  # the caller's buffer: translated in place
+        cr = np.flatnonzero(arr == _CR)
+        if len(cr):  # a CR followed by LF stays (CRLF); any other CR becomes LF
+            after = np.empty(len(cr), np.uint8)
+            inside = cr < n - 1
+            after[inside] = arr[cr[inside] + 1]
+            if not inside[-1]:  # the block ends on a CR: the file's next byte decides
+                after[-1] = self._peek()[0]
+            arr[cr[after != _LF]] = _LF
+        return n
 
     def _peek(self) -> bytes:
-        """The next byte of the file, without consuming it."""
+        """The next byte of the file (NUL at its end), without consuming it."""
         following = self._raw.read(1)
         if following:
             self._raw.seek(-1, io.SEEK_CUR)
-        return following
-
-
-def _lone_cr_as_lf(data: bytes, following: bytes) -> bytes:
-    """``data`` with each ``\\r`` not followed by ``\\n`` (``following``: the byte after it) made ``\\n``."""
-    arr = np.frombuffer(data, np.uint8).copy()
-    cr = np.flatnonzero(arr == _CR)
-    after = np.append(arr, np.frombuffer(following[:1] or b"\0", np.uint8))[cr + 1]
-    arr[cr[after != _LF]] = _LF
-    return arr.tobytes()
+        return following or b"\0"
 
 
 def open_lines(path: Path) -> io.BufferedReader:
