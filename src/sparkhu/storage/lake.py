@@ -29,6 +29,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -531,6 +532,140 @@ class Lake:
             removed += 1
             self._remove_if_empty(os.path.dirname(path), where)
         return removed
+
+    # ---------------------------------------------------------------- retention support
+
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        """The pyarrow filesystem the lake lives on (retention moves files within it)."""
+        return self._fs
+
+    @property
+    def base(self) -> str:
+        """The lake root as a path of :attr:`filesystem`."""
+        return self._base
+
+    def partition_files(self, zone: str, dataset: str) -> list[tuple[str, list[tuple[str, int]]]]:
+        """``(key, [(path, bytes), ...])`` of every partition holding data files, oldest first.
+
+        One recursive listing of the dataset (no file is opened), so planning over thousands of
+        partitions stays fast; files of a partition in write order.
+        """
+        where = self._dataset_dir(zone, dataset)
+        layout = self._layout_of(zone)
+        found: dict[str, list[tuple[str, int]]] = {}
+        for info in self._list(where, recursive=True):
+            if not is_data_file(info):
+                continue
+            key = os.path.dirname(info.path)[len(where) + 1 :]
+            try:
+                layout.parse(key)
+            except ValueError:
+                continue  # a file outside the partition tree is no reader's either
+            found.setdefault(key, []).append((info.path, info.size or 0))
+        return [
+            (key, sorted(found[key], key=lambda f: (os.path.basename(f[0]), f[0])))
+            for key in sorted(found, key=lambda k: layout.interval(layout.parse(k))[0])
+        ]
+
+    def file_rows(self, paths: Sequence[str]) -> list[int]:
+        """The row count of each file, from the Parquet footers (read in parallel)."""
+        if not paths:
+            return []
+        if self._local:
+
+            def run(cur: duckdb.DuckDBPyConnection, src: str, params: dict[str, Any]) -> pa.Table:
+                sql = "SELECT file_name, num_rows FROM parquet_file_metadata($files)"
+                return cur.sql(sql, params={"files": list(paths)}).to_arrow_table()
+
+            with self._db_lock:
+                if self._db is None:
+                    self._db = duckdb.connect(":memory:")
+                cur = self._db.cursor()
+            try:
+                table = run(cur, "", {})
+            except duckdb.Error as exc:
+                raise self._read_error("file rows", list(paths), exc) from exc
+            finally:
+                cur.close()
+            rows = dict(
+                zip(table.column("file_name").to_pylist(), table.column("num_rows").to_pylist(), strict=True)
+            )
+            return [int(rows[path]) for path in paths]
+        with ThreadPoolExecutor(min(self._threads * 4, len(paths))) as pool:
+            return list(pool.map(self._rows, paths))
+
+    def split_files(
+        self,
+        zone: str,
+        dataset: str,
+        files: Sequence[str],
+        drop: str,
+        params: dict[str, Any],
+    ) -> tuple[pa.Table, pa.Table]:
+        """``(dropped, kept)``: the rows of ``files`` (one partition's) for which the DuckDB condition
+        ``drop`` holds and those for which it does not, columns as stored.
+
+        Points are first de-duplicated as :meth:`read` does (the newest file's value wins), so that
+        rewriting ``kept`` as one file changes nothing a reader sees; other tables keep every row.
+        """
+        label = f"{zone}/{dataset}"
+        paths = list(files)
+        names: dict[str, None] = {}
+        for path in paths:
+            try:
+                names.update(dict.fromkeys(pq.read_schema(path, filesystem=self._fs).names))
+            except _ARROW_ERRORS as exc:
+                raise self._read_error(label, paths, exc) from exc
+        points = zone != "quarantine" and set(names) == {"series_id", "ts", "value"}
+        cols = ", ".join(f'"{n}"' for n in names)
+        if points:
+            body = (
+                f"SELECT {cols}, ({drop}) AS _drop FROM {{src}} "
+                "QUALIFY row_number() OVER (PARTITION BY series_id, ts ORDER BY file_index DESC) = 1 "
+                "ORDER BY series_id, ts"
+            )
+        else:
+            body = f"SELECT {cols}, ({drop}) AS _drop FROM {{src}} ORDER BY file_index, file_row_number"
+        table = self._query(label, paths, list(names), _sql(body), params, union_by_name=True)
+        flag = table.column("_drop").fill_null(False)
+        table = table.drop_columns(["_drop"])
+        if points:
+            table = conform_points(table.cast(pa.schema([table.schema.field(n) for n in names])), label)
+        return table.filter(flag), table.filter(pc.invert(flag))
+
+    def rewrite_partition(
+        self, zone: str, dataset: str, key: str, replaced: Sequence[str], table: pa.Table
+    ) -> str | None:
+        """Write ``table`` into partition ``key`` as one file named to sort just after the newest of
+        ``replaced`` (so a file written meanwhile still wins, as in :meth:`compact`); None if empty.
+
+        The caller removes ``replaced`` afterwards: a crash in between leaves duplicates of equal
+        values, which reads resolve.
+        """
+        where = self._dataset_dir(zone, dataset)
+        ((_, path),) = self._key_dirs(where, self._layout_of(zone), [key])
+        if table.num_rows == 0:
+            return None
+        stamps = [s for s in (name_ns(os.path.basename(p)) for p in replaced) if s is not None]
+        target = f"{path}/{self._namer.name(max(stamps) + 1 if stamps else None, compacted=True)}"
+        try:
+            self._fs.create_dir(path, recursive=True)
+            write_atomic(table, self._fs, target)
+        except _ARROW_ERRORS as exc:
+            raise LakeError(f"cannot rewrite {zone}/{dataset}/{key}: writing {target} failed: {exc}") from exc
+        return target
+
+    def move(self, source: str, target: str) -> None:
+        """Move one file within the lake's filesystem (parents created); a missing source is skipped."""
+        try:
+            if self._fs.get_file_info(source).type == pafs.FileType.NotFound:
+                return
+            self._fs.create_dir(os.path.dirname(target), recursive=True)
+            self._fs.move(source, target)
+        except _ARROW_ERRORS as exc:
+            raise LakeError(f"cannot move {source} to {target}: {exc}") from exc
+        self._remove_if_empty(os.path.dirname(source), self._base)
 
     # ---------------------------------------------------------------- paths and listing
 
