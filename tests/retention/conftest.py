@@ -23,7 +23,9 @@ DATASET = "meters"
 SERIES = ["home/power/a", "home/power/b", "lab/temp/c"]
 
 
-def minutely(start: datetime, days: float, series: list[str] = SERIES, every_s: int = 60, seed: int = 0) -> pa.Table:
+def minutely(
+    start: datetime, days: float, series: list[str] = SERIES, every_s: int = 60, seed: int = 0
+) -> pa.Table:
     """Points every ``every_s`` from ``start`` for ``days`` days, per series; values reproducible."""
     rng = np.random.default_rng(seed)
     n = int(days * 86_400 // every_s)
@@ -32,7 +34,9 @@ def minutely(start: datetime, days: float, series: list[str] = SERIES, every_s: 
     return pa.concat_tables(tables).combine_chunks()
 
 
-def mark_processed(catalog: Catalog, dataset: str, first: date, last: date, tasks: tuple[str, ...] = ("dedup",)) -> None:
+def mark_processed(
+    catalog: Catalog, dataset: str, first: date, last: date, tasks: tuple[str, ...] = ("dedup",)
+) -> None:
     """Record successful pipeline runs of ``tasks`` over the days first..last (inclusive)."""
     records = []
     day = first
@@ -40,8 +44,16 @@ def mark_processed(catalog: Catalog, dataset: str, first: date, last: date, task
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         for task in tasks:
             records.append(
-                RunRecord(f"{dataset}-{task}-{day}", "pipeline", f"{dataset}/{task}", "success", start,
-                          finished_at=start, interval_start=start, interval_end=start + timedelta(days=1))
+                RunRecord(
+                    f"{dataset}-{task}-{day}",
+                    "pipeline",
+                    f"{dataset}/{task}",
+                    "success",
+                    start,
+                    finished_at=start,
+                    interval_start=start,
+                    interval_end=start + timedelta(days=1),
+                )
             )
         day += timedelta(days=1)
     catalog.record_runs(records)
@@ -64,5 +76,11 @@ def ctx(tmp_path: Path) -> Iterator[RetentionContext]:
 def all_rows(ctx: RetentionContext, zone: str = "raw", dataset: str = DATASET) -> set[tuple[Any, ...]]:
     """Every point a reader sees, as (series, ts µs, value)."""
     table = ctx.lake.read(zone, dataset)
-    return set(zip(table.column("series_id").cast(pa.string()).to_pylist(),
-                   table.column("ts").cast(pa.int64()).to_pylist(), table.column("value").to_pylist(), strict=True))
+    return set(
+        zip(
+            table.column("series_id").cast(pa.string()).to_pylist(),
+            table.column("ts").cast(pa.int64()).to_pylist(),
+            table.column("value").to_pylist(),
+            strict=True,
+        )
+    )

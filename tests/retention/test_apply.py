@@ -21,7 +21,9 @@ START = NOW - timedelta(days=10)
 def seed(ctx: RetentionContext, processed_days: int = 10) -> set:
     ctx.lake.write("raw", DATASET, minutely(START, 10))
     if processed_days:
-        mark_processed(ctx.catalog, DATASET, START.date(), (START + timedelta(days=processed_days - 1)).date())
+        mark_processed(
+            ctx.catalog, DATASET, START.date(), (START + timedelta(days=processed_days - 1)).date()
+        )
     return all_rows(ctx)
 
 
@@ -65,7 +67,9 @@ def test_floor_and_training_window_hold_whatever_the_policy(ctx):
 def test_legal_hold_pins_a_dataset_or_a_series(ctx):
     before = seed(ctx)
     set_policy(ctx, {"name": "raw-2d", "target": "raw", "keep_days": 2})
-    set_hold(ctx, {"name": "case-1", "target": "raw", "match": DATASET, "series": SERIES[0], "reason": "audit"})
+    set_hold(
+        ctx, {"name": "case-1", "target": "raw", "match": DATASET, "series": SERIES[0], "reason": "audit"}
+    )
     apply_plan(ctx, make_plan(ctx))
     after = all_rows(ctx)
     cut = to_us(NOW - timedelta(days=2))
@@ -114,8 +118,9 @@ def test_trash_is_purged_after_the_window(ctx):
     seed(ctx)
     set_policy(ctx, {"name": "raw-3d", "target": "raw", "keep_days": 3})
     result = apply_plan(ctx, make_plan(ctx))
-    later = RetentionContext(ctx.lake, ctx.catalog, ctx.settings, ctx.archive,
-                             clock=lambda: to_us(NOW + timedelta(days=8)))
+    later = RetentionContext(
+        ctx.lake, ctx.catalog, ctx.settings, ctx.archive, clock=lambda: to_us(NOW + timedelta(days=8))
+    )
     purge = [i for i in make_plan(later).items if i.mode == "purge"]
     assert [i.name for i in purge] == [result.run_id]
     apply_plan(later, make_plan(later))
@@ -133,8 +138,11 @@ def test_apply_executes_exactly_the_plan_not_files_written_since(ctx):
     assert result.rows == plan.rows
     left = all_rows(ctx)
     assert {(r[0], r[1]) for r in left if r[1] < to_us(START + timedelta(days=1))} == {
-        (s, t) for s, t in zip(late.column("series_id").to_pylist(), late.column("ts").cast("int64").to_pylist(),
-                               strict=True)}
+        (s, t)
+        for s, t in zip(
+            late.column("series_id").to_pylist(), late.column("ts").cast("int64").to_pylist(), strict=True
+        )
+    }
 
 
 def test_quota_drops_the_oldest_partitions_until_under(ctx):
@@ -145,7 +153,7 @@ def test_quota_drops_the_oldest_partitions_until_under(ctx):
     apply_plan(ctx, plan)
     left = ctx.lake.partitions("raw", DATASET)
     assert sum(p.bytes for p in left) <= total // 2
-    assert [p.key for p in left] == sorted(p.key for p in left)[-len(left):]
+    assert [p.key for p in left] == sorted(p.key for p in left)[-len(left) :]
     assert min(p.start for p in left) > START
 
 
@@ -177,7 +185,9 @@ def test_config_file_policies_are_validated_with_the_key(tmp_path):
     from sparkhu.config import Settings
 
     toml = tmp_path / "sparkhu.toml"
-    toml.write_text('[retention]\nfloor_days = 3\n[[retention.policies]]\nname = "a"\ntarget = "raw"\nkeep_days = 2\n')
+    toml.write_text(
+        '[retention]\nfloor_days = 3\n[[retention.policies]]\nname = "a"\ntarget = "raw"\nkeep_days = 2\n'
+    )
     with pytest.raises(ConfigError, match=r"retention.policies.*keep_days.*floor"):
         Settings.load(toml_path=toml, env={})
     toml.write_text('[[retention.policies]]\nname = "a"\ntarget = "raw"\nkeep_days = -2\n')
@@ -191,7 +201,9 @@ def test_config_file_policies_are_validated_with_the_key(tmp_path):
 def test_start_date_bounds_the_cutoff_as_the_original_backup(ctx):
     before = seed(ctx)
     start = (NOW - timedelta(days=3)).date().isoformat()
-    set_policy(ctx, {"name": "backup", "target": "raw", "action": "archive", "keep_days": 8, "start_date": start})
+    set_policy(
+        ctx, {"name": "backup", "target": "raw", "action": "archive", "keep_days": 8, "start_date": start}
+    )
     apply_plan(ctx, make_plan(ctx))
     cut = to_us(datetime.fromisoformat(start).replace(tzinfo=UTC))
     assert all_rows(ctx) == {r for r in before if r[1] >= cut}

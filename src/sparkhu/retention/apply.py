@@ -27,6 +27,7 @@ from sparkhu.errors import NotFoundError
 from sparkhu.retention import archive, downsample, guards
 from sparkhu.retention.context import RetentionContext
 from sparkhu.retention.plan import TRASH, Item, Plan, load_plan, make_plan
+from sparkhu.retention.plan import interval as plan_interval
 from sparkhu.retention.policies import holds, policies
 from sparkhu.timeaxis import from_us
 
@@ -287,7 +288,8 @@ class _Executor:
         sizes = {i.path: i.size or 0 for i in infos}
         if not present:
             return "its files are gone (compacted or removed since planning)"
-        for level in guards.consumers(self.policies, item.target, item.name):
+        levels = guards.consumers(self.policies, item.target, item.name)
+        for level in levels:
             marks = guards.covered(ctx, *level).get(item.key, set())
             missing = [p for p in present if os.path.basename(p) not in marks]
             if missing:
@@ -305,9 +307,14 @@ class _Executor:
             archive.write(ctx, f"{self.plan.id}-{item.id}", item, dropped, self.fault)
             archived = dropped.num_rows
             self.fault("archived")
+        kept_file = None
         if item.mode == "trim" and kept is not None and kept.num_rows:
-            lake.rewrite_partition(item.target, item.name, item.key, present, kept)
+            kept_file = lake.rewrite_partition(item.target, item.name, item.key, present, kept)
             self.fault("rewritten")
+        start, end = plan_interval(item.target, item.name, item.key)
+        cut = guards.to_us(end) if item.mode == "drop" else int(item.cutoff_us or 0)
+        for level in levels:
+            downsample.note_removal(ctx, level, item.key, guards.day_of(start), cut, kept_file)
         trash = f"{lake.base}/{TRASH}/{self.run_id}"
         for path in present:
             lake.move(path, f"{trash}/{path[len(lake.base) + 1 :]}")

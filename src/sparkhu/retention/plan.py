@@ -251,7 +251,7 @@ class _Planner:
         planned: list[Item] = []
         freed = 0
         for key, files in listing:
-            start, end = _interval(zone, dataset, key)
+            start, end = interval(zone, dataset, key)
             if cut is None or guards.to_us(start) >= cut:
                 break
             item = self._partition(
@@ -265,7 +265,7 @@ class _Planner:
             for key, files in listing:
                 if total - freed <= quota:
                     break
-                start, end = _interval(zone, dataset, key)
+                start, end = interval(zone, dataset, key)
                 if key in done or guards.to_us(end) > limit:
                     if guards.to_us(end) > limit:
                         self.protect(policy, what, f"quota {quota} B not reached: {why}")
@@ -400,12 +400,12 @@ class _Planner:
                     for key, files in listing:
                         names = {os.path.basename(p) for p, _ in files}
                         if not names <= marks.get(key, set()):
-                            days.add(day_of(_interval(src_zone, src_dataset, key)[0]))
+                            days.add(day_of(interval(src_zone, src_dataset, key)[0]))
                     if not days:
                         previous = set()
                         continue
                     self.rolled[lvl] = days
-                    keys = [k for k, _ in listing if day_of(_interval(src_zone, src_dataset, k)[0]) in days]
+                    keys = [k for k, _ in listing if day_of(interval(src_zone, src_dataset, k)[0]) in days]
                     fmap = dict(listing)
                     counts = ctx.lake.file_rows([p for k in keys for p, _ in fmap[k]])
                     rows = sum(counts)
@@ -561,7 +561,8 @@ class _Planner:
         return protected_cutoff(self.ctx, target, cutoff_us(policy, self.now), self.now, False)[0]
 
 
-def _interval(zone: str, dataset: str, key: str) -> tuple[datetime, datetime]:
+def interval(zone: str, dataset: str, key: str) -> tuple[datetime, datetime]:
+    """[start, end) of a partition of a date or hourly layout."""
     start = PartitionInfo(zone, dataset, key, 0, 0, 0).start
     return start, start + (timedelta(days=1) if key.startswith("date=") else timedelta(hours=1))
 
