@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from tests.retention.conftest import DATASET, NOW, mark_processed, minutely
 
