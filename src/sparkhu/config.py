@@ -29,7 +29,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self, get_args
 from urllib.parse import urlparse
@@ -150,8 +150,8 @@ class PipelineSettings(_Section):
 _CLOCK_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
-def schedule_trigger(schedule: str) -> CronTrigger:
-    """A schedule's trigger: ``HH:MM`` (UTC, daily) or a five-field cron expression (UTC).
+def schedule_trigger(schedule: str, timezone: tzinfo = UTC) -> CronTrigger:
+    """A schedule's trigger: ``HH:MM`` (daily) or a five-field cron expression, in ``timezone`` (UTC).
 
     >>> from datetime import datetime, UTC
     >>> schedule_trigger("00:10").get_next_fire_time(None, datetime(2024, 1, 1, 12, tzinfo=UTC))
@@ -162,9 +162,9 @@ def schedule_trigger(schedule: str) -> CronTrigger:
     from apscheduler.triggers.cron import CronTrigger
 
     if clock := _CLOCK_RE.fullmatch(schedule):
-        return CronTrigger(hour=int(clock.group(1)), minute=int(clock.group(2)), timezone=UTC)
+        return CronTrigger(hour=int(clock.group(1)), minute=int(clock.group(2)), timezone=timezone)
     try:
-        return CronTrigger.from_crontab(schedule, timezone=UTC)
+        return CronTrigger.from_crontab(schedule, timezone=timezone)
     except ValueError as exc:
         raise ValueError(f"expected HH:MM (UTC) or a cron expression such as '10 0 * * *' ({exc})") from None
 
