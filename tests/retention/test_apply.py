@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tests.retention.conftest import DATASET, NOW, SERIES, all_rows, mark_processed, minutely
 
-from sparkhu.errors import ConfigError, NotFoundError
+from sparkhu.errors import ConfigError, InputError, NotFoundError
 from sparkhu.retention import archive
 from sparkhu.retention.apply import apply_plan, undo
 from sparkhu.retention.context import RetentionContext
@@ -54,7 +54,7 @@ def test_nothing_unprocessed_is_deleted(ctx):
 
 def test_floor_and_training_window_hold_whatever_the_policy(ctx):
     seed(ctx)
-    with pytest.raises(ConfigError, match=r"keep_days.*floor"):
+    with pytest.raises(InputError, match=r"keep_days.*floor"):
         set_policy(ctx, {"name": "too-short", "target": "raw", "keep_days": 0.5})
     ctx.catalog.register_model("m", "1", SERIES[0], "models:/m/1", {"mae": 1.0})  # a live model
     set_policy(ctx, {"name": "raw-2d", "target": "raw", "keep_days": 2})

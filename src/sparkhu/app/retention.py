@@ -34,7 +34,7 @@ def retention_context(runtime: Runtime, *, registry: bool | None = None) -> Rete
         settings=settings.retention,
         archive=settings.retention.archive or str(Path(settings.home) / "archive"),
         predictions=runtime.predictions,
-        bus=runtime.bus,
+        bus=lambda: runtime.bus,
     )
     if registry is None:
         registry = any(p.target == "registry" for p in policies(ctx))

@@ -255,7 +255,7 @@ class _Executor:
             return "legal hold placed after planning"
         if item.target == "bus":
             assert item.cutoff_us is not None
-            return self.ctx.bus.delete_before(item.name, item.cutoff_us // 1000, consumed=True), 0, 0
+            return self.ctx.get_bus().delete_before(item.name, item.cutoff_us // 1000, consumed=True), 0, 0
         if item.target.startswith("predictions."):
             assert item.cutoff_us is not None
             rows = self.ctx.predictions.delete_before(

@@ -15,7 +15,8 @@ from sparkhu.timeaxis import now_us
 class RetentionContext:
     """The lake and catalog (always), the prediction store, bus and registry (when there are some).
 
-    ``archive`` is the archive root URI or folder; ``now_us`` a clock (tests fix it).
+    ``archive`` is the archive root URI or folder; ``bus`` the bus or a function opening it on first
+    use; ``clock`` gives now in µs (tests fix it).
     """
 
     lake: Lake
@@ -26,6 +27,12 @@ class RetentionContext:
     bus: Any = None
     registry: Any = None
     clock: Any = field(default=now_us)
+
+    def get_bus(self) -> Any:
+        """The bus (opened now if it was given as a function), or None."""
+        if callable(self.bus):
+            self.bus = self.bus()
+        return self.bus
 
     def now(self) -> int:
         """Now, µs since the epoch (UTC)."""

@@ -426,7 +426,7 @@ class _Planner:
 
     # ------------------------------------------------------------------ bus, predictions, runs, registry
     def bus(self, policy: Policy) -> None:
-        bus = self.ctx.bus
+        bus = self.ctx.get_bus()
         if bus is None or not hasattr(bus, "topics"):
             self.protect(
                 policy.name, "bus", "this bus keeps messages by its own retention (Kafka: retention.ms)"

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sparkhu.config import RetentionPolicySettings, validation_message
-from sparkhu.errors import ConfigError, NotFoundError
+from sparkhu.errors import ConfigError, InputError, NotFoundError
 from sparkhu.retention.context import RetentionContext
 from sparkhu.timeaxis import from_us, to_us
 
@@ -136,8 +136,13 @@ def policies(ctx: RetentionContext) -> list[Policy]:
 
 
 def set_policy(ctx: RetentionContext, body: Mapping[str, Any], *, actor: str = "retention") -> Policy:
-    """Check and store a policy at run time (it then wins over the file's of the same name)."""
-    policy = parse_policy(body, floor_days=ctx.settings.floor_days)
+    """Check and store a policy at run time (it then wins over the file's of the same name).
+
+    A bad policy is an :class:`InputError` naming the field (the caller's input, not the settings)."""
+    try:
+        policy = parse_policy(body, floor_days=ctx.settings.floor_days)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from exc
     ctx.catalog.set_policy(POLICY_KIND, policy.name, policy.model_dump(mode="json"))
     ctx.catalog.audit(actor, "policy.set", f"policy/{policy.name}", policy.model_dump(mode="json"))
     return policy
@@ -156,8 +161,11 @@ def holds(ctx: RetentionContext) -> list[Hold]:
 
 
 def set_hold(ctx: RetentionContext, body: Mapping[str, Any], *, actor: str = "retention") -> Hold:
-    """Place (or replace) a legal hold."""
-    hold = parse_hold(body)
+    """Place (or replace) a legal hold; InputError naming the field of a bad one."""
+    try:
+        hold = parse_hold(body)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from exc
     ctx.catalog.set_policy(HOLD_KIND, hold.name, hold.model_dump())
     ctx.catalog.audit(actor, "hold.set", f"hold/{hold.name}", hold.model_dump())
     return hold
