@@ -52,6 +52,8 @@ class ApplyResult:
     rows: int = 0
     bytes: int = 0
     archived: int = 0
+    rolled: int = 0
+    """Source rows read into downsample levels (not removed: ``rows`` counts what left the target)."""
     seconds: float = 0.0
 
 
@@ -109,6 +111,7 @@ def apply_plan(
         journal["rows"],
         journal["bytes"],
         journal["archived"],
+        journal.get("rolled", 0),
     )
     if journal["status"] == "done":
         return result
@@ -125,7 +128,10 @@ def apply_plan(
         else:
             rows, size, archived = outcome
             result.done.append(item.id)
-            result.rows += rows
+            if item.action == "downsample":
+                result.rolled += rows
+            else:
+                result.rows += rows
             result.bytes += size
             result.archived += archived
             ctx.catalog.audit(
@@ -145,6 +151,7 @@ def apply_plan(
                 },
             )
         journal.update(
+            rolled=result.rolled,
             done=result.done,
             skipped=result.skipped,
             rows=result.rows,

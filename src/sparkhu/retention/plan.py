@@ -31,7 +31,7 @@ from sparkhu.retention.guards import (
     rollup_name,
 )
 from sparkhu.retention.policies import Hold, Policy, cutoff_us, holds, kind_of, policies
-from sparkhu.storage.lake import PartitionInfo
+from sparkhu.storage.lake import PartitionInfo, key_start_us
 from sparkhu.timeaxis import from_us
 
 PLAN_OWNER = "retention.plan"
@@ -324,20 +324,21 @@ class _Planner:
             if day_of(start) not in self._processed[dataset]:
                 self.protect(policy, what, "not yet processed by the cleaning pipeline")
                 return None
-        ok = []
-        for path, size in files:
-            name = os.path.basename(path)
-            pending = [
-                lvl
-                for lvl in levels
-                if name not in marks[lvl].get(key, set()) and day_of(start) not in self.rolled.get(lvl, set())
-            ]
-            if pending:
-                self.protect(
-                    policy, f"{what}/{name}", f"not yet covered by downsample level {pending[0][2]}s"
-                )
-            else:
-                ok.append((path, size))
+        ok = files
+        if levels:
+            ok = []
+            rolled = [lvl for lvl in levels if day_of(start) in self.rolled.get(lvl, set())]
+            for path, size in files:
+                name = path.rsplit("/", 1)[-1]
+                pending = [
+                    lvl for lvl in levels if lvl not in rolled and name not in marks[lvl].get(key, set())
+                ]
+                if pending:
+                    self.protect(
+                        policy, f"{what}/{name}", f"not yet covered by downsample level {pending[0][2]}s"
+                    )
+                else:
+                    ok.append((path, size))
         if not ok:
             return None
         whole = guards.to_us(end) <= cut and series == "*" and not held_series
@@ -563,8 +564,12 @@ class _Planner:
 
 def interval(zone: str, dataset: str, key: str) -> tuple[datetime, datetime]:
     """[start, end) of a partition of a date or hourly layout."""
-    start = PartitionInfo(zone, dataset, key, 0, 0, 0).start
-    return start, start + (timedelta(days=1) if key.startswith("date=") else timedelta(hours=1))
+    layout = "date" if key.startswith("date=") else "hourly"
+    start = key_start_us(layout, key)
+    if start is None:
+        start = guards.to_us(PartitionInfo(zone, dataset, key, 0, 0, 0).start)  # raises for a bad key
+    width = timedelta(days=1) if layout == "date" else timedelta(hours=1)
+    return from_us(start), from_us(start) + width
 
 
 def _run_us(name: str) -> int | None:

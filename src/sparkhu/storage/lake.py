@@ -18,13 +18,14 @@ is harmless: reads de-duplicate on (series_id, ts) keeping the value of the late
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
@@ -74,6 +75,27 @@ for _scheme in ("file", "local", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "a
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MAX_CANDIDATES = 1024  # a bounded read probes at most this many partition dirs, else it walks
 _ARROW_ERRORS = (OSError, pa.ArrowException)
+_ROW_CACHE = 1_000_000  # row counts of data files remembered by a lake object
+_KEY_RE = {
+    "date": re.compile(r"date=(\d{4})-(\d{2})-(\d{2})"),
+    "hourly": re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})"),
+}
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def key_start_us(layout: str, key: str) -> int | None:
+    """The first µs of partition ``key`` of ``layout``; None when it is no key of it.
+
+    >>> key_start_us("hourly", "year=1970/month=01/day=01/hour=01"), key_start_us("date", "date=1970-02-30")
+    (3600000000, None)
+    """
+    match = _KEY_RE[layout].fullmatch(key)
+    if match is None:
+        return None
+    try:
+        return to_us(datetime(*map(int, match.groups()), tzinfo=UTC))  # type: ignore[arg-type, misc]
+    except ValueError:  # month=13, day=30 of February...
+        return None
 
 
 @dataclass(frozen=True)
@@ -154,13 +176,14 @@ class Lake:
         self._setup_runtime()
 
     def _setup_runtime(self) -> None:
+        self._row_cache: dict[str, int] = {}
         self._namer = FileNamer()
         self._db_lock = threading.Lock()
         self._db: duckdb.DuckDBPyConnection | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_namer", "_db_lock", "_db"):
+        for name in ("_namer", "_db_lock", "_db", "_row_cache"):
             del state[name]
         return state
 
@@ -552,26 +575,60 @@ class Lake:
         partitions stays fast; files of a partition in write order.
         """
         where = self._dataset_dir(zone, dataset)
-        layout = self._layout_of(zone)
+        layout = self._layout_of(zone).name
         found: dict[str, list[tuple[str, int]]] = {}
+        for path, size in self._walk_files(where):
+            cut = path.rfind("/")
+            name, key = path[cut + 1 :], path[len(where) + 1 : cut]
+            if name.endswith(".tmp") or name.startswith((".", "_")):
+                continue  # what readers ignore (see is_data_file)
+            if key not in found:
+                if key_start_us(layout, key) is None:
+                    continue  # a file outside the partition tree is no reader's either
+                found[key] = []
+            found[key].append((path, size))
+        return [(key, sorted(found[key])) for key in sorted(found)]  # keys sort by time, names by write
+
+    def _walk_files(self, where: str) -> Iterator[tuple[str, int]]:
+        """(path, bytes) of every file under ``where``: os.walk on a local lake (much faster than a
+        pyarrow listing of thousands of directories), the filesystem's listing otherwise."""
+        if isinstance(self._fs, pafs.LocalFileSystem):
+            for folder, _dirs, names in os.walk(where):
+                for name in names:
+                    path = f"{folder}/{name}"
+                    try:
+                        yield path, os.stat(path).st_size
+                    except FileNotFoundError:
+                        continue  # compacted or dropped meanwhile
+            return
         for info in self._list(where, recursive=True):
-            if not is_data_file(info):
-                continue
-            key = os.path.dirname(info.path)[len(where) + 1 :]
-            try:
-                layout.parse(key)
-            except ValueError:
-                continue  # a file outside the partition tree is no reader's either
-            found.setdefault(key, []).append((info.path, info.size or 0))
-        return [
-            (key, sorted(found[key], key=lambda f: (os.path.basename(f[0]), f[0])))
-            for key in sorted(found, key=lambda k: layout.interval(layout.parse(k))[0])
-        ]
+            if info.is_file:
+                yield info.path, info.size or 0
+
+    def key_interval(self, zone: str, key: str) -> tuple[int, int]:
+        """[start, end) in µs of partition ``key`` of ``zone``; LakeError for a key of no layout."""
+        layout = self._layout_of(zone)
+        start = key_start_us(layout.name, key)
+        if start is None:
+            raise LakeError(
+                f"partition key {key!r} does not follow layout {layout.name!r} ({layout.pattern})"
+            )
+        return start, start + layout.unit_us
 
     def file_rows(self, paths: Sequence[str]) -> list[int]:
-        """The row count of each file, from the Parquet footers (read in parallel)."""
+        """The row count of each file, from the Parquet footers (read in parallel), remembered: data
+        files are immutable and their names unique, so a count never goes stale."""
         if not paths:
             return []
+        missing = [p for p in dict.fromkeys(paths) if p not in self._row_cache]
+        if missing:
+            if len(self._row_cache) + len(missing) > _ROW_CACHE:
+                self._row_cache.clear()
+            self._row_cache.update(zip(missing, self._footer_rows(missing), strict=True))
+        return [self._row_cache[p] for p in paths]
+
+    def _footer_rows(self, paths: list[str]) -> list[int]:
+        """Row counts of the footers of ``paths``: DuckDB reads local ones in parallel."""
         if self._local:
 
             def run(cur: duckdb.DuckDBPyConnection, src: str, params: dict[str, Any]) -> pa.Table:
