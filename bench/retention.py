@@ -244,18 +244,18 @@ def _planning(partitions: int = 10_000) -> list[Result]:
         make_plan(ctx, store=False)
         warm, warm_cpu = time.perf_counter() - t0, time.process_time() - c0
         ctx.catalog.close()
-    detail = f"{partitions:,} hourly partitions, {len(plan.items):,} planned"
+    detail = f"{partitions:,} hourly partitions, {len(plan.items):,} planned; load {os.getloadavg()[0]:.1f}"
+    cold_detail = f"{detail}; CPU of this process {cold_cpu:.2f} s (DuckDB's threads included)"
+    warm_detail = f"{detail}; CPU of this process {warm_cpu:.2f} s"
     return [
         Result(
-            "retention", "plan 10,000 partitions (cold: footers read)", cold, "s", "<= 1", cold <= 1.0, detail
-        ),
-        Result(
             "retention",
-            "plan 10,000 partitions (warm: row counts known)",
-            warm,
+            "plan 10,000 partitions (cold: footers read)",
+            cold,
             "s",
             "<= 1",
-            warm <= 1.0,
-            detail,
+            cold <= 1.0,
+            cold_detail,
         ),
+        Result("retention", "plan 10,000 partitions (warm)", warm, "s", "<= 1", warm <= 1.0, warm_detail),
     ]
