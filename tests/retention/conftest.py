@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sparkhu.config import RetentionSettings
+from sparkhu.config import RetentionSettings, Settings
 from sparkhu.retention.context import RetentionContext
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog, RunRecord
@@ -60,8 +60,9 @@ def mark_processed(
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[RetentionContext]:
-    catalog = Catalog(f"sqlite:///{tmp_path}/catalog.db")
+def ctx(tmp_path: Path, settings: Settings) -> Iterator[RetentionContext]:
+    """The catalog of the test configuration (SQLite, or PostgreSQL with ``--sparkhu-config=distributed``)."""
+    catalog = Catalog(settings.storage.catalog)
     context = RetentionContext(
         lake=Lake(tmp_path / "lake"),
         catalog=catalog,

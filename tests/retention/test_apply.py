@@ -15,6 +15,8 @@ from sparkhu.retention.plan import load_plan, make_plan
 from sparkhu.retention.policies import parse_policy, set_hold, set_policy
 from sparkhu.timeaxis import to_us
 
+pytestmark = pytest.mark.integration
+
 START = NOW - timedelta(days=10)
 
 

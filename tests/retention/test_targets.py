@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from tests.retention.conftest import DATASET, NOW, mark_processed, minutely
 
 from sparkhu.retention import archive
@@ -17,6 +18,8 @@ from sparkhu.storage.catalog import RunRecord
 from sparkhu.storage.predictions import FORECAST_SCHEMA, PredictionStore
 from sparkhu.stream.sqlite import SqliteBus
 from sparkhu.timeaxis import to_us
+
+pytestmark = pytest.mark.integration
 
 
 def test_bus_messages_go_only_once_every_group_has_read_them(ctx, tmp_path):
