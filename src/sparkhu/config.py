@@ -243,7 +243,8 @@ class RetentionSettings(_Section):
     ) -> list[RetentionPolicySettings]:
         floor = info.data.get("floor_days", 0.0)
         for i, policy in enumerate(policies):
-            if policy.action != "downsample" and policy.max_bytes is None and policy.age_days < floor:
+            acts_by_age = policy.age_days > 0 or policy.start_date is not None
+            if policy.action != "downsample" and acts_by_age and policy.age_days < floor:
                 raise ValueError(
                     f"policies.{i}.keep_days: {policy.name!r} keeps {policy.age_days:g} day(s), under the "
                     f"retention floor floor_days = {floor:g}"

@@ -30,7 +30,7 @@ from sparkhu.retention.guards import (
     protected_cutoff,
     rollup_name,
 )
-from sparkhu.retention.policies import Hold, Policy, cutoff_us, holds, kind_of, policies
+from sparkhu.retention.policies import Hold, Policy, cutoff_us, has_age, holds, kind_of, policies
 from sparkhu.storage.lake import PartitionInfo, key_start_us
 from sparkhu.timeaxis import from_us
 
@@ -201,8 +201,7 @@ class _Planner:
         for zone, dataset in ctx.lake.datasets(policy.target):
             if not fnmatch.fnmatchcase(dataset, policy.match):
                 continue
-            age = policy.age_days > 0 or policy.start_date is not None
-            cut = cutoff_us(policy, self.now) if age else None
+            cut = cutoff_us(policy, self.now) if has_age(policy) else None
             action = "archive" if policy.action == "archive" else "delete"
             self.lake_dataset(policy.name, zone, dataset, cut, action, policy.series, policy.max_bytes)
             if policy.action == "downsample":
@@ -427,6 +426,8 @@ class _Planner:
 
     # ------------------------------------------------------------------ bus, predictions, runs, registry
     def bus(self, policy: Policy) -> None:
+        if not has_age(policy):
+            return
         bus = self.ctx.get_bus()
         if bus is None or not hasattr(bus, "topics"):
             self.protect(
@@ -453,6 +454,8 @@ class _Planner:
                 )
 
     def predictions(self, policy: Policy) -> None:
+        if not has_age(policy):
+            return
         store = self.ctx.predictions
         if store is None:
             return
@@ -484,6 +487,8 @@ class _Planner:
             )
 
     def runs(self, policy: Policy) -> None:
+        if not has_age(policy):
+            return
         cut = self._cut(policy, "runs")
         kind = None if policy.match == "*" else policy.match
         rows = self.ctx.catalog.delete_runs(from_us(cut), kind=kind, keep_kinds=("pipeline",), dry_run=True)
@@ -502,7 +507,7 @@ class _Planner:
         registry = self.ctx.registry
         if registry is None or policy.keep_versions is None:
             return
-        cut = self._cut(policy, "registry") if policy.age_days > 0 else None
+        cut = self._cut(policy, "registry") if has_age(policy) else None
         by_name: dict[str, list[Any]] = {}
         for version in registry.versions():
             if fnmatch.fnmatchcase(version.name, policy.match):
@@ -536,6 +541,8 @@ class _Planner:
                 )
 
     def archive(self, policy: Policy) -> None:
+        if not has_age(policy):
+            return
         cut = self._cut(policy, "archive")
         for manifest in archive.manifests(self.ctx):
             if (

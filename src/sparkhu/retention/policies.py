@@ -70,9 +70,15 @@ def parse_policy(body: Mapping[str, Any], *, floor_days: float) -> Policy:
     return policy
 
 
+def has_age(policy: Policy) -> bool:
+    """Whether the policy has an age rule (a period or a start date); without one it acts only by
+    quota (``max_bytes``) or count (``keep_versions``), or not at all."""
+    return policy.age_days > 0 or policy.start_date is not None
+
+
 def check_floor(policy: Policy, floor_days: float) -> None:
     """:class:`ConfigError` when ``policy`` would act on rows younger than the floor."""
-    if policy.action != "downsample" and policy.max_bytes is None and policy.age_days < floor_days:
+    if policy.action != "downsample" and has_age(policy) and policy.age_days < floor_days:
         raise ConfigError(
             f"retention policy {policy.name!r} keep_days: keeps {policy.age_days:g} day(s), under the "
             f"retention floor of {floor_days:g} day(s) ([retention] floor_days)"
