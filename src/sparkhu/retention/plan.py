@@ -160,7 +160,7 @@ class _Planner:
         self.ctx, self.plan, self.everything, self.holds, self.now = ctx, plan, everything, holds_, now
         self.live = guards.live_models(ctx)
         self.rolled: dict[tuple[str, str, int], set[date]] = {}  # days a rollup item of this plan builds
-        self._processed: dict[str, set[date]] = {}
+        self._processed: dict[str, set[int]] = {}  # day numbers since the epoch
 
     def add(self, **fields: Any) -> Item:
         item = Item(id=f"i{len(self.plan.items):05d}", **fields)
@@ -250,8 +250,8 @@ class _Planner:
         planned: list[Item] = []
         freed = 0
         for key, files in listing:
-            start, end = interval(zone, dataset, key)
-            if cut is None or guards.to_us(start) >= cut:
+            start, end = interval_us(zone, dataset, key)
+            if cut is None or start >= cut:
                 break
             item = self._partition(
                 policy, zone, dataset, key, files, start, end, cut, action, series, held_series, levels, marks
@@ -264,9 +264,9 @@ class _Planner:
             for key, files in listing:
                 if total - freed <= quota:
                     break
-                start, end = interval(zone, dataset, key)
-                if key in done or guards.to_us(end) > limit:
-                    if guards.to_us(end) > limit:
+                start, end = interval_us(zone, dataset, key)
+                if key in done or end > limit:
+                    if end > limit:
                         self.protect(policy, what, f"quota {quota} B not reached: {why}")
                         break
                     continue
@@ -278,7 +278,7 @@ class _Planner:
                     files,
                     start,
                     end,
-                    guards.to_us(end),
+                    end,
                     action,
                     "*",
                     held_series,
@@ -307,8 +307,8 @@ class _Planner:
         dataset: str,
         key: str,
         files: list[tuple[str, int]],
-        start: datetime,
-        end: datetime,
+        start: int,
+        end: int,
         cut: int,
         action: str,
         series: str,
@@ -319,14 +319,14 @@ class _Planner:
         what = f"{zone}/{dataset}/{key}"
         if zone == "raw":
             if dataset not in self._processed:
-                self._processed[dataset] = processed_days(self.ctx, dataset)
-            if day_of(start) not in self._processed[dataset]:
+                self._processed[dataset] = {_day_number(d) for d in processed_days(self.ctx, dataset)}
+            if start // _US_PER_DAY not in self._processed[dataset]:
                 self.protect(policy, what, "not yet processed by the cleaning pipeline")
                 return None
         ok = files
         if levels:
             ok = []
-            rolled = [lvl for lvl in levels if day_of(start) in self.rolled.get(lvl, set())]
+            rolled = [lvl for lvl in levels if from_us(start).date() in self.rolled.get(lvl, set())]
             for path, size in files:
                 name = path.rsplit("/", 1)[-1]
                 pending = [
@@ -340,7 +340,7 @@ class _Planner:
                     ok.append((path, size))
         if not ok:
             return None
-        whole = guards.to_us(end) <= cut and series == "*" and not held_series
+        whole = end <= cut and series == "*" and not held_series
         paths = [p for p, _ in ok]
         size = sum(s for _, s in ok)
         if whole:
@@ -567,6 +567,19 @@ class _Planner:
 
     def _cut(self, policy: Policy, target: str) -> int:
         return protected_cutoff(self.ctx, target, cutoff_us(policy, self.now), self.now, False)[0]
+
+
+def interval_us(zone: str, dataset: str, key: str) -> tuple[int, int]:
+    """[start, end) in µs of a partition of a date or hourly layout."""
+    layout = "date" if key.startswith("date=") else "hourly"
+    start = key_start_us(layout, key)
+    if start is None:
+        start = guards.to_us(PartitionInfo(zone, dataset, key, 0, 0, 0).start)  # raises for a bad key
+    return start, start + (_US_PER_DAY if layout == "date" else _US_PER_DAY // 24)
+
+
+def _day_number(day: date) -> int:
+    return (day - date(1970, 1, 1)).days
 
 
 def interval(zone: str, dataset: str, key: str) -> tuple[datetime, datetime]:

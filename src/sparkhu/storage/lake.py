@@ -593,13 +593,21 @@ class Lake:
         """(path, bytes) of every file under ``where``: os.walk on a local lake (much faster than a
         pyarrow listing of thousands of directories), the filesystem's listing otherwise."""
         if isinstance(self._fs, pafs.LocalFileSystem):
-            for folder, _dirs, names in os.walk(where):
-                for name in names:
-                    path = f"{folder}/{name}"
-                    try:
-                        yield path, os.stat(path).st_size
-                    except FileNotFoundError:
-                        continue  # compacted or dropped meanwhile
+            folders = [where]
+            while folders:
+                try:
+                    entries = os.scandir(folders.pop())
+                except FileNotFoundError:
+                    continue  # dropped meanwhile
+                with entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            try:
+                                yield entry.path, entry.stat().st_size
+                            except FileNotFoundError:
+                                continue  # compacted or dropped meanwhile
             return
         for info in self._list(where, recursive=True):
             if info.is_file:
