@@ -236,6 +236,17 @@ class RetentionSettings(_Section):
             schedule_trigger(schedule)
         return schedule
 
+    @field_validator("timezone")
+    @classmethod
+    def _retention_timezone(cls, timezone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone such as UTC or Asia/Seoul") from None
+        return timezone
+
     @field_validator("policies")
     @classmethod
     def _floor(
