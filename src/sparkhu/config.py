@@ -29,12 +29,20 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, get_args
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from sparkhu.errors import ConfigError
 from sparkhu.plugins import entry_point_names
@@ -169,8 +177,8 @@ class PipelineSettings(_Section):
 _CLOCK_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
-def schedule_trigger(schedule: str) -> CronTrigger:
-    """A schedule's trigger: ``HH:MM`` (UTC, daily) or a five-field cron expression (UTC).
+def schedule_trigger(schedule: str, timezone: tzinfo = UTC) -> CronTrigger:
+    """A schedule's trigger: ``HH:MM`` (daily) or a five-field cron expression, in ``timezone`` (UTC).
 
     >>> from datetime import datetime, UTC
     >>> schedule_trigger("00:10").get_next_fire_time(None, datetime(2024, 1, 1, 12, tzinfo=UTC))
@@ -181,11 +189,105 @@ def schedule_trigger(schedule: str) -> CronTrigger:
     from apscheduler.triggers.cron import CronTrigger
 
     if clock := _CLOCK_RE.fullmatch(schedule):
-        return CronTrigger(hour=int(clock.group(1)), minute=int(clock.group(2)), timezone=UTC)
+        return CronTrigger(hour=int(clock.group(1)), minute=int(clock.group(2)), timezone=timezone)
     try:
-        return CronTrigger.from_crontab(schedule, timezone=UTC)
+        return CronTrigger.from_crontab(schedule, timezone=timezone)
     except ValueError as exc:
         raise ValueError(f"expected HH:MM (UTC) or a cron expression such as '10 0 * * *' ({exc})") from None
+
+
+RetentionTarget = Literal[
+    "raw", "validated", "clean", "features", "analysis", "quarantine",
+    "bus", "predictions.raw", "predictions.blended", "registry", "runs", "archive",
+]  # fmt: skip
+"""What a retention policy governs: a lake zone, the bus, the prediction store, the registry, run
+history, or the archive (disposal)."""
+RETENTION_TARGETS: tuple[str, ...] = get_args(RetentionTarget)
+
+
+class RetentionLevel(_Section):
+    """One rung of a downsample ladder: buckets of ``every_s`` seconds, kept ``keep_days`` days."""
+
+    every_s: int = Field(ge=1)
+    keep_days: float = Field(ge=0)
+
+
+class RetentionPolicySettings(_Section):
+    """One retention policy (``[[retention.policies]]``); :mod:`sparkhu.retention.policies` applies it.
+
+    Rows older than ``keep_months`` calendar months plus ``keep_days`` days (and older than
+    ``start_date`` when given, as the original's backup policy) are acted on; ``max_bytes`` also acts
+    on the oldest partitions while a dataset is larger. ``match`` selects datasets, topics or
+    model names (a glob), ``series`` the series (a glob).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
+    target: RetentionTarget = "raw"
+    match: str = "*"
+    series: str = "*"
+    action: Literal["delete", "archive", "downsample"] = "delete"
+    keep_days: float = Field(default=0.0, ge=0)
+    keep_months: int = Field(default=0, ge=0)
+    start_date: str | None = None
+    max_bytes: int | None = Field(default=None, ge=0)
+    keep_versions: int | None = Field(default=None, ge=1)
+    levels: list[RetentionLevel] = []
+    enabled: bool = True
+
+    @property
+    def age_days(self) -> float:
+        """The age past which rows are acted on, in days (a month counted as 30 days)."""
+        return self.keep_days + 30.0 * self.keep_months
+
+
+class RetentionSettings(_Section):
+    """Retention: when it runs, where archives go, the floor no policy goes under, and the policies."""
+
+    schedule: str = "00:00"
+    """When ``sparkhu up`` runs retention: ``HH:MM`` or a five-field cron expression, in ``timezone``."""
+    timezone: str = "UTC"
+    floor_days: float = Field(default=1.0, ge=0)
+    """The minimum retention: no policy deletes or archives rows younger than this."""
+    training_days: float = Field(default=30.0, ge=0)
+    """Rows this recent are kept in raw/clean/features while a live model (champion, challenger) exists."""
+    soft_delete_days: float = Field(default=7.0, ge=0)
+    """Deleted lake files stay in the trash this long; ``sparkhu retention undo`` brings them back."""
+    archive: str = ""
+    """Where archives go (any pyarrow/fsspec URI); default ``<home>/archive``."""
+    policies: list[RetentionPolicySettings] = []
+
+    @field_validator("schedule")
+    @classmethod
+    def _retention_schedule(cls, schedule: str) -> str:
+        if not _CLOCK_RE.fullmatch(schedule):
+            schedule_trigger(schedule)
+        return schedule
+
+    @field_validator("timezone")
+    @classmethod
+    def _retention_timezone(cls, timezone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone such as UTC or Asia/Seoul") from None
+        return timezone
+
+    @field_validator("policies")
+    @classmethod
+    def _floor(
+        cls, policies: list[RetentionPolicySettings], info: ValidationInfo
+    ) -> list[RetentionPolicySettings]:
+        floor = info.data.get("floor_days", 0.0)
+        for i, policy in enumerate(policies):
+            acts_by_age = policy.age_days > 0 or policy.start_date is not None
+            if policy.action != "downsample" and acts_by_age and policy.age_days < floor:
+                raise ValueError(
+                    f"policies.{i}.keep_days: {policy.name!r} keeps {policy.age_days:g} day(s), under the "
+                    f"retention floor floor_days = {floor:g}"
+                )
+        return policies
 
 
 class DemoSettings(_Section):
@@ -268,6 +370,7 @@ class Settings(_Section):
     forecast: ForecastSettings = ForecastSettings()
     demo: DemoSettings = DemoSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    retention: RetentionSettings = RetentionSettings()
     sources: list[SourceSettings] = []
     sinks: list[SinkSettings] = []
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -8,7 +8,7 @@
   predictor (bus → prediction store, blended) and the champion server, which keeps the
   predictor serving the registry's champions (hot-swapping new ones);
 * the daily pipeline scheduler (the cleaning DAG of each source's dataset at ``[pipeline] schedule``,
-  catching up missed days);
+  catching up missed days) and the retention scheduler (a pass at ``[retention] schedule``);
 * the gateway (GraphQL, REST, metrics, dashboard) under uvicorn, which the caller hands in as
   ``serve`` (the gateway is a layer above this one).
 
@@ -26,6 +26,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from sparkhu.app.platform import Platform
+from sparkhu.app.retention import add_retention_scheduler
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import dataset_name
 from sparkhu.connectors import configured_sinks
@@ -57,6 +58,7 @@ def build_platform(
         add_topic_consumers(platform, runtime, source, measurement, sinks)
     if pipeline and topics:
         add_pipeline_scheduler(platform, runtime, sorted({spec.dataset for spec in sources}))
+        add_retention_scheduler(platform, runtime)
     if serve is not None:
         serve(platform, runtime)
     return platform

@@ -388,6 +388,15 @@ class ModelRegistry:
                     )
         return out
 
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete one version of ``name`` (retention); :class:`ForecastError` for an aliased version,
+        which serving, promotion or rollback may still need."""
+        aliases = [alias for alias, v in self.aliases(name).items() if v == int(version)]
+        if aliases:
+            raise ForecastError(f"model {name} version {version} is {', '.join(aliases)}; it is not deleted")
+        with self._boundary(f"deleting {name} version {version}"):
+            self._client.delete_model_version(name, str(int(version)))
+
     def served(
         self, series_or_name: str, alias: str | None = CHAMPION, *, version: int | None = None
     ) -> Served:

@@ -11,6 +11,7 @@ Routes:
 ``GET /api/series/{id}/points``             actuals ``?start&end&limit`` (columnar JSON)
 ``GET /api/series/{id}/predictions``        ``?start&end&limit&kind=blended|raw``
 ``GET /api/runs?kind&limit``                newest run records
+``GET/PUT /retention/period``               the original retention API (:mod:`~sparkhu.gateway.retention`)
 ``GET /healthz``                            liveness + catalog reachability
 ``GET /metrics``                            Prometheus text format
 ``/``                                       the dashboard (static files)
@@ -54,6 +55,7 @@ from strawberry.asgi import GraphQL
 
 from sparkhu.errors import ConfigError, InputError, NotFoundError, SparkhuError
 from sparkhu.gateway import resolvers as r
+from sparkhu.gateway import retention
 from sparkhu.gateway.errors import error_response
 from sparkhu.gateway.metrics import CONTENT_TYPE, Metrics
 from sparkhu.gateway.schema import build_schema
@@ -295,6 +297,8 @@ def create_app(services: GatewayServices) -> Starlette:
         Route(f"/api/series/{sid}", api_series_one, methods=["GET"]),
         Route("/api/runs", api_runs, methods=["GET"]),
         Route("/api/{rest:path}", api_unknown),
+        Route("/retention/period", retention.get_period, methods=["GET"]),
+        Route("/retention/period", retention.put_period, methods=["PUT"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard"),

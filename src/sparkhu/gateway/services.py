@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparkhu.app.retention import retention_context
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import GatewaySettings
 from sparkhu.gateway.metrics import Metrics
+from sparkhu.retention.context import RetentionContext
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import PredictionStore
@@ -46,6 +48,8 @@ class GatewayServices:
     timezone: str = "UTC"
     metrics: Metrics = field(default_factory=Metrics)
     max_query_depth: int = DEFAULT_MAX_DEPTH
+    retention: RetentionContext | None = None
+    """Retention's context (policies, plans, the audit); None: the retention API answers it is off."""
 
     @classmethod
     def of(cls, runtime: Runtime, **overrides: Any) -> GatewayServices:
@@ -56,6 +60,7 @@ class GatewayServices:
             "settings": settings.gateway,
             "timezone": settings.timezone,
             "actuals": ("raw", "{source}_{measurement}"),
+            "retention": retention_context(runtime, registry=False),
             **overrides,
         }
         return cls(lake=runtime.lake, catalog=runtime.catalog, predictions=runtime.predictions, **values)

@@ -18,17 +18,19 @@ is harmless: reads de-duplicate on (series_id, ts) keeping the value of the late
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -74,6 +76,27 @@ for _scheme in LAKE_SCHEMES:
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MAX_CANDIDATES = 1024  # a bounded read probes at most this many partition dirs, else it walks
 _ARROW_ERRORS = (OSError, pa.ArrowException)
+_ROW_CACHE = 1_000_000  # row counts of data files remembered by a lake object
+_KEY_RE = {
+    "date": re.compile(r"date=(\d{4})-(\d{2})-(\d{2})"),
+    "hourly": re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/hour=(\d{2})"),
+}
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def key_start_us(layout: str, key: str) -> int | None:
+    """The first µs of partition ``key`` of ``layout``; None when it is no key of it.
+
+    >>> key_start_us("hourly", "year=1970/month=01/day=01/hour=01"), key_start_us("date", "date=1970-02-30")
+    (3600000000, None)
+    """
+    match = _KEY_RE[layout].fullmatch(key)
+    if match is None:
+        return None
+    try:
+        return to_us(datetime(*map(int, match.groups()), tzinfo=UTC))  # type: ignore[arg-type, misc]
+    except ValueError:  # month=13, day=30 of February...
+        return None
 
 
 @dataclass(frozen=True)
@@ -157,13 +180,14 @@ class Lake:
         self._setup_runtime()
 
     def _setup_runtime(self) -> None:
+        self._row_cache: dict[str, int] = {}
         self._namer = FileNamer()
         self._db_lock = threading.Lock()
         self._db: duckdb.DuckDBPyConnection | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for name in ("_namer", "_db_lock", "_db"):
+        for name in ("_namer", "_db_lock", "_db", "_row_cache"):
             del state[name]
         return state
 
@@ -545,6 +569,182 @@ class Lake:
             removed += 1
             self._remove_if_empty(os.path.dirname(path), where)
         return removed
+
+    # ---------------------------------------------------------------- retention support
+
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        """The pyarrow filesystem the lake lives on (retention moves files within it)."""
+        return self._fs
+
+    @property
+    def base(self) -> str:
+        """The lake root as a path of :attr:`filesystem`."""
+        return self._base
+
+    def partition_files(self, zone: str, dataset: str) -> list[tuple[str, list[tuple[str, int]]]]:
+        """``(key, [(path, bytes), ...])`` of every partition holding data files, oldest first.
+
+        One recursive listing of the dataset (no file is opened), so planning over thousands of
+        partitions stays fast; files of a partition in write order.
+        """
+        where = self._dataset_dir(zone, dataset)
+        layout = self._layout_of(zone).name
+        found: dict[str, list[tuple[str, int]]] = {}
+        for path, size in self._walk_files(where):
+            cut = path.rfind("/")
+            name, key = path[cut + 1 :], path[len(where) + 1 : cut]
+            if name.endswith(".tmp") or name.startswith((".", "_")):
+                continue  # what readers ignore (see is_data_file)
+            if key not in found:
+                if key_start_us(layout, key) is None:
+                    continue  # a file outside the partition tree is no reader's either
+                found[key] = []
+            found[key].append((path, size))
+        return [(key, sorted(found[key])) for key in sorted(found)]  # keys sort by time, names by write
+
+    def _walk_files(self, where: str) -> Iterator[tuple[str, int]]:
+        """(path, bytes) of every file under ``where``: os.walk on a local lake (much faster than a
+        pyarrow listing of thousands of directories), the filesystem's listing otherwise."""
+        if isinstance(self._fs, pafs.LocalFileSystem):
+            folders = [where]
+            while folders:
+                try:
+                    entries = os.scandir(folders.pop())
+                except FileNotFoundError:
+                    continue  # dropped meanwhile
+                with entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            try:
+                                yield entry.path, entry.stat().st_size
+                            except FileNotFoundError:
+                                continue  # compacted or dropped meanwhile
+            return
+        for info in self._list(where, recursive=True):
+            if info.is_file:
+                yield info.path, info.size or 0
+
+    def key_interval(self, zone: str, key: str) -> tuple[int, int]:
+        """[start, end) in µs of partition ``key`` of ``zone``; LakeError for a key of no layout."""
+        layout = self._layout_of(zone)
+        start = key_start_us(layout.name, key)
+        if start is None:
+            raise LakeError(
+                f"partition key {key!r} does not follow layout {layout.name!r} ({layout.pattern})"
+            )
+        return start, start + layout.unit_us
+
+    def file_rows(self, paths: Sequence[str]) -> list[int]:
+        """The row count of each file, from the Parquet footers (read in parallel), remembered: data
+        files are immutable and their names unique, so a count never goes stale."""
+        if not paths:
+            return []
+        missing = [p for p in dict.fromkeys(paths) if p not in self._row_cache]
+        if missing:
+            if len(self._row_cache) + len(missing) > _ROW_CACHE:
+                self._row_cache.clear()
+            self._row_cache.update(zip(missing, self._footer_rows(missing), strict=True))
+        return [self._row_cache[p] for p in paths]
+
+    def _footer_rows(self, paths: list[str]) -> list[int]:
+        """Row counts of the footers of ``paths``: DuckDB reads local ones in parallel."""
+        if self._local:
+
+            def run(cur: duckdb.DuckDBPyConnection, src: str, params: dict[str, Any]) -> pa.Table:
+                sql = "SELECT file_name, num_rows FROM parquet_file_metadata($files)"
+                return cur.sql(sql, params={"files": list(paths)}).to_arrow_table()
+
+            with self._db_lock:
+                if self._db is None:
+                    self._db = duckdb.connect(":memory:")
+                cur = self._db.cursor()
+            try:
+                table = run(cur, "", {})
+            except duckdb.Error as exc:
+                raise self._read_error("file rows", list(paths), exc) from exc
+            finally:
+                cur.close()
+            rows = dict(
+                zip(table.column("file_name").to_pylist(), table.column("num_rows").to_pylist(), strict=True)
+            )
+            return [int(rows[path]) for path in paths]
+        with ThreadPoolExecutor(min(self._threads * 4, len(paths))) as pool:
+            return list(pool.map(self._rows, paths))
+
+    def split_files(
+        self,
+        zone: str,
+        dataset: str,
+        files: Sequence[str],
+        drop: str,
+        params: dict[str, Any],
+    ) -> tuple[pa.Table, pa.Table]:
+        """``(dropped, kept)``: the rows of ``files`` (one partition's) for which the DuckDB condition
+        ``drop`` holds and those for which it does not, columns as stored.
+
+        Points are first de-duplicated as :meth:`read` does (the newest file's value wins), so that
+        rewriting ``kept`` as one file changes nothing a reader sees; other tables keep every row.
+        """
+        label = f"{zone}/{dataset}"
+        paths = list(files)
+        names: dict[str, None] = {}
+        for path in paths:
+            try:
+                names.update(dict.fromkeys(pq.read_schema(path, filesystem=self._fs).names))
+            except _ARROW_ERRORS as exc:
+                raise self._read_error(label, paths, exc) from exc
+        points = zone != "quarantine" and set(names) == {"series_id", "ts", "value"}
+        cols = ", ".join(f'"{n}"' for n in names)
+        if points:
+            body = (
+                f"SELECT {cols}, ({drop}) AS _drop FROM {{src}} "
+                "QUALIFY row_number() OVER (PARTITION BY series_id, ts ORDER BY file_index DESC) = 1 "
+                "ORDER BY series_id, ts"
+            )
+        else:
+            body = f"SELECT {cols}, ({drop}) AS _drop FROM {{src}} ORDER BY file_index, file_row_number"
+        table = self._query(label, paths, list(names), _sql(body), params, union_by_name=True)
+        flag = table.column("_drop").fill_null(False)
+        table = table.drop_columns(["_drop"])
+        if points:
+            table = conform_points(table.cast(pa.schema([table.schema.field(n) for n in names])), label)
+        return table.filter(flag), table.filter(pc.invert(flag))
+
+    def rewrite_partition(
+        self, zone: str, dataset: str, key: str, replaced: Sequence[str], table: pa.Table
+    ) -> str | None:
+        """Write ``table`` into partition ``key`` as one file named to sort just after the newest of
+        ``replaced`` (so a file written meanwhile still wins, as in :meth:`compact`); None if empty.
+
+        The caller removes ``replaced`` afterwards: a crash in between leaves duplicates of equal
+        values, which reads resolve.
+        """
+        where = self._dataset_dir(zone, dataset)
+        ((_, path),) = self._key_dirs(where, self._layout_of(zone), [key])
+        if table.num_rows == 0:
+            return None
+        stamps = [s for s in (name_ns(os.path.basename(p)) for p in replaced) if s is not None]
+        target = f"{path}/{self._namer.name(max(stamps) + 1 if stamps else None, compacted=True)}"
+        try:
+            self._fs.create_dir(path, recursive=True)
+            write_atomic(table, self._fs, target)
+        except _ARROW_ERRORS as exc:
+            raise LakeError(f"cannot rewrite {zone}/{dataset}/{key}: writing {target} failed: {exc}") from exc
+        return target
+
+    def move(self, source: str, target: str) -> None:
+        """Move one file within the lake's filesystem (parents created); a missing source is skipped."""
+        try:
+            if self._fs.get_file_info(source).type == pafs.FileType.NotFound:
+                return
+            self._fs.create_dir(os.path.dirname(target), recursive=True)
+            self._fs.move(source, target)
+        except _ARROW_ERRORS as exc:
+            raise LakeError(f"cannot move {source} to {target}: {exc}") from exc
+        self._remove_if_empty(os.path.dirname(source), self._base)
 
     # ---------------------------------------------------------------- paths and listing
 

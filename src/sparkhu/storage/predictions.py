@@ -253,21 +253,37 @@ class PredictionStore:
         with read_tx(self._engine, "reading alpha overrides") as conn:
             return dict(conn.execute(sa.select(a.c.series_id, a.c.alpha).order_by(a.c.series_id)).all())
 
-    def delete_before(self, target_before: datetime, series: Sequence[str] | None = None) -> int:
-        """Delete raw and blended rows with target_ts < target_before (retention).
+    def delete_before(
+        self,
+        target_before: datetime,
+        series: Sequence[str] | None = None,
+        *,
+        tables: Sequence[str] = ("raw", "blended"),
+        dry_run: bool = False,
+    ) -> int:
+        """Delete rows of ``tables`` (``raw``, ``blended``) with target_ts < target_before (retention).
 
-        Returns the number of rows deleted from both tables together.
+        Returns the number of rows deleted from them together; with ``dry_run``, how many would be.
         """
         if isinstance(series, str):
             raise InputError("must be a list of series ids, not one string", field="series")
+        unknown = [t for t in tables if t not in ("raw", "blended")]
+        if unknown:
+            raise InputError(f"unknown table {unknown[0]!r}; expected raw or blended", field="tables")
         cutoff = to_us(target_before)
         deleted = 0
+        chosen = {"raw": schema.forecasts_raw, "blended": schema.forecasts_blended}
         with write_tx(self._engine, "deleting old forecasts") as conn:
-            for table in (schema.forecasts_raw, schema.forecasts_blended):
-                stmt = sa.delete(table).where(table.c.target_ts < cutoff)
+            for table in (chosen[t] for t in dict.fromkeys(tables)):
+                cond = [table.c.target_ts < cutoff]
                 if series is not None:
-                    stmt = stmt.where(table.c.series_id.in_(list(series)))
-                deleted += conn.execute(stmt).rowcount
+                    cond.append(table.c.series_id.in_(list(series)))
+                if dry_run:
+                    deleted += conn.execute(
+                        sa.select(sa.func.count()).select_from(table).where(*cond)
+                    ).scalar_one()
+                else:
+                    deleted += conn.execute(sa.delete(table).where(*cond)).rowcount
         return deleted
 
 

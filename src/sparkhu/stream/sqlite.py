@@ -247,12 +247,30 @@ class SqliteBus(Bus):
                 deleted += cursor.rowcount
             return deleted
 
-    def delete_before(self, topic: str, ts_ms: int) -> int:
-        """Delete messages of ``topic`` appended before ``ts_ms`` (epoch ms); returns how many."""
+    def delete_before(self, topic: str, ts_ms: int, *, consumed: bool = False, dry_run: bool = False) -> int:
+        """Delete messages of ``topic`` appended before ``ts_ms`` (epoch ms); returns how many.
+
+        ``consumed``: only messages every consumer group of the topic has committed (a group that has
+        not yet read a message keeps it). ``dry_run``: count, delete nothing.
+        """
         check_topic(topic)
-        with self._tx(f"delete old messages of {topic!r}", write=True) as conn:
+        where = "topic = ? AND ts_ms < ?"
+        if consumed:
+            # a partition no group committed keeps everything (COALESCE to offset 0)
+            where += (
+                ' AND "offset" < COALESCE((SELECT MIN(g.next_offset) FROM group_offsets g '
+                "WHERE g.topic = messages.topic AND g.partition = messages.partition), 0)"
+            )
+        verb = "count" if dry_run else "delete"
+        with self._tx(f"{verb} old messages of {topic!r}", write=not dry_run) as conn:
             self._partitions(conn, topic)
-            cursor = conn.execute("DELETE FROM messages WHERE topic = ? AND ts_ms < ?", (topic, int(ts_ms)))
+            if dry_run:
+                return int(
+                    conn.execute(
+                        f"SELECT COUNT(*) FROM messages WHERE {where}", (topic, int(ts_ms))
+                    ).fetchone()[0]
+                )
+            cursor = conn.execute(f"DELETE FROM messages WHERE {where}", (topic, int(ts_ms)))
             return cursor.rowcount
 
     def close(self) -> None:

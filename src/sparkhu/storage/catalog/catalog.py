@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -410,6 +411,30 @@ class Catalog:
             query = query.where(r.c.name == name)
         with read_tx(self._engine, "listing runs") as conn:
             return [run_record(row._mapping) for row in conn.execute(query)]
+
+    def delete_runs(
+        self,
+        before: datetime,
+        *,
+        kind: str | None = None,
+        keep_kinds: Sequence[str] = (),
+        dry_run: bool = False,
+    ) -> int:
+        """Delete finished run records (any status but ``running``) started before ``before``, of
+        ``kind`` (a glob such as ``pipeline*``) when given, never of ``keep_kinds``; returns how many
+        (would be, with ``dry_run``)."""
+        r = schema.runs
+        cond = [r.c.started_at < to_us(before), r.c.status != "running"]
+        if keep_kinds:
+            cond.append(r.c.kind.notin_(list(keep_kinds)))
+        if kind is not None:
+            cond.append(
+                r.c.kind.like(kind.replace("%", r"\%").replace("_", r"\_").replace("*", "%"), escape="\\")
+            )
+        with write_tx(self._engine, "deleting old run records") as conn:
+            if dry_run:
+                return int(conn.execute(sa.select(sa.func.count()).select_from(r).where(*cond)).scalar_one())
+            return conn.execute(sa.delete(r).where(*cond)).rowcount
 
     # ------------------------------------------------------------------ models
     def register_model(

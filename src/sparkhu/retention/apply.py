@@ -1,0 +1,330 @@
+"""Execute a plan, exactly and resumably; undo a run within the soft-delete window.
+
+Each item touches only the files (or rows) the plan names. Lake files are not deleted but moved
+to ``<lake>/_trash/<run>/`` (readers never look there), where they stay ``[retention]
+soft_delete_days`` days: :func:`undo` moves them back, a later plan purges them. For a partial
+partition the kept rows are first written as one new file, then the old files moved: a crash in
+between leaves duplicates of equal values, which reads resolve. An archive's data file is written
+before its manifest and the removal comes after both. The run's progress is a journal in the
+catalog (committed after each item), and an unfinished run is resumed before anything new, so a
+crash at any point leaves a state the next run completes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from sparkhu.errors import NotFoundError
+from sparkhu.retention import archive, downsample, guards
+from sparkhu.retention.context import RetentionContext
+from sparkhu.retention.plan import TRASH, Item, Plan, load_plan, make_plan
+from sparkhu.retention.plan import interval as plan_interval
+from sparkhu.retention.policies import holds, policies
+from sparkhu.timeaxis import from_us
+
+log = logging.getLogger(__name__)
+
+RUN_OWNER = "retention.run"
+OPEN_KEY = "open"
+
+Fault = Callable[[str], None]
+"""Called at each step (``"archive-data"``, ``"archived"``, ``"rewritten"``, ``"moved"``, ``"item"``);
+the crash tests kill the process from it."""
+
+
+@dataclass
+class ApplyResult:
+    """What one run did."""
+
+    run_id: str
+    plan_id: str
+    done: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    rows: int = 0
+    bytes: int = 0
+    archived: int = 0
+    rolled: int = 0
+    """Source rows read into downsample levels (not removed: ``rows`` counts what left the target)."""
+    seconds: float = 0.0
+
+
+def run(ctx: RetentionContext, *, actor: str = "retention", fault: Fault | None = None) -> list[ApplyResult]:
+    """One retention pass: finish any interrupted run, then plan and apply a new one."""
+    results = [
+        apply_plan(ctx, load_plan(ctx, plan_id), actor=actor, fault=fault) for plan_id in open_runs(ctx)
+    ]
+    results.append(apply_plan(ctx, make_plan(ctx), actor=actor, fault=fault))
+    return results
+
+
+def open_runs(ctx: RetentionContext) -> list[str]:
+    """Plans whose run started and did not finish."""
+    return list((ctx.catalog.get_watermark(RUN_OWNER, OPEN_KEY) or {}).get("plans", []))
+
+
+def apply_plan(
+    ctx: RetentionContext,
+    plan: Plan,
+    *,
+    actor: str = "retention",
+    fault: Fault | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ApplyResult:
+    """Execute ``plan``'s items in order (resuming its run when it was interrupted)."""
+    began = time.perf_counter()
+    fault = fault or (lambda _: None)
+    archive.recover(ctx)
+    journal = ctx.catalog.get_watermark(RUN_OWNER, plan.id)
+    if journal is None:
+        journal = {
+            "run_id": f"r{ctx.now()}-{uuid.uuid4().hex[:4]}",
+            "plan": plan.id,
+            "done": [],
+            "skipped": [],
+            "rows": 0,
+            "bytes": 0,
+            "archived": 0,
+            "status": "running",
+        }
+        ctx.catalog.set_watermark(RUN_OWNER, plan.id, journal)
+        _set_open(ctx, plan.id, True)
+        ctx.catalog.audit(
+            actor,
+            "run.start",
+            f"plan/{plan.id}",
+            {"run": journal["run_id"], "items": len(plan.items), "rows": plan.rows, "bytes": plan.bytes},
+        )
+    result = ApplyResult(
+        journal["run_id"],
+        plan.id,
+        list(journal["done"]),
+        list(journal["skipped"]),
+        journal["rows"],
+        journal["bytes"],
+        journal["archived"],
+        journal.get("rolled", 0),
+    )
+    if journal["status"] == "done":
+        return result
+    executor = _Executor(ctx, plan, result.run_id, fault)
+    for n, item in enumerate(plan.items):
+        if item.id in result.done or any(s["item"] == item.id for s in result.skipped):
+            continue
+        outcome = executor.execute(item)
+        if isinstance(outcome, str):
+            result.skipped.append({"item": item.id, "reason": outcome})
+            ctx.catalog.audit(
+                actor, "skip", _what(item), {"plan": plan.id, "item": item.id, "reason": outcome}
+            )
+        else:
+            rows, size, archived = outcome
+            result.done.append(item.id)
+            if item.action == "downsample":
+                result.rolled += rows
+            else:
+                result.rows += rows
+            result.bytes += size
+            result.archived += archived
+            ctx.catalog.audit(
+                actor,
+                item.action,
+                _what(item),
+                {
+                    "plan": plan.id,
+                    "run": result.run_id,
+                    "item": item.id,
+                    "policy": item.policy,
+                    "mode": item.mode,
+                    "rows": rows,
+                    "bytes": size,
+                    "archived": archived,
+                    **({"cutoff": from_us(item.cutoff_us).isoformat()} if item.cutoff_us is not None else {}),
+                },
+            )
+        journal.update(
+            rolled=result.rolled,
+            done=result.done,
+            skipped=result.skipped,
+            rows=result.rows,
+            bytes=result.bytes,
+            archived=result.archived,
+        )
+        ctx.catalog.set_watermark(RUN_OWNER, plan.id, journal)
+        fault("item")
+        if progress is not None:
+            progress(n + 1, len(plan.items))
+    journal["status"] = "done"
+    ctx.catalog.set_watermark(RUN_OWNER, plan.id, journal)
+    _set_open(ctx, plan.id, False)
+    result.seconds = time.perf_counter() - began
+    ctx.catalog.audit(
+        actor,
+        "run.finish",
+        f"plan/{plan.id}",
+        {
+            "run": result.run_id,
+            "done": len(result.done),
+            "skipped": len(result.skipped),
+            "rows": result.rows,
+            "bytes": result.bytes,
+        },
+    )
+    return result
+
+
+def undo(ctx: RetentionContext, run_id: str, *, actor: str = "retention") -> int:
+    """Move the lake files a run deleted back from the trash; returns how many.
+
+    NotFoundError when the run left nothing in the trash (unknown, purged, or already undone).
+    """
+    lake = ctx.lake
+    fs = lake.filesystem
+    root = f"{lake.base}/{TRASH}/{run_id}"
+    files = [
+        i
+        for i in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True, recursive=True))
+        if i.type == pafs.FileType.File
+    ]
+    if not files:
+        raise NotFoundError(f"retention run {run_id!r} has nothing in the trash (unknown, purged or undone)")
+    for info in files:
+        lake.move(info.path, f"{lake.base}/{info.path[len(root) + 1 :]}")
+    try:
+        fs.delete_dir(root)
+    except FileNotFoundError:
+        pass
+    ctx.catalog.audit(actor, "undo", f"run/{run_id}", {"files": len(files)})
+    return len(files)
+
+
+def trash_runs(ctx: RetentionContext) -> list[dict[str, Any]]:
+    """Runs with files in the trash: run id, files, bytes."""
+    fs = ctx.lake.filesystem
+    out = []
+    root = f"{ctx.lake.base}/{TRASH}"
+    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+        if info.type == pafs.FileType.Directory:
+            files = [
+                f
+                for f in fs.get_file_info(pafs.FileSelector(info.path, recursive=True))
+                if f.type == pafs.FileType.File
+            ]
+            out.append({"run": info.base_name, "files": len(files), "bytes": sum(f.size or 0 for f in files)})
+    return sorted(out, key=lambda r: r["run"])
+
+
+def _set_open(ctx: RetentionContext, plan_id: str, is_open: bool) -> None:
+    plans = [p for p in open_runs(ctx) if p != plan_id] + ([plan_id] if is_open else [])
+    ctx.catalog.set_watermark(RUN_OWNER, OPEN_KEY, {"plans": plans})
+
+
+def _what(item: Item) -> str:
+    return "/".join(p for p in (item.target, item.name, item.key) if p)
+
+
+class _Executor:
+    def __init__(self, ctx: RetentionContext, plan: Plan, run_id: str, fault: Fault) -> None:
+        self.ctx, self.plan, self.run_id, self.fault = ctx, plan, run_id, fault
+        self.holds = holds(ctx)
+        self.policies = policies(ctx)
+
+    def execute(self, item: Item) -> tuple[int, int, int] | str:
+        """(rows, bytes, archived rows), or why the item was skipped."""
+        if item.mode in ("drop", "trim"):
+            return self.lake_item(item)
+        if item.mode == "rollup":
+            d = item.detail
+            days = [date.fromisoformat(x) for x in d["days"]]
+            rows_in, _ = downsample.build_level(
+                self.ctx, d["base"], item.target, item.name, d["every_s"], days
+            )
+            return rows_in, 0, 0
+        if item.mode == "purge":
+            fs = self.ctx.lake.filesystem
+            try:
+                fs.delete_dir(f"{self.ctx.lake.base}/{TRASH}/{item.name}")
+            except FileNotFoundError:
+                return "already purged"
+            return 0, item.bytes, 0
+        if item.mode == "dispose":
+            archive.dispose(self.ctx, item.detail["manifest"])
+            return item.rows, item.bytes, 0
+        if guards.held(self.holds, item.target, item.name)[0]:
+            return "legal hold placed after planning"
+        if item.target == "bus":
+            assert item.cutoff_us is not None
+            return self.ctx.get_bus().delete_before(item.name, item.cutoff_us // 1000, consumed=True), 0, 0
+        if item.target.startswith("predictions."):
+            assert item.cutoff_us is not None
+            rows = self.ctx.predictions.delete_before(
+                from_us(item.cutoff_us), item.detail.get("series"), tables=[item.name]
+            )
+            return rows, 0, 0
+        if item.target == "runs":
+            assert item.cutoff_us is not None
+            kind = None if item.name == "*" else item.name
+            return (
+                self.ctx.catalog.delete_runs(from_us(item.cutoff_us), kind=kind, keep_kinds=("pipeline",)),
+                0,
+                0,
+            )
+        if item.target == "registry":
+            self.ctx.registry.delete_version(item.name, item.detail["version"])
+            return 1, 0, 0
+        return f"unknown item mode {item.mode!r}"
+
+    def lake_item(self, item: Item) -> tuple[int, int, int] | str:
+        ctx, lake = self.ctx, self.ctx.lake
+        whole, held_series = guards.held(self.holds, item.target, item.name)
+        if whole:
+            return "legal hold placed after planning"
+        if set(held_series) - set(item.exclude):
+            return "a series of it was put on legal hold after planning"
+        fs = lake.filesystem
+        infos = fs.get_file_info(item.files)
+        present = [i.path for i in infos if i.type == pafs.FileType.File]
+        sizes = {i.path: i.size or 0 for i in infos}
+        if not present:
+            return "its files are gone (compacted or removed since planning)"
+        levels = guards.consumers(self.policies, item.target, item.name)
+        for level in levels:
+            marks = guards.covered(ctx, *level).get(item.key, set())
+            missing = [p for p in present if os.path.basename(p) not in marks]
+            if missing:
+                return f"not covered by downsample level {level[2]}s"
+        where, params = item.condition()
+        if item.mode == "drop" and item.action != "archive":
+            dropped_rows = item.rows if len(present) == len(item.files) else sum(lake.file_rows(present))
+            kept = None
+            dropped = None
+        else:
+            dropped, kept = lake.split_files(item.target, item.name, present, where, params)
+            dropped_rows = dropped.num_rows
+        archived = 0
+        if item.action == "archive" and dropped is not None and dropped.num_rows:
+            archive.write(ctx, f"{self.plan.id}-{item.id}", item, dropped, self.fault)
+            archived = dropped.num_rows
+            self.fault("archived")
+        kept_file = None
+        if item.mode == "trim" and kept is not None and kept.num_rows:
+            kept_file = lake.rewrite_partition(item.target, item.name, item.key, present, kept)
+            self.fault("rewritten")
+        start, end = plan_interval(item.target, item.name, item.key)
+        cut = guards.to_us(end) if item.mode == "drop" else int(item.cutoff_us or 0)
+        for level in levels:
+            downsample.note_removal(ctx, level, item.key, guards.day_of(start), cut, kept_file)
+        trash = f"{lake.base}/{TRASH}/{self.run_id}"
+        for path in present:
+            lake.move(path, f"{trash}/{path[len(lake.base) + 1 :]}")
+            self.fault("moved")
+        freed = sum(sizes[p] for p in present)
+        return dropped_rows, freed if item.mode == "drop" else item.bytes, archived
