@@ -19,6 +19,7 @@ from typing import Any
 
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import GatewaySettings
+from sparkhu.gateway.live import LiveFeeds
 from sparkhu.gateway.metrics import Metrics
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.lake import Lake
@@ -35,7 +36,8 @@ class GatewayServices:
     ``actuals`` is the (zone, dataset) of the lake holding actual points; the dataset may
     name ``{source}``, ``{measurement}`` or ``{field}`` of the series id, e.g.
     ``("clean", "{source}_{measurement}")``. ``metrics`` is the registry ``/metrics``
-    renders; other components may set gauges on it.
+    renders; other components may set gauges on it. ``live`` holds the subscriptions' topics
+    (one poller per topic, see :mod:`sparkhu.gateway.live`).
     """
 
     lake: Lake
@@ -46,6 +48,7 @@ class GatewayServices:
     timezone: str = "UTC"
     metrics: Metrics = field(default_factory=Metrics)
     max_query_depth: int = DEFAULT_MAX_DEPTH
+    live: LiveFeeds = field(default_factory=LiveFeeds)
 
     @classmethod
     def of(cls, runtime: Runtime, **overrides: Any) -> GatewayServices:
