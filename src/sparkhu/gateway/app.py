@@ -55,6 +55,7 @@ from starlette.websockets import WebSocket
 from sparkhu.errors import ConfigError, InputError, NotFoundError, SparkhuError
 from sparkhu.gateway import resolvers as r
 from sparkhu.gateway.auth import mutations_enabled
+from sparkhu.gateway.encoding import JSONAnswer
 from sparkhu.gateway.errors import error_response
 from sparkhu.gateway.metrics import CONTENT_TYPE, Metrics
 from sparkhu.gateway.schema import build_schema
@@ -161,7 +162,7 @@ async def api_points(request: Request) -> JSONResponse:
 
     def answer() -> JSONResponse:
         table = r.read_points(services, series_id, start, end, limit)
-        return JSONResponse(
+        return JSONAnswer(
             {"seriesId": series_id, "count": table.num_rows, **r.columns(table, ("ts", "value"))}
         )
 
@@ -185,7 +186,7 @@ async def api_predictions(request: Request) -> JSONResponse:
             table = r.read_raw(services, series_id, start, end, limit)
             table = table.rename_columns({"origin_ts": "origin", "target_ts": "target"})
             cols = r.columns(table, ("origin", "target", "step", "value", "lower", "upper", "model"))
-        return JSONResponse({"seriesId": series_id, "kind": kind, "count": table.num_rows, **cols})
+        return JSONAnswer({"seriesId": series_id, "kind": kind, "count": table.num_rows, **cols})
 
     return await call(answer)
 

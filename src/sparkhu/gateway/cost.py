@@ -21,7 +21,8 @@ A refused request answers ``extensions.code = "COST_EXCEEDED"`` with ``cost`` an
 >>> from graphql import parse
 >>> from sparkhu.gateway.schema import build_schema
 >>> schema = build_schema(max_points=1000)._schema
->>> document_cost(schema, parse('{ pointColumns(seriesId: "s/m/f", limit: 10) { ts value } }'), max_points=1000)
+>>> columns = parse('{ pointColumns(seriesId: "s/m/f", limit: 10) { ts value } }')
+>>> document_cost(schema, columns, max_points=1000)
 12
 >>> document_cost(schema, parse('{ series { id } }'), max_points=1000)  # limit defaults to 100
 200

@@ -1,7 +1,8 @@
 """The GraphQL endpoint: Strawberry's ASGI view, hardened for a shared server.
 
 * HTTP operations run off the event loop (:func:`~sparkhu.gateway.types.off_loop`), their JSON
-  encoded there too, so one big answer never stalls ``/healthz`` or other clients; at most
+  encoded there too, in slices (:mod:`sparkhu.gateway.encoding`), so one big answer never stalls
+  ``/healthz`` or other clients; at most
   ``EXECUTORS`` run at once, so they cannot take every worker thread from the REST routes.
 * WebSockets speak ``graphql-transport-ws`` only (the legacy ``graphql-ws`` protocol has no
   limits), hold at most ``gateway.max_subscriptions_per_connection`` live operations each and
@@ -35,6 +36,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Messag
 from strawberry.types import ExecutionResult
 
 from sparkhu.config import GatewaySettings
+from sparkhu.gateway.encoding import dumps
 from sparkhu.gateway.errors import TooManySubscriptions
 from sparkhu.gateway.types import GatewayContext, off_loop
 
@@ -169,8 +171,12 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         async def work() -> ExecutionResult:
             result = await super(GatewayGraphQL, self).execute_single(**kwargs)
             encoded = _EncodedResult(data=result.data, errors=result.errors, extensions=result.extensions)
-            body = self.encode_json(await GraphQL.process_result(self, kwargs["request"], result))
-            encoded.body = body.encode("utf-8") if isinstance(body, str) else body
+            processed = await GraphQL.process_result(self, kwargs["request"], result)
+            try:
+                encoded.body = dumps(processed)
+            except ValueError:  # NaN in a JSON scalar: strawberry writes it as it always did
+                body = super(GatewayGraphQL, self).encode_json(processed)
+                encoded.body = body.encode("utf-8") if isinstance(body, str) else body
             return encoded
 
         return await off_loop(work, self._executors)
