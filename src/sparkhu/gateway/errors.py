@@ -164,7 +164,7 @@ class ErrorCodes(MaskErrors):
     Resolver errors get the code of their sparkhu class (unexpected ones are masked as
     ``INTERNAL``); errors found while parsing or validating the document (unknown fields,
     query too deep, malformed literals) get ``BAD_QUERY`` unless they wrap a sparkhu error,
-    such as a malformed timestamp (``BAD_INPUT``).
+    such as a malformed timestamp, or reject a variable's value (``BAD_INPUT`` both).
     """
 
     def __init__(self) -> None:
@@ -176,7 +176,10 @@ class ErrorCodes(MaskErrors):
         if error.extensions and "code" in error.extensions:
             return error
         if original is None:
-            code, message = "BAD_QUERY", error.message
+            # Values of variables that cannot be coerced (``inf`` for a Float, 1e400 for an Int) are
+            # the client's input, not its document; graphql-core words those "Variable '$x' ...".
+            code = "BAD_INPUT" if error.message.startswith("Variable '$") else "BAD_QUERY"
+            message = error.message
         elif is_client_error(original):
             info = error_info(original)
             code, message = info.code, _graphql_message(error, original)
