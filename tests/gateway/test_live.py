@@ -75,7 +75,8 @@ def test_two_thousand_subscriptions_on_one_socket_are_bounded(stack: Stack, serv
     settings = GatewaySettings(max_subscriptions_per_connection=20)
     url = serve(create_app(stack.services(settings=settings)))
     attempts = 2_000
-    with socket(url) as ws:
+    with httpx.Client(base_url=url, timeout=5) as probe, socket(url) as ws:
+        assert probe.get("/healthz").status_code == 200  # connected and warm: what follows times the server
         for i in range(attempts):
             subscribe(ws, str(i), PREDICTIONS, {"id": SID, "ms": 1000})
         refused: list[dict[str, Any]] = []
@@ -87,7 +88,7 @@ def test_two_thousand_subscriptions_on_one_socket_are_bounded(stack: Stack, serv
         assert "at most 20" in refused[0]["payload"][0]["message"]
         assert {m["id"] for m in refused} == {str(i) for i in range(20, attempts)}
         started = time.perf_counter()
-        assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+        assert probe.get("/healthz").json() == {"status": "ok"}
         assert time.perf_counter() - started < 0.5
         # a completed operation frees its place
         ws.send(json.dumps({"id": "0", "type": "complete"}))
@@ -166,7 +167,10 @@ def test_subscribers_of_one_series_share_one_poller(stack: Stack, serve):
         first = received["0"]
         assert first and first[-1]["value"] == 4000.0
         assert all(update == first for update in received.values())
-    assert services.live.topics() == 0  # the last subscriber gone, the poller stops
+    deadline = time.monotonic() + 10
+    while services.live.topics():  # the last subscriber gone (the server notices), the poller stops
+        assert time.monotonic() < deadline, "the poller outlived its subscribers"
+        time.sleep(0.05)
     CountingStore.polls = 0
     time.sleep(0.3)
     assert CountingStore.polls == 0
@@ -239,3 +243,35 @@ def test_the_legacy_protocol_without_limits_is_not_offered(stack: Stack, serve):
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4406
+
+
+# --- queries over the socket run off the event loop, like over HTTP ----------------------
+
+
+@pytest.mark.timeout(60)
+def test_queries_and_mutations_over_a_socket_are_answered(stack: Stack, serve):
+    url = serve(create_app(stack.services()))
+    with socket(url) as ws:
+        subscribe(ws, "q", "query($id: String!) { seriesById(id: $id) { id count } }", {"id": SID})
+        answer = receive(ws, timeout=10)
+        assert answer == {
+            "id": "q",
+            "type": "next",
+            "payload": {"data": {"seriesById": {"id": SID, "count": N_POINTS}}},
+        }
+        assert receive(ws, timeout=10) == {"id": "q", "type": "complete"}
+        subscribe(ws, "m", 'mutation { setBlendAlpha(seriesId: "a/b/c", alpha: 0.5) { alpha } }', {})
+        refused = receive(ws, timeout=10)
+        assert refused["id"] == "m", refused
+        assert refused["type"] == "next", refused  # the operation ran: its resolver refused
+        assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert receive(ws, timeout=10) == {"id": "m", "type": "complete"}
+        subscribe(ws, "bad", "query { nope }", {})
+        invalid = receive(ws, timeout=10)
+        assert invalid["type"] == "error" and invalid["payload"][0]["extensions"]["code"] == "BAD_QUERY"
+        # the socket still serves subscriptions
+        subscribe(ws, "s", POINTS, {"id": SID, "since": iso(N_POINTS - 2), "ms": 50})
+        update = receive(ws, timeout=10)
+        assert update["id"] == "s" and update["payload"]["data"]["pointUpdates"] == [
+            {"ts": iso(N_POINTS - 1), "value": 1000.0 + N_POINTS - 1}
+        ]

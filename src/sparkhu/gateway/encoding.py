@@ -24,7 +24,22 @@ CHUNK = 2_000
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
+class RawJSON:
+    """JSON text encoded earlier (in a worker thread), inserted as it is by :func:`dumps`.
+
+    >>> dumps({"data": RawJSON('{"a":1}')})
+    b'{"data":{"a":1}}'
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _text(value: Any, chunk: int) -> str:
+    if isinstance(value, RawJSON):
+        return value.text
     if isinstance(value, dict):
         return "{" + ",".join(f"{_encode(str(k))}:{_text(v, chunk)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple) and len(value) > chunk:
@@ -39,6 +54,11 @@ def _text(value: Any, chunk: int) -> str:
 def dumps(value: Any, *, chunk: int = CHUNK) -> bytes:
     """Compact UTF-8 JSON of ``value`` (no NaN or infinities: they are not JSON), long lists in slices."""
     return _text(value, chunk).encode("utf-8")
+
+
+def dumps_text(value: Any, *, chunk: int = CHUNK) -> str:
+    """:func:`dumps` as text (for WebSocket text frames)."""
+    return _text(value, chunk)
 
 
 class JSONAnswer(JSONResponse):

@@ -4,6 +4,8 @@
   encoded there too, in slices (:mod:`sparkhu.gateway.encoding`), so one big answer never stalls
   ``/healthz`` or other clients; at most
   ``EXECUTORS`` run at once, so they cannot take every worker thread from the REST routes.
+* Queries and mutations sent over a WebSocket run off the loop as well; subscriptions stream
+  on it (each delivers what one shared poller found, see :mod:`sparkhu.gateway.live`).
 * WebSockets speak ``graphql-transport-ws`` only (the legacy ``graphql-ws`` protocol has no
   limits), hold at most ``gateway.max_subscriptions_per_connection`` live operations each and
   ``gateway.max_subscriptions`` together; one more is refused with a coded ``error`` message.
@@ -15,12 +17,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anyio
 from cross_web import HTTPException
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -31,12 +35,15 @@ from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message, SubscribeMessage
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 
 from sparkhu.config import GatewaySettings
-from sparkhu.gateway.encoding import dumps
+from sparkhu.gateway.encoding import RawJSON, dumps, dumps_text
 from sparkhu.gateway.errors import TooManySubscriptions
 from sparkhu.gateway.types import GatewayContext, off_loop
 
@@ -87,6 +94,44 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[GatewayContext, None]):
                 return
         await super().handle_message(message)
 
+    async def run_operation(self, operation: Operation[GatewayContext, None]) -> None:
+        """Subscriptions stream on the event loop; queries and mutations run off it, as over HTTP."""
+        if _is_subscription(operation.query, operation.operation_name):
+            await super().run_operation(operation)
+            return
+        schema, context = self.schema, self.context
+
+        async def work() -> list[object]:
+            results: list[object] = []
+            stream = await schema.stream(
+                operation.query,
+                variable_values=operation.variables,
+                context_value=context,
+                operation_name=operation.operation_name,
+            )
+            async for result in stream:
+                if isinstance(result, ExecutionResult) and not isinstance(result, PreExecutionError):
+                    result.data = RawJSON(dumps_text(result.data))  # type: ignore[assignment]
+                results.append(result)
+            return results
+
+        async def replay(results: list[object]) -> AsyncIterator[object]:
+            for result in results:
+                yield result
+
+        try:
+            results = await off_loop(work, self.view.executors())
+            await self._send_result_stream(operation, replay(results))  # type: ignore[arg-type]
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except _OperationStreamClosed:
+            return
+        except Exception as error:
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
+
     def _over_limit(self, message: SubscribeMessage) -> TooManySubscriptions | None:
         if not self.connection_acknowledged or message["id"] in self.operations:
             return None  # the protocol's own answers (4401, 4409) apply
@@ -99,6 +144,17 @@ class GatewayTransportWS(BaseGraphQLTransportWSHandler[GatewayContext, None]):
         else:
             return None
         return TooManySubscriptions(f"{reason}; complete one before starting another")
+
+
+def _is_subscription(query: str, operation_name: str | None) -> bool:
+    """Whether ``query`` runs a subscription (or cannot be parsed: strawberry reports that)."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return True
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = [o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)]
+    return len(chosen) != 1 or chosen[0].operation == OperationType.SUBSCRIPTION
 
 
 def _malformed(message: object) -> str | None:
@@ -140,6 +196,12 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         self.sockets: set[GatewayTransportWS] = set()
         self._executors: anyio.CapacityLimiter | None = None
 
+    def executors(self) -> anyio.CapacityLimiter:
+        """The worker threads operations execute in (made on first use, inside the event loop)."""
+        if self._executors is None:
+            self._executors = anyio.CapacityLimiter(EXECUTORS)
+        return self._executors
+
     def open_operations(self) -> int:
         """Live operations over every open socket."""
         return sum(len(socket.operations) for socket in self.sockets)
@@ -165,8 +227,6 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
 
     async def execute_single(self, **kwargs: Any) -> ExecutionResult:  # type: ignore[override]
         """Execute (and encode) one operation in a worker thread with an event loop of its own."""
-        if self._executors is None:
-            self._executors = anyio.CapacityLimiter(EXECUTORS)
 
         async def work() -> ExecutionResult:
             result = await super(GatewayGraphQL, self).execute_single(**kwargs)
@@ -179,7 +239,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
                 encoded.body = body.encode("utf-8") if isinstance(body, str) else body
             return encoded
 
-        return await off_loop(work, self._executors)
+        return await off_loop(work, self.executors())
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """The encoded answer, when the worker made it; else strawberry's."""
@@ -188,12 +248,15 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         return await super().process_result(request, result)
 
     def encode_json(self, data: object) -> str | bytes:
-        """Strawberry's JSON, or the body the worker already encoded."""
+        """Strawberry's JSON, or the body the worker already encoded (WebSocket frames may embed it)."""
         if isinstance(data, _Encoded):
             return data.body
         if isinstance(data, list) and data and all(isinstance(item, _Encoded) for item in data):
             return b"[" + b",".join(item.body for item in data) + b"]"  # a batch
-        return super().encode_json(data)
+        try:
+            return dumps_text(data)
+        except ValueError:  # NaN in a JSON scalar: strawberry writes it as it always did
+            return super().encode_json(data)
 
 
 __all__ = ["EXECUTORS", "GatewayGraphQL", "GatewayTransportWS"]
