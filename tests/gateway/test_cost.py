@@ -6,6 +6,7 @@ has never seen); the refusal and the event loop's freedom over a real uvicorn se
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from typing import Any
@@ -217,4 +218,7 @@ def test_healthz_answers_while_an_expensive_query_runs(stack: Stack, serve):
     assert response_rows == 4 * many
     during = [latency for latency, at in latencies if at < outcome["done"]]
     assert len(during) >= 3, f"the expensive query ({outcome['elapsed']:.2f} s) ended before the probes"
-    assert max(during) < 0.3, f"/healthz took {max(during) * 1000:.0f} ms while a query ran: {sorted(during)}"
+    # Blocked, the loop would answer after the query's whole completion (seconds); free, at once.
+    # Shared CI machines stretch every figure, so the worst probe is judged against the query.
+    assert statistics.median(during) < 0.2, f"/healthz took {sorted(during)} s while a query ran"
+    assert max(during) < max(0.5, outcome["elapsed"] / 4), (outcome["elapsed"], sorted(during))

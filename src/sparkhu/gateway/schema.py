@@ -21,7 +21,8 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql.error import GraphQLError
-from strawberry.extensions import QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext
 
@@ -56,6 +57,8 @@ from sparkhu.gateway.types import (
 
 DEFAULT_MAX_POINTS = GatewaySettings.model_fields["max_points"].default
 DEFAULT_MAX_COST = GatewaySettings.model_fields["max_query_cost"].default
+DOCUMENT_CACHE = 256
+"""Distinct documents whose parse and validation are kept."""
 
 # --- operations ------------------------------------------------------------------------
 
@@ -245,14 +248,22 @@ def build_schema(
     max_points: int = DEFAULT_MAX_POINTS,
     max_cost: int = DEFAULT_MAX_COST,
 ) -> strawberry.Schema:
-    """The gateway schema with error codes, a query depth limit and a cost budget per request."""
+    """The gateway schema with error codes, a query depth limit and a cost budget per request.
+
+    Documents are parsed and validated once per distinct text (bounded caches): dashboards
+    send the same few documents over and over.
+    """
+    # One rule class for every request, so that the validation cache can hit.
+    depth_rule = create_validator(max_depth, should_ignore=None)
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
             ErrorCodes,
-            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE),
+            lambda: AddValidationRules([depth_rule]),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
             lambda: QueryCost(budget=max_cost, max_points=max_points),
         ],
         scalar_overrides={datetime: DateTimeScalar},
