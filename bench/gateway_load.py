@@ -316,6 +316,9 @@ class Phase:
         finally:
             process.terminate()
             process.join(10)
+            if process.is_alive():  # a server still busy with a monster request ignores the polite way
+                process.kill()
+                process.join(10)
 
     def _requests(
         self, i: int, now: datetime
