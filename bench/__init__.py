@@ -63,6 +63,7 @@ BENCHES: dict[str, str] = {
     "bus": "bench.bus_to_lake",
     "online": "bench.online_latency",
     "gateway": "bench.gateway_query",
+    "gateway_load": "bench.gateway_load",
     "files": "bench.file_to_lake",
     "predictions": "bench.predictions_write",
     "pipeline": "bench.pipeline_dag",

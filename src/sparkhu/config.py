@@ -132,9 +132,22 @@ class GatewaySettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     token: str | None = None
-    """Bearer token required by mutations; ``None`` disables mutations entirely."""
+    """Bearer token required by mutations; ``None`` or blank (``SPARKHU_GATEWAY__TOKEN=""``) disables them."""
     max_points: int = Field(default=100_000, ge=1)
     """Upper bound on the points one query may return."""
+    max_query_cost: int = Field(default=2_000_000, ge=1)
+    """Budget of one GraphQL request: points requested over all its fields and aliases (a field
+    without a limit counts ``max_points``), each field counted once per row of the lists around it."""
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    """Live operations one WebSocket may hold at once; more are refused (``TOO_MANY_SUBSCRIPTIONS``)."""
+    max_subscriptions: int = Field(default=2_000, ge=1)
+    """Live operations the whole gateway may hold at once."""
+
+    @field_validator("token")
+    @classmethod
+    def _blank_token_is_none(cls, token: str | None) -> str | None:
+        # An empty variable means "no token": mutations stay disabled, never "enabled with ''".
+        return token if token is not None and token.strip() else None
 
 
 class ForecastSettings(_Section):

@@ -242,7 +242,11 @@ def parse_time(text: str | None, field: str) -> datetime | None:
         return None
     try:
         return to_utc(datetime.fromisoformat(text.strip()))
-    except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: 0001-01-01T00:00+01:00
+    except OverflowError as exc:  # an offset moves it past year 1 or 9999
+        raise InputError(
+            f"{text!r} is out of range: in UTC it is before year 1 or after 9999", field=field
+        ) from exc
+    except (ValueError, TypeError) as exc:
         raise InputError(
             f"{text!r} is not an ISO 8601 timestamp (e.g. 2024-03-01T09:00:00Z)", field=field
         ) from exc

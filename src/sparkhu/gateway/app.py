@@ -38,6 +38,7 @@ Serve it with uvicorn (``ws="websockets-sansio"`` avoids the deprecated legacy p
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -51,18 +52,22 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
 from sparkhu.errors import ConfigError, InputError, NotFoundError, SparkhuError
 from sparkhu.gateway import resolvers as r
 from sparkhu.gateway import retention
+from sparkhu.gateway.auth import mutations_enabled
+from sparkhu.gateway.encoding import JSONAnswer
 from sparkhu.gateway.errors import error_response
 from sparkhu.gateway.metrics import CONTENT_TYPE, Metrics
 from sparkhu.gateway.schema import build_schema
 from sparkhu.gateway.services import GatewayServices
-from sparkhu.gateway.types import GatewayContext, call
+from sparkhu.gateway.types import call
+from sparkhu.gateway.view import GatewayGraphQL
 from sparkhu.storage.catalog import RunRecord, SeriesInfo
 from sparkhu.timeaxis import parse_time, to_utc
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
@@ -70,19 +75,6 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 def _services(request: Request | WebSocket) -> GatewayServices:
     services: GatewayServices = request.app.state.services
     return services
-
-
-# --- GraphQL ---------------------------------------------------------------------------
-
-
-class GatewayGraphQL(GraphQL[GatewayContext, None]):
-    """Strawberry's ASGI view with the gateway context."""
-
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> GatewayContext:
-        """Give resolvers the services of the app that received the request."""
-        return GatewayContext(services=_services(request), request=request)
 
 
 # --- REST ------------------------------------------------------------------------------
@@ -143,7 +135,7 @@ async def api_config(request: Request) -> JSONResponse:
         {
             "timezone": services.timezone,
             "maxPoints": services.settings.max_points,
-            "mutationsEnabled": services.settings.token is not None,
+            "mutationsEnabled": mutations_enabled(services.settings.token),
             "actuals": {"zone": zone, "dataset": dataset},
             "graphql": "/graphql",
         }
@@ -168,9 +160,15 @@ async def api_points(request: Request) -> JSONResponse:
     """``GET /api/series/{id}/points?start&end&limit`` as columns ``ts`` and ``value``."""
     series_id = request.path_params["series_id"]
     start, end, limit = _range_args(request)
-    table = await call(r.read_points, _services(request), series_id, start, end, limit)
-    body = {"seriesId": series_id, "count": table.num_rows, **r.columns(table, ("ts", "value"))}
-    return JSONResponse(body)
+    services = _services(request)
+
+    def answer() -> JSONResponse:
+        table = r.read_points(services, series_id, start, end, limit)
+        return JSONAnswer(
+            {"seriesId": series_id, "count": table.num_rows, **r.columns(table, ("ts", "value"))}
+        )
+
+    return await call(answer)
 
 
 async def api_predictions(request: Request) -> JSONResponse:
@@ -178,18 +176,21 @@ async def api_predictions(request: Request) -> JSONResponse:
     series_id = request.path_params["series_id"]
     start, end, limit = _range_args(request)
     kind = request.query_params.get("kind", "blended")
-    services = _services(request)
-    if kind == "blended":
-        table = await call(r.read_blended, services, series_id, start, end, limit)
-        table = table.rename_columns({"target_ts": "ts"})
-        cols = r.columns(table, ("ts", "value", "lower", "upper", "updates"))
-    elif kind == "raw":
-        table = await call(r.read_raw, services, series_id, start, end, limit)
-        table = table.rename_columns({"origin_ts": "origin", "target_ts": "target"})
-        cols = r.columns(table, ("origin", "target", "step", "value", "lower", "upper", "model"))
-    else:
+    if kind not in ("blended", "raw"):
         raise InputError(f"{kind!r} is not a prediction kind; use blended or raw", field="kind")
-    return JSONResponse({"seriesId": series_id, "kind": kind, "count": table.num_rows, **cols})
+    services = _services(request)
+
+    def answer() -> JSONResponse:
+        if kind == "blended":
+            table = r.read_blended(services, series_id, start, end, limit).rename_columns({"target_ts": "ts"})
+            cols = r.columns(table, ("ts", "value", "lower", "upper", "updates"))
+        else:
+            table = r.read_raw(services, series_id, start, end, limit)
+            table = table.rename_columns({"origin_ts": "origin", "target_ts": "target"})
+            cols = r.columns(table, ("origin", "target", "step", "value", "lower", "upper", "model"))
+        return JSONAnswer({"seriesId": series_id, "kind": kind, "count": table.num_rows, **cols})
+
+    return await call(answer)
 
 
 async def api_runs(request: Request) -> JSONResponse:
@@ -211,8 +212,11 @@ async def healthz(request: Request) -> JSONResponse:
     try:
         await call(functools.partial(services.catalog.list_series, limit=1))
     except Exception as exc:  # any failure of the catalog means "not healthy", reported as such
-        detail = str(exc) if isinstance(exc, SparkhuError) else f"{type(exc).__name__}: {exc}"
-        return JSONResponse({"status": "unavailable", "error": detail}, status_code=503)
+        # The detail (paths, URIs) is for the operator's log, not for whoever probes the port.
+        log.error("health check failed: the catalog does not answer: %s", exc, exc_info=exc)
+        return JSONResponse(
+            {"status": "unavailable", "error": "the catalog does not answer"}, status_code=503
+        )
     return JSONResponse({"status": "ok"})
 
 
@@ -283,9 +287,11 @@ def create_app(services: GatewayServices) -> Starlette:
         raise ConfigError(
             f"timezone: {services.timezone!r} is not an IANA time zone (e.g. Asia/Seoul, UTC)"
         ) from exc
-    graphql = GatewayGraphQL(
-        build_schema(max_depth=services.max_query_depth), keep_alive=True, keep_alive_interval=15
+    settings = services.settings
+    schema = build_schema(
+        max_depth=services.max_query_depth, max_points=settings.max_points, max_cost=settings.max_query_cost
     )
+    graphql = GatewayGraphQL(schema, settings)
     sid = "{series_id:path}"
     routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"], name="graphql"),
@@ -306,7 +312,8 @@ def create_app(services: GatewayServices) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[Middleware(MetricsMiddleware, registry=services.metrics)],
-        exception_handlers={SparkhuError: _sparkhu_error},
+        # Exception: anything unforeseen is a coded JSON 500 (logged), never a plain-text page.
+        exception_handlers={SparkhuError: _sparkhu_error, Exception: _sparkhu_error},
     )
     app.state.services = services
     return app

@@ -2,7 +2,8 @@
 
 Queries and subscriptions are open; every mutation needs ``Authorization: Bearer <token>``
 matching :attr:`sparkhu.config.GatewaySettings.token` (compared in constant time). With no
-token configured, mutations are disabled altogether.
+token configured (or a blank one), mutations are disabled altogether: :func:`mutations_enabled`
+is the one test, used by the mutation check and by ``/api/config``.
 
 >>> check_token("s3cret", "Bearer s3cret")
 >>> check_token("s3cret", "Bearer nope")
@@ -31,13 +32,22 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+def mutations_enabled(expected: str | None) -> bool:
+    """True when a token is configured: a blank one enables nothing.
+
+    >>> mutations_enabled("s3cret"), mutations_enabled(""), mutations_enabled("  "), mutations_enabled(None)
+    (True, False, False, False)
+    """
+    return expected is not None and bool(expected.strip())
+
+
 def check_token(expected: str | None, authorization: str | None) -> None:
     """Raise unless ``authorization`` carries ``expected``.
 
     :class:`~sparkhu.gateway.errors.MutationsDisabled` when no token is configured,
     :class:`~sparkhu.errors.AuthError` when the header is missing or wrong.
     """
-    if expected is None:
+    if expected is None or not mutations_enabled(expected):
         raise MutationsDisabled(
             "mutations are disabled: the gateway has no token; set gateway.token "
             "(SPARKHU_GATEWAY__TOKEN) and restart it"

@@ -3,19 +3,26 @@
 Every resolver and REST handler raises the families of :mod:`sparkhu.errors`; this module
 maps them to a stable machine-readable code and an HTTP status:
 
-=======================  ====================  ======
-error class              code                  status
-=======================  ====================  ======
-``NotFoundError``        ``NOT_FOUND``         404
-``InputError``           ``BAD_INPUT``         400
-``LimitExceeded``        ``LIMIT_EXCEEDED``    400
-``MutationsDisabled``    ``FORBIDDEN``         403
-``AuthError``            ``UNAUTHENTICATED``   401
-``GatewayError``         ``BAD_REQUEST``       400
-``BackendUnavailable``   ``UNAVAILABLE``       503
-other ``SparkhuError``   ``INTERNAL``          500
-anything else            ``INTERNAL``          500 (message hidden)
-=======================  ====================  ======
+==========================  ==========================  ======
+error class                 code                        status
+==========================  ==========================  ======
+``NotFoundError``           ``NOT_FOUND``               404
+``InputError``              ``BAD_INPUT``               400
+``CostExceeded``            ``COST_EXCEEDED``           400
+``TooManySubscriptions``    ``TOO_MANY_SUBSCRIPTIONS``  429
+``LimitExceeded``           ``LIMIT_EXCEEDED``          400
+``MutationsDisabled``       ``FORBIDDEN``               403
+``AuthError``               ``UNAUTHENTICATED``         401
+``GatewayError``            ``BAD_REQUEST``             400
+``BackendUnavailable``      ``UNAVAILABLE``             503 (message hidden)
+other ``SparkhuError``      ``INTERNAL``                500 (message hidden)
+anything else               ``INTERNAL``                500 (message hidden)
+==========================  ==========================  ======
+
+Only the client's own mistakes (the ``NotFoundError``, ``InputError`` and ``GatewayError``
+families) are answered with their message. Everything else is the server's trouble: it is
+logged here, once, with its traceback, and the client gets a generic message, because storage
+and backend errors name absolute paths, URIs and credentials that are nobody else's business.
 
 GraphQL answers carry the code in ``errors[].extensions.code`` (the :class:`ErrorCodes`
 schema extension); REST answers are ``{"error": {"code": ..., "message": ...}}``
@@ -24,6 +31,9 @@ schema extension); REST answers are ``{"error": {"code": ..., "message": ...}}``
 >>> error_info(NotFoundError("series a/b/c is not in the catalog"))
 ErrorInfo(code='NOT_FOUND', status=404, message='series a/b/c is not in the catalog')
 >>> error_info(KeyError("x")).message
+'internal error; see the gateway log'
+>>> from sparkhu.errors import LakeError
+>>> error_info(LakeError("cannot read /srv/sparkhu/lake/raw/x.parquet")).message
 'internal error; see the gateway log'
 """
 
@@ -52,6 +62,23 @@ class LimitExceeded(GatewayError):
     """A query asked for (or would return) more points than the gateway allows."""
 
 
+class CostExceeded(LimitExceeded):
+    """A request's estimated cost is over the gateway's budget per request."""
+
+    def __init__(self, cost: int, budget: int) -> None:
+        self.cost = cost
+        self.budget = budget
+        super().__init__(
+            f"this request may cost {cost:,} (points and fields requested, over all aliases and "
+            f"fields) and the gateway's budget per request is {budget:,}; ask for fewer points "
+            "(limit, start/end), fewer aliases, or split the request"
+        )
+
+
+class TooManySubscriptions(LimitExceeded):
+    """A WebSocket (or the whole gateway) already holds as many live operations as it allows."""
+
+
 class MutationsDisabled(AuthError):
     """The gateway has no token configured, so every mutation is refused."""
 
@@ -63,18 +90,22 @@ class MetricsError(SparkhuError):
     """
 
 
-# Most specific first: the first matching class wins.
-_CODES: tuple[tuple[type[Exception], str, int], ...] = (
-    (NotFoundError, "NOT_FOUND", 404),
-    (InputError, "BAD_INPUT", 400),
-    (LimitExceeded, "LIMIT_EXCEEDED", 400),
-    (MutationsDisabled, "FORBIDDEN", 403),
-    (AuthError, "UNAUTHENTICATED", 401),
-    (GatewayError, "BAD_REQUEST", 400),
-    (BackendUnavailable, "UNAVAILABLE", 503),
-    (SparkhuError, "INTERNAL", 500),
+# Most specific first: the first matching class wins. The third column says whether the
+# message is the client's to read (their own mistake) or the server's to keep (logged).
+_CODES: tuple[tuple[type[Exception], str, int, bool], ...] = (
+    (NotFoundError, "NOT_FOUND", 404, True),
+    (InputError, "BAD_INPUT", 400, True),
+    (CostExceeded, "COST_EXCEEDED", 400, True),
+    (TooManySubscriptions, "TOO_MANY_SUBSCRIPTIONS", 429, True),
+    (LimitExceeded, "LIMIT_EXCEEDED", 400, True),
+    (MutationsDisabled, "FORBIDDEN", 403, True),
+    (AuthError, "UNAUTHENTICATED", 401, True),
+    (GatewayError, "BAD_REQUEST", 400, True),
+    (BackendUnavailable, "UNAVAILABLE", 503, False),
+    (SparkhuError, "INTERNAL", 500, False),
 )
 INTERNAL_MESSAGE = "internal error; see the gateway log"
+UNAVAILABLE_MESSAGE = "a backend of the gateway is unavailable; see the gateway log"
 
 
 @dataclass(frozen=True)
@@ -89,14 +120,22 @@ class ErrorInfo:
 def error_info(exc: BaseException) -> ErrorInfo:
     """The code, HTTP status and client-facing message for ``exc``.
 
-    Errors that are not sparkhu's own are logged with their traceback and reported as
-    ``INTERNAL`` without their message (it may leak internals).
+    Errors that are not the client's doing are logged with their traceback and reported
+    with a generic message (theirs may name server paths or URIs).
     """
-    for cls, code, status in _CODES:
+    for cls, code, status, public in _CODES:
         if isinstance(exc, cls):
-            return ErrorInfo(code, status, str(exc))
+            if public:
+                return ErrorInfo(code, status, str(exc))
+            log.error("gateway request failed: %s", exc, exc_info=exc)
+            return ErrorInfo(code, status, UNAVAILABLE_MESSAGE if status == 503 else INTERNAL_MESSAGE)
     log.error("unexpected error in the gateway", exc_info=exc)
     return ErrorInfo("INTERNAL", 500, INTERNAL_MESSAGE)
+
+
+def is_client_error(exc: BaseException) -> bool:
+    """True for the errors whose message is the client's to read (their own mistakes)."""
+    return any(isinstance(exc, cls) and public for cls, _, _, public in _CODES)
 
 
 def error_response(exc: BaseException) -> JSONResponse:
@@ -116,7 +155,7 @@ def root_cause(error: GraphQLError) -> Exception | None:
 def is_expected(error: GraphQLError) -> bool:
     """True for errors that are the client's doing (no traceback worth logging)."""
     original = root_cause(error)
-    return original is None or isinstance(original, SparkhuError)
+    return original is None or is_client_error(original)
 
 
 class ErrorCodes(MaskErrors):
@@ -125,7 +164,7 @@ class ErrorCodes(MaskErrors):
     Resolver errors get the code of their sparkhu class (unexpected ones are masked as
     ``INTERNAL``); errors found while parsing or validating the document (unknown fields,
     query too deep, malformed literals) get ``BAD_QUERY`` unless they wrap a sparkhu error,
-    such as a malformed timestamp (``BAD_INPUT``).
+    such as a malformed timestamp, or reject a variable's value (``BAD_INPUT`` both).
     """
 
     def __init__(self) -> None:
@@ -137,8 +176,11 @@ class ErrorCodes(MaskErrors):
         if error.extensions and "code" in error.extensions:
             return error
         if original is None:
-            code, message = "BAD_QUERY", error.message
-        elif isinstance(original, SparkhuError):
+            # Values of variables that cannot be coerced (``inf`` for a Float, 1e400 for an Int) are
+            # the client's input, not its document; graphql-core words those "Variable '$x' ...".
+            code = "BAD_INPUT" if error.message.startswith("Variable '$") else "BAD_QUERY"
+            message = error.message
+        elif is_client_error(original):
             info = error_info(original)
             code, message = info.code, _graphql_message(error, original)
         else:
@@ -155,7 +197,7 @@ class ErrorCodes(MaskErrors):
         )
 
 
-def _graphql_message(error: GraphQLError, original: SparkhuError) -> str:
+def _graphql_message(error: GraphQLError, original: Exception) -> str:
     # Coercion errors ("Variable '$start' got invalid value ...") already embed our message
     # and add where it happened; resolver errors carry exactly str(original).
     return error.message if str(original) in error.message else str(original)

@@ -72,6 +72,20 @@ def bound_limit(limit: int | None, max_points: int, name: str = "limit") -> int 
     return limit
 
 
+def later(moment: datetime, span: timedelta) -> datetime:
+    """``moment + span``, or the last instant a datetime holds when that is past it.
+
+    Arguments may be any valid date, year 9999 included: arithmetic on them must not overflow.
+
+    >>> later(datetime(9999, 12, 31, 23, 59, tzinfo=UTC), timedelta(days=2)).isoformat()
+    '9999-12-31T23:59:59.999999+00:00'
+    """
+    try:
+        return moment + span
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
 def _take(table: pa.Table, limit: int | None, max_points: int, what: str) -> pa.Table:
     if limit is not None:
         return table.slice(0, limit)
@@ -165,9 +179,9 @@ def _read_first(
     """The first ``n`` points from ``start``, reading widening windows instead of all history."""
     span = timedelta(seconds=(info.period_s or 60.0) * n * 1.5 + 1)
     while True:
-        end = start + span
+        end = later(start, span)
         table = services.lake.read(zone, dataset, series=[info.series_id], start=start, end=end)
-        if table.num_rows >= n or end > last:
+        if table.num_rows >= n or end > last or end == datetime.max.replace(tzinfo=UTC):
             return table.slice(0, n)
         span *= 4
 
@@ -247,7 +261,7 @@ def feature_prediction(
         prediction = read_blended(services, series_id, start, end, req_num)
     elif feature.num_rows:
         end = pc.max(feature.column("ts")).as_py()
-        prediction = read_blended(services, series_id, start, end + _ONE_US, req_num)
+        prediction = read_blended(services, series_id, start, later(end, _ONE_US), req_num)
     else:
         prediction = read_blended(services, series_id, start, None, req_num)
     return FeatureWindow(series_id, start, end, feature, prediction)
@@ -337,7 +351,7 @@ class PointFeed:
         """Points after the cursor (POINT_SCHEMA, at most max_points), oldest first."""
         zone, dataset = self._location
         table = self._services.lake.read(
-            zone, dataset, series=[self._series_id], start=self._cursor + _ONE_US
+            zone, dataset, series=[self._series_id], start=later(self._cursor, _ONE_US)
         )
         if not table.num_rows:
             return empty_points()
@@ -346,12 +360,36 @@ class PointFeed:
         return table
 
 
+def points_after(services: GatewayServices, series_id: str, since: datetime) -> pa.Table:
+    """Actual points of a series after ``since`` (at most max_points), oldest first."""
+    zone, dataset = actuals_location(services, series_id)
+    table = services.lake.read(zone, dataset, series=[series_id], start=later(to_utc(since), _ONE_US))
+    return table.slice(0, services.settings.max_points)
+
+
+def points_after_table(table: pa.Table, since: datetime | None) -> pa.Table:
+    """The rows of ``table`` (POINT_SCHEMA) with ts after ``since`` (all of them if None)."""
+    if since is None or not table.num_rows:
+        return table
+    bound = pa.scalar(to_utc(since), table.schema.field("ts").type)
+    return table.filter(pc.greater(table.column("ts"), bound))
+
+
+def last_ts(table: pa.Table) -> datetime:
+    """The newest ``ts`` of a non-empty POINT_SCHEMA table."""
+    return to_utc(pc.max(table.column("ts")).as_py())
+
+
 # --- formatting helpers ----------------------------------------------------------------
 
 
 def nan_to_null(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Float column with NaN replaced by null (JSON and GraphQL have no NaN)."""
-    return pc.if_else(pc.is_nan(column), pa.scalar(None, pa.float64()), column)
+    """Float column with NaN and ±infinity replaced by null (JSON and GraphQL have neither).
+
+    >>> nan_to_null(pa.array([1.0, float("nan"), float("inf"), None])).to_pylist()
+    [1.0, None, None, None]
+    """
+    return pc.if_else(pc.is_finite(column), column, pa.scalar(None, pa.float64()))
 
 
 def iso_strings(column: pa.ChunkedArray | pa.Array) -> list[str]:

@@ -4,7 +4,8 @@ Resolvers are thin: they run a function of :mod:`sparkhu.gateway.resolvers` in a
 thread (storage calls block) and convert the Arrow result with :mod:`sparkhu.gateway.types`.
 Errors keep their sparkhu class and get their ``extensions.code`` from
 :class:`~sparkhu.gateway.errors.ErrorCodes`; a depth limit guards the nested fields
-(``Series.runs`` ↔ ``Run.series``).
+(``Series.runs`` ↔ ``Run.series``) and a cost budget over the whole document (:mod:`sparkhu.gateway.cost`).
+Subscriptions share one poller per series (:mod:`sparkhu.gateway.live`).
 
 >>> schema = build_schema()
 >>> "featurePrediction(input: PredictionInput!): FeaturePrediction" in str(schema)
@@ -15,19 +16,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
-import anyio
 import strawberry
 from graphql.error import GraphQLError
-from strawberry.extensions import QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.permission import BasePermission
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from sparkhu.config import GatewaySettings
 from sparkhu.gateway import resolvers as r
 from sparkhu.gateway.auth import check_token
-from sparkhu.gateway.errors import ErrorCodes, is_expected
+from sparkhu.gateway.cost import QueryCost
+from sparkhu.gateway.errors import ErrorCodes
 from sparkhu.gateway.retention import RetentionMutation, RetentionQuery
 from sparkhu.gateway.services import DEFAULT_MAX_DEPTH
 from sparkhu.gateway.types import (
@@ -52,6 +56,11 @@ from sparkhu.gateway.types import (
     to_raw,
     to_time_values,
 )
+
+DEFAULT_MAX_POINTS = GatewaySettings.model_fields["max_points"].default
+DEFAULT_MAX_COST = GatewaySettings.model_fields["max_query_cost"].default
+DOCUMENT_CACHE = 256
+"""Distinct documents whose parse and validation are kept."""
 
 # --- operations ------------------------------------------------------------------------
 
@@ -193,11 +202,12 @@ class Subscription:
         self, info: Info, series_id: str, interval_ms: int = 1000
     ) -> AsyncGenerator[list[BlendedPoint], None]:
         interval = r.check_interval(interval_ms)
-        feed = await call(r.PredictionFeed, info.context.services, series_id)
-        while True:
-            await anyio.sleep(interval)
-            changed = await call(feed.poll)
-            if changed.num_rows:
+        services = info.context.services
+        topic = ("predictions", series_id)
+        async with services.live.subscribe(
+            topic, partial(r.PredictionFeed, services, series_id), interval
+        ) as feed:
+            async for changed in feed:
                 yield to_blended(changed)
 
     @strawberry.subscription(description="New actual points of a series (polled from the lake).")
@@ -205,33 +215,59 @@ class Subscription:
         self, info: Info, series_id: str, since: datetime | None = None, interval_ms: int = 1000
     ) -> AsyncGenerator[list[Point], None]:
         interval = r.check_interval(interval_ms)
-        feed = await call(r.PointFeed, info.context.services, series_id, since)
-        while True:
-            await anyio.sleep(interval)
-            fresh = await call(feed.poll)
-            if fresh.num_rows:
-                yield to_points(fresh)
+        services = info.context.services
+        topic = ("points", series_id)
+        # One poller per series reads what is new for everyone; a subscriber's own ``since``
+        # is served by one read of its backlog, and what the poller sends is cut after it.
+        async with services.live.subscribe(
+            topic, partial(r.PointFeed, services, series_id), interval
+        ) as feed:
+            seen = since
+            if since is not None:
+                backlog = await call(r.points_after, services, series_id, since)
+                if backlog.num_rows:
+                    seen = r.last_ts(backlog)
+                    yield to_points(backlog)
+            async for fresh in feed:
+                fresh = r.points_after_table(fresh, seen)
+                if fresh.num_rows:
+                    seen = r.last_ts(fresh)
+                    yield to_points(fresh)
 
 
 class GatewaySchema(strawberry.Schema):
-    """Logs only unexpected errors; client mistakes are answered, not logged as failures."""
+    """Errors are logged once, where :class:`~sparkhu.gateway.errors.ErrorCodes` maps them."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Log errors that are not the client's doing."""
-        unexpected = [error for error in errors if not is_expected(error)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        """Log nothing here: server-side errors are logged by ``error_info``, client ones not at all."""
 
 
-def build_schema(*, max_depth: int = DEFAULT_MAX_DEPTH) -> strawberry.Schema:
-    """The gateway schema with error codes and a query depth limit."""
+def build_schema(
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_points: int = DEFAULT_MAX_POINTS,
+    max_cost: int = DEFAULT_MAX_COST,
+) -> strawberry.Schema:
+    """The gateway schema with error codes, a query depth limit and a cost budget per request.
+
+    Documents are parsed and validated once per distinct text (bounded caches): dashboards
+    send the same few documents over and over.
+    """
+    # One rule class for every request, so that the validation cache can hit.
+    depth_rule = create_validator(max_depth, should_ignore=None)
     return GatewaySchema(
         query=merge_types("Query", (Query, RetentionQuery)),
         mutation=merge_types("Mutation", (Mutation, RetentionMutation)),
         subscription=Subscription,
-        extensions=[ErrorCodes, lambda: QueryDepthLimiter(max_depth=max_depth)],
+        extensions=[
+            ErrorCodes,
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE),
+            lambda: AddValidationRules([depth_rule]),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
+            lambda: QueryCost(budget=max_cost, max_points=max_points),
+        ],
         scalar_overrides={datetime: DateTimeScalar},
     )
 

@@ -20,6 +20,7 @@ from typing import Any
 from sparkhu.app.retention import retention_context
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import GatewaySettings
+from sparkhu.gateway.live import LiveFeeds
 from sparkhu.gateway.metrics import Metrics
 from sparkhu.retention.context import RetentionContext
 from sparkhu.storage.catalog import Catalog
@@ -37,7 +38,8 @@ class GatewayServices:
     ``actuals`` is the (zone, dataset) of the lake holding actual points; the dataset may
     name ``{source}``, ``{measurement}`` or ``{field}`` of the series id, e.g.
     ``("clean", "{source}_{measurement}")``. ``metrics`` is the registry ``/metrics``
-    renders; other components may set gauges on it.
+    renders; other components may set gauges on it. ``live`` holds the subscriptions' topics
+    (one poller per topic, see :mod:`sparkhu.gateway.live`).
     """
 
     lake: Lake
@@ -50,6 +52,7 @@ class GatewayServices:
     max_query_depth: int = DEFAULT_MAX_DEPTH
     retention: RetentionContext | None = None
     """Retention's context (policies, plans, the audit); None: the retention API answers it is off."""
+    live: LiveFeeds = field(default_factory=LiveFeeds)
 
     @classmethod
     def of(cls, runtime: Runtime, **overrides: Any) -> GatewayServices:

@@ -11,8 +11,10 @@ outputs are UTC with a ``Z``. Lists of points come in two shapes: objects (``Poi
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,9 +48,40 @@ class GatewayContext:
 Info = strawberry.Info[GatewayContext, None]
 
 
+_thread = threading.local()
+
+
 async def call(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking storage call in a worker thread."""
+    """Run a blocking storage call in a worker thread (directly if already in one, see :func:`off_loop`)."""
+    if getattr(_thread, "off_loop", False):
+        return fn(*args)
     return await anyio.to_thread.run_sync(functools.partial(fn, *args))
+
+
+async def off_loop(
+    work: Callable[[], Coroutine[Any, Any, T]], limiter: anyio.CapacityLimiter | None = None
+) -> T:
+    """Run the coroutine ``work()`` to its end in a worker thread, on an event loop of its own.
+
+    The server's event loop stays free for health checks and other clients however much
+    Python a request runs (a GraphQL execution completes and serialises every value in
+    Python); inside, :func:`call` runs storage calls directly, as the thread may block.
+
+    >>> import anyio
+    >>> async def where() -> bool:
+    ...     return await call(lambda: getattr(_thread, "off_loop", False))
+    >>> anyio.run(off_loop, where), anyio.run(where)
+    (True, False)
+    """
+
+    def run() -> T:
+        _thread.off_loop = True
+        try:
+            return asyncio.run(work())
+        finally:
+            _thread.off_loop = False
+
+    return await anyio.to_thread.run_sync(run, limiter=limiter)
 
 
 # --- scalars ---------------------------------------------------------------------------
