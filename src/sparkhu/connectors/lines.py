@@ -81,6 +81,9 @@ class CrAsNewline(io.RawIOBase):
         n = self._raw.readinto(view)  # type: ignore[attr-defined]  # files and BytesIO have it
         if not n:
             return 0
+        data = view[:n].tobytes()  # a copy, for memchr-speed checks: most blocks hold no lone CR
+        if b"\r" not in data or (data.count(b"\r") == data.count(b"\r\n") and not data.endswith(b"\r")):
+            return n
         arr = np.frombuffer(view[:n], np.uint8)  # the caller's buffer: translated in place
         cr = np.flatnonzero(arr == _CR)
         if len(cr):  # a CR followed by LF stays (CRLF); any other CR becomes LF
