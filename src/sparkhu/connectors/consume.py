@@ -79,6 +79,9 @@ class Batch:
     """One row per message or point that could not be used, with the reason."""
     readable: list[Message]
     """The messages that held points (the ones whose latency means something)."""
+    sizes: list[int] | None = None
+    """Rows of ``points`` per message of ``readable``, in order; ``None`` when JSON messages,
+    decoded together, make it unknown. Lets a consumer handle one message at a time."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ def decode(messages: Sequence[Message], json_decoder: JsonDecoder | None = None)
     tables: list[pa.Table] = []
     rejected: list[tuple[str, str, str | None, str, str]] = []
     readable: list[Message] = []
+    sizes: list[int] = []
     json_messages: list[Message] = []
     for message in messages:
         if json_decoder is not None and not is_arrow(message.value):
@@ -125,6 +129,7 @@ def decode(messages: Sequence[Message], json_decoder: JsonDecoder | None = None)
         if table is not None:
             tables.append(table)
             readable.append(message)
+            sizes.append(table.num_rows)
         if problem is not None:
             location = f"offset {message.offset}"
             rejected.append((message_source(message), location, field, problem, raw_text(message.value)))
@@ -137,7 +142,7 @@ def decode(messages: Sequence[Message], json_decoder: JsonDecoder | None = None)
         bad_sources = set(bad.column("source").to_pylist())
         readable.extend(m for m, s in zip(json_messages, sources, strict=True) if s not in bad_sources)
     points = pa.concat_tables(tables) if tables else empty_points()
-    return Batch(list(messages), points, quarantine, readable)
+    return Batch(list(messages), points, quarantine, readable, None if json_messages else sizes)
 
 
 def _arrow_points(value: bytes) -> tuple[pa.Table | None, str | None, str | None]:
@@ -166,14 +171,16 @@ def _arrow_points(value: bytes) -> tuple[pa.Table | None, str | None, str | None
 def _join(parts: Sequence[Batch]) -> Batch:
     """One batch of the decoded polls of a round (an empty one when nothing was polled)."""
     if not parts:
-        return Batch([], empty_points(), quarantine_table([]), [])
+        return Batch([], empty_points(), quarantine_table([]), [], [])
     if len(parts) == 1:
         return parts[0]
+    sizes = [part.sizes for part in parts]
     return Batch(
         [m for part in parts for m in part.messages],
         pa.concat_tables([part.points for part in parts]),
         pa.concat_tables([part.quarantine for part in parts]),
         [m for part in parts for m in part.readable],
+        None if any(s is None for s in sizes) else [n for s in sizes if s is not None for n in s],
     )
 
 

@@ -2,15 +2,25 @@
 
 An :class:`OnlinePredictor` plugs its models into the shared consumer loop
 (:mod:`sparkhu.connectors.consume`). Each :meth:`~OnlinePredictor.run_once` polls a batch of
-Arrow messages, appends the points to per-series sliding windows
-(:mod:`sparkhu.online.windows`), and for every series whose window advanced it updates the
-series' model with the new points (warm start: a model is fitted once, on the window, when
-the series first has ``min_points`` points, then only ``update``-d), forecasts ``horizon``
-steps at ``last ts + k·step_s`` and writes one :data:`~sparkhu.storage.predictions.FORECAST_SCHEMA`
-table for the whole batch to the prediction store, which blends overlapping forecasts
-(``S = alpha*yhat + (1-alpha)*S_prev``). Only then are the offsets committed, so a crash
-replays what was not stored, and the store's idempotent writes make the replay harmless. A
-write that fails is retried, from memory, by the next round.
+Arrow messages and handles them one message at a time: it appends the message's points to
+per-series sliding windows (:mod:`sparkhu.online.windows`), and for every series whose window
+advanced it updates the series' model with the new points (warm start: a model is fitted
+once, on the window, when the series first has ``min_points`` points, then only
+``update``-d) and forecasts ``horizon`` steps at ``last ts + k·step_s``. One
+:data:`~sparkhu.storage.predictions.FORECAST_SCHEMA` table for the whole batch goes to the
+prediction store, which blends overlapping forecasts (``S = alpha*yhat + (1-alpha)*S_prev``).
+Only then are the offsets committed. A write that fails is retried, from memory, by the next
+round.
+
+**Crash consistency.** The forecasts depend only on the messages (one origin per series per
+message), never on how polls cut the stream into batches, and the predictor's state — the
+windows, the models and the next offset of every partition — is saved as a checkpoint in the
+same transaction as the forecasts it produced
+(:class:`~sparkhu.storage.predictions.Checkpoint`; only the series that changed). On start the
+predictor restores its checkpoint, and messages delivered again below the checkpoint's
+offsets (stored, but not yet committed on the bus when the process died) are committed
+without being absorbed twice. So after a crash, at any point, the prediction store ends up
+exactly as after an uninterrupted run over the same messages.
 
 Models are swapped through a queue: any thread (the champion server,
 :mod:`sparkhu.online.champions`) calls :meth:`~OnlinePredictor.queue_swap`; the predictor's
@@ -19,10 +29,11 @@ the first step of every round), bringing each up to date with the window's point
 than its training. No other thread touches the windows or the models.
 
 A message that is not a table of points is logged, quarantined in the lake when one is
-given, and committed past. On start, with a lake, the windows are refilled with the last
-``window`` points of every series and the models fitted, so forecasts resume with the first
-new points. Latency is measured per message, from its bus timestamp (when it was produced)
-to the moment its forecasts were stored.
+given, and committed past. On a first start (no checkpoint, or one saved with another model
+or window), with a lake, the windows are refilled with the last ``window`` points of every
+series and the models fitted, so forecasts resume with the first new points; that state is
+checkpointed at once. Latency is measured per message, from its bus timestamp (when it was
+produced) to the moment its forecasts were stored.
 
 >>> import tempfile
 >>> from sparkhu.forecast.models import make_model
@@ -54,7 +65,9 @@ to the moment its forecasts were stored.
 
 from __future__ import annotations
 
+import json
 import logging
+import pickle
 import queue
 import threading
 from collections.abc import Mapping
@@ -73,11 +86,16 @@ from sparkhu.forecast.predict import update_since
 from sparkhu.online.windows import NewPoints, Windows
 from sparkhu.series import series_tail
 from sparkhu.storage.lake import Lake
-from sparkhu.storage.predictions import FORECAST_SCHEMA, PredictionStore
+from sparkhu.storage.predictions import FORECAST_SCHEMA, Checkpoint, PredictionStore
 from sparkhu.stream.base import Bus, Consumer
 from sparkhu.timeaxis import US_PER_S
 
 log = logging.getLogger(__name__)
+
+_OFFSETS = "@offsets"
+"""Checkpoint key of the next offset per partition; series ids (``a/b/c``) never start with ``@``."""
+_SETTINGS = "@settings"
+"""Checkpoint key of what the saved state depends on: another model or window starts afresh."""
 
 
 @dataclass(frozen=True)
@@ -173,13 +191,51 @@ class OnlinePredictor:
         self._swaps: queue.SimpleQueue[_Swap] = queue.SimpleQueue()
         self._swaps_installed = 0
         self._known: frozenset[str] = frozenset()
+        self.owner = f"{group}/{topic}"
+        """Whose checkpoint this predictor keeps in the prediction store."""
+        self._next: dict[int, int] = {}
+        """partition → offset after the last message absorbed (and checkpointed once written)."""
+        self._dirty: set[str] = set()
+        """Series whose window or model changed since the last checkpoint."""
+        self._settings_saved = False
+        self._resumed = False
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> Consumer:
-        """Join the consumer group, refilling the windows from the lake first (the first poll does it)."""
-        if not self._loop.started and self.lake is not None:
-            self.refill(self.lake)
+        """Join the consumer group; the first time, resume from the checkpoint or refill from the lake.
+
+        The first poll does it (see the module docstring).
+        """
+        if not self._resumed:
+            self.resume()
         return self._loop.start()
+
+    def resume(self) -> int:
+        """Restore the checkpoint, or (none usable) refill from the lake and checkpoint that; once.
+
+        Returns the series restored or refilled.
+        """
+        if self._resumed:
+            return 0
+        entries = self.predictions.checkpoint(self.owner)
+        saved = entries.pop(_SETTINGS, None)
+        if saved is not None and saved == self._settings():
+            self._restore(entries)
+            self._resumed = self._settings_saved = True
+            log.info("online predictor %s: resumed %d series from its checkpoint", self.topic, len(entries))
+            return len(self.windows)
+        if saved is not None:
+            log.info(
+                "online predictor %s: model or window changed since the checkpoint; starting afresh",
+                self.topic,
+            )
+            self.predictions.drop_checkpoint(self.owner)
+        if self.lake is not None and self.refill(self.lake):
+            # a restart before the first batch must find this state, not a lake grown meanwhile
+            self.predictions.write(FORECAST_SCHEMA.empty_table(), checkpoint=self._checkpoint())
+            self._saved()
+        self._resumed = True
+        return len(self.windows)
 
     def close(self) -> None:
         """Leave the consumer group (uncommitted messages go to the next member)."""
@@ -262,6 +318,7 @@ class OnlinePredictor:
                 update_since(model, window.ts, window.values, swap.trained_until_us)
         self.models[sid] = model
         self.labels[sid] = swap.label or model.name
+        self._dirty.add(sid)
         self._swaps_installed += 1
         self._known = self._known | {sid}
         log.info("online predictor %s: %s now served by %s", self.topic, sid, self.labels[sid])
@@ -277,6 +334,7 @@ class OnlinePredictor:
         for sid in added:
             self._advance(sid, added[sid][1])
         self._know(added)
+        self._dirty.update(added)
         log.info("online predictor %s: refilled %d series from the lake", self.topic, len(added))
         return table.num_rows
 
@@ -296,16 +354,80 @@ class OnlinePredictor:
         self.models[series_id] = model
         return model
 
+    # ---- checkpoints -----------------------------------------------------------------
+    def _settings(self) -> bytes:
+        """What the saved windows and models depend on (``default=repr``: any hyperparameter)."""
+        kept = {"model": self.template.name, "params": self.template.params, "window": self.window}
+        return json.dumps(kept | {"min_points": self.min_points}, sort_keys=True, default=repr).encode()
+
+    def _checkpoint(self) -> Checkpoint:
+        """The series changed since the last checkpoint, the next offsets and (once) the settings."""
+        entries: dict[str, bytes] = {}
+        for sid in self._dirty:
+            window = self.windows[sid] if sid in self.windows else None
+            state = (
+                None if window is None else window.ts.copy(),
+                None if window is None else window.values.copy(),
+                self.models.get(sid),
+                self.labels.get(sid),
+            )
+            entries[sid] = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        entries[_OFFSETS] = json.dumps(self._next).encode()
+        if not self._settings_saved:
+            entries[_SETTINGS] = self._settings()
+        return Checkpoint(self.owner, entries)
+
+    def _saved(self) -> None:
+        self._dirty.clear()
+        self._settings_saved = True
+
+    def _restore(self, entries: Mapping[str, bytes]) -> None:
+        offsets = entries.get(_OFFSETS)
+        self._next = {int(p): int(o) for p, o in json.loads(offsets).items()} if offsets else {}
+        for sid, blob in entries.items():
+            if sid.startswith("@"):
+                continue
+            # written by this class into the platform's own catalog, as trusted as the registry's models
+            ts, values, model, label = pickle.loads(blob)
+            if ts is not None:
+                self.windows.load(sid, ts, values)
+            if model is not None:
+                self.models[sid] = model
+            if label is not None:
+                self.labels[sid] = label
+        self._known = frozenset(sid for sid in entries if not sid.startswith("@"))
+
     # ---- the loop's steps ------------------------------------------------------------
     def _absorb(self, batch: Batch) -> pa.Table:
-        """Append the batch's points to the windows and forecast every series that advanced."""
-        added = self.windows.extend(batch.points)
+        """Absorb the batch message by message (see the module docstring); the forecasts it made."""
+        tables = [self._forecast(self._extend(points)) for points in self._unseen(batch)]
+        for message in batch.messages:
+            self._next[message.partition] = max(self._next.get(message.partition, 0), message.offset + 1)
+        if not tables:
+            return FORECAST_SCHEMA.empty_table()
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def _unseen(self, batch: Batch) -> list[pa.Table]:
+        """The points of each message not yet absorbed (messages below the checkpoint's offsets were)."""
+        if batch.sizes is None:  # not cut by message: all or nothing
+            fresh = any(m.offset >= self._next.get(m.partition, 0) for m in batch.readable)
+            return [batch.points] if fresh and batch.points.num_rows else []
+        parts, start = [], 0
+        for message, size in zip(batch.readable, batch.sizes, strict=True):
+            if size and message.offset >= self._next.get(message.partition, 0):
+                parts.append(batch.points.slice(start, size))
+            start += size
+        return parts
+
+    def _extend(self, points: pa.Table) -> NewPoints:
+        added = self.windows.extend(points)
         self._know(added)
-        return self._forecast(added)
+        self._dirty.update(added)
+        return added
 
     def _write(self, forecasts: pa.Table) -> None:
-        if forecasts.num_rows:
-            self.predictions.write(forecasts, alpha=self.alpha)
+        self.predictions.write(forecasts, alpha=self.alpha, checkpoint=self._checkpoint())
+        self._saved()
 
     def _quarantine(self, records: pa.Table) -> None:
         if self.lake is not None:
