@@ -160,3 +160,21 @@ def test_a_checkpoint_of_another_window_is_not_restored(bus, stores, caplog):
     third = make(bus, tested, window=20)
     third.resume()
     assert third.windows["home/power/A"].ts.size == 3  # its own checkpoint from then on
+
+
+def test_a_first_start_leaves_what_the_bus_delivers_to_the_bus(bus, stores, tmp_path):
+    tested, reference = stores
+    history, ahead = Lake(str(tmp_path / "history")), Lake(str(tmp_path / "ahead"))
+    for lake in (history, ahead):
+        lake.write("raw", TOPIC, minutes(0, 40))
+    for minute in range(40, 50, 2):
+        publish_points(bus, TOPIC, minutes(minute, 2))
+    ahead.write("raw", TOPIC, minutes(40, 10))  # the lake sink wrote the live points first
+    uninterrupted = make(bus, reference, group="ref", lake=history)
+    drain(uninterrupted)
+    first_start = make(bus, tested, lake=ahead)
+    drain(first_start)
+    assert first_start.stats().late_points == 0
+    assert_same(tested, reference)
+    uninterrupted.close()
+    first_start.close()

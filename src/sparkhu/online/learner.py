@@ -30,10 +30,11 @@ than its training. No other thread touches the windows or the models.
 
 A message that is not a table of points is logged, quarantined in the lake when one is
 given, and committed past. On a first start (no checkpoint, or one saved with another model
-or window), with a lake, the windows are refilled with the last ``window`` points of every
-series and the models fitted, so forecasts resume with the first new points; that state is
-checkpointed at once. Latency is measured per message, from its bus timestamp (when it was
-produced) to the moment its forecasts were stored.
+or window), with a lake, the first batch refills the windows with the last ``window`` points
+of every series that are older than what the bus delivers (the lake sink, another group, may
+be ahead: its newer points come again from the bus and are forecast from), and the models are
+fitted, so forecasts resume with the first new points. Latency is measured per message, from
+its bus timestamp (when it was produced) to the moment its forecasts were stored.
 
 >>> import tempfile
 >>> from sparkhu.forecast.models import make_model
@@ -77,6 +78,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sparkhu.connectors.consume import Batch, ConsumerLoop
 from sparkhu.errors import ForecastError, NotFoundError, SparkhuError
@@ -88,7 +90,7 @@ from sparkhu.series import series_tail
 from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import FORECAST_SCHEMA, Checkpoint, PredictionStore
 from sparkhu.stream.base import Bus, Consumer
-from sparkhu.timeaxis import US_PER_S
+from sparkhu.timeaxis import US_PER_S, from_us
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +201,10 @@ class OnlinePredictor:
         """Series whose window or model changed since the last checkpoint."""
         self._settings_saved = False
         self._resumed = False
+        self._refill_pending = False
+        """No checkpoint: the first batch refills the windows from the lake, up to its own points."""
+        self._since: dict[str, int | None] = {}
+        """Models swapped in before their window was refilled: the newest point they were trained on."""
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> Consumer:
@@ -211,18 +217,21 @@ class OnlinePredictor:
         return self._loop.start()
 
     def resume(self) -> int:
-        """Restore the checkpoint, or (none usable) refill from the lake and checkpoint that; once.
+        """Restore the checkpoint once; without a usable one, refill from the lake with the first batch.
 
-        Returns the series restored or refilled.
+        Returns the series restored (0 when the windows are left to the first batch).
         """
         if self._resumed:
             return 0
+        self._resumed = True
         entries = self.predictions.checkpoint(self.owner)
         saved = entries.pop(_SETTINGS, None)
         if saved is not None and saved == self._settings():
             self._restore(entries)
-            self._resumed = self._settings_saved = True
-            log.info("online predictor %s: resumed %d series from its checkpoint", self.topic, len(entries))
+            self._settings_saved = True
+            log.info(
+                "online predictor %s: resumed %d series from its checkpoint", self.topic, len(self.windows)
+            )
             return len(self.windows)
         if saved is not None:
             log.info(
@@ -230,12 +239,8 @@ class OnlinePredictor:
                 self.topic,
             )
             self.predictions.drop_checkpoint(self.owner)
-        if self.lake is not None and self.refill(self.lake):
-            # a restart before the first batch must find this state, not a lake grown meanwhile
-            self.predictions.write(FORECAST_SCHEMA.empty_table(), checkpoint=self._checkpoint())
-            self._saved()
-        self._resumed = True
-        return len(self.windows)
+        self._refill_pending = self.lake is not None
+        return 0
 
     def close(self) -> None:
         """Leave the consumer group (uncommitted messages go to the next member)."""
@@ -316,6 +321,8 @@ class OnlinePredictor:
                 model.fit(np.asarray(window.values))
             else:
                 update_since(model, window.ts, window.values, swap.trained_until_us)
+        elif model.is_fitted:
+            self._since[sid] = swap.trained_until_us  # a refill still to come brings it up to date
         self.models[sid] = model
         self.labels[sid] = swap.label or model.name
         self._dirty.add(sid)
@@ -323,16 +330,31 @@ class OnlinePredictor:
         self._known = self._known | {sid}
         log.info("online predictor %s: %s now served by %s", self.topic, sid, self.labels[sid])
 
-    def refill(self, lake: Lake) -> int:
-        """Load the last ``window`` points per series from the lake and fit their models; returns points."""
-        start = _newest_partition_start(lake, self.zone, self.dataset)
-        if start is None:
+    def refill(self, lake: Lake, before: Mapping[str, int] | None = None) -> int:
+        """Load the last ``window`` points per series from the lake and fit their models; returns points.
+
+        ``before``: series id → the first timestamp (µs) that the bus delivers next. The lake's
+        points of a series from there on are left out (the bus delivers them again, and each
+        is an origin to forecast from), for series not named from the earliest of these on.
+        """
+        newest = _newest_partition_start(lake, self.zone, self.dataset)
+        if newest is None:
             return 0
-        table = lake.read(self.zone, self.dataset, start=start - timedelta(seconds=self.window * self.step_s))
+        end = None if not before else from_us(max(before.values()) + 1)
+        anchor = newest if not before else min(newest, from_us(min(before.values())))
+        table = lake.read(
+            self.zone, self.dataset, start=anchor - timedelta(seconds=self.window * self.step_s), end=end
+        )
+        if before:
+            table = table.filter(_before(table, before, min(before.values())))
         table = series_tail(table, self.window)
         added = self.windows.extend(table)
-        for sid in added:
-            self._advance(sid, added[sid][1])
+        for sid, (ts, values) in added.items():
+            model = self.models.get(sid)
+            if sid in self._since and model is not None and model.is_fitted:  # swapped in before the refill
+                update_since(model, ts, values, self._since.pop(sid))
+            else:
+                self._advance(sid, values)
         self._know(added)
         self._dirty.update(added)
         log.info("online predictor %s: refilled %d series from the lake", self.topic, len(added))
@@ -400,7 +422,11 @@ class OnlinePredictor:
     # ---- the loop's steps ------------------------------------------------------------
     def _absorb(self, batch: Batch) -> pa.Table:
         """Absorb the batch message by message (see the module docstring); the forecasts it made."""
-        tables = [self._forecast(self._extend(points)) for points in self._unseen(batch)]
+        parts = self._unseen(batch)
+        if self._refill_pending and self.lake is not None and any(p.num_rows for p in parts):
+            self.refill(self.lake, before=_first_ts(parts))
+            self._refill_pending = False
+        tables = [self._forecast(self._extend(points)) for points in parts]
         for message in batch.messages:
             self._next[message.partition] = max(self._next.get(message.partition, 0), message.offset + 1)
         if not tables:
@@ -500,6 +526,31 @@ class OnlinePredictor:
             latency_p99_ms=p99,
             swaps=self._swaps_installed,
         )
+
+
+def _first_ts(parts: list[pa.Table]) -> dict[str, int]:
+    """series id → its earliest timestamp (µs) in ``parts``."""
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    firsts = (
+        pa.table(
+            {
+                "series_id": table.column("series_id").cast(pa.string()),
+                "ts": table.column("ts").cast(pa.int64()),
+            }
+        )
+        .group_by("series_id")
+        .aggregate([("ts", "min")])
+    )
+    return dict(zip(firsts.column("series_id").to_pylist(), firsts.column("ts_min").to_pylist(), strict=True))
+
+
+def _before(table: pa.Table, before: Mapping[str, int], default: int) -> pa.Array:
+    """Mask of the rows older than their series' bound in ``before`` (``default`` for the others)."""
+    names = pa.array(list(before), pa.string())
+    index = pc.index_in(table.column("series_id").cast(pa.string()), value_set=names)
+    bounds = np.append(np.fromiter(before.values(), dtype="int64", count=len(before)), default)
+    at = index.fill_null(len(before)).to_numpy(zero_copy_only=False)
+    return pa.array(table.column("ts").cast(pa.int64()).to_numpy() < bounds[at])
 
 
 def _newest_partition_start(lake: Lake, zone: str, dataset: str) -> datetime | None:
