@@ -134,10 +134,14 @@ class LakeSink:
         return self.points_written - before
 
     def run(self, stop_event: threading.Event, *, poll_timeout: float = 0.2) -> int:
-        """Drain the topic until ``stop_event`` is set; returns the points written."""
+        """Drain the topic until ``stop_event`` is set (the chunk in hand is stored and committed),
+        then leave the group; returns the points written."""
         total = 0
-        while not stop_event.is_set():
-            total += self.run_once(timeout=poll_timeout)
+        try:
+            while not stop_event.is_set():
+                total += self.run_once(timeout=poll_timeout)
+        finally:
+            self.close()
         return total
 
     def figures(self) -> dict[str, float]:
