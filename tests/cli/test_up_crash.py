@@ -28,6 +28,7 @@ import pytest
 
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import Settings
+from sparkhu.connectors.landing import land
 from sparkhu.demo.generator import generate
 from sparkhu.online.learner import OnlinePredictor
 from sparkhu.storage.catalog import Catalog
@@ -72,7 +73,7 @@ def test_kill_9_at_random_points_leaves_the_forecasts_of_an_uninterrupted_run(tm
     )
     settings = Settings.load(toml_path=toml, env={})
     with Runtime(settings) as runtime:
-        runtime.lake.write("raw", DATASET, history)
+        land(runtime.lake, runtime.catalog, "raw", DATASET, history)  # as `sparkhu ingest` would
         topic = runtime.topic("ampds2", "electricity")
         bus_uri = runtime.bus.uri
     reference_lake = Lake(str(tmp_path / "reference-lake"))
@@ -113,7 +114,10 @@ def test_kill_9_at_random_points_leaves_the_forecasts_of_an_uninterrupted_run(tm
             store = PredictionStore(catalog.engine)
             # drained: every series forecast from its last point (the last point is an origin)
             while proc.poll() is None and time.monotonic() < deadline:
-                if all(store.latest_origin(sid) == last_ts[sid] for sid in series):
+                lake_rows = Lake(settings.storage.lake).read("raw", DATASET).num_rows
+                if lake_rows == data.num_rows and all(
+                    store.latest_origin(sid) == last_ts[sid] for sid in series
+                ):
                     break
                 time.sleep(0.5)
             else:
@@ -164,4 +168,7 @@ def test_kill_9_at_random_points_leaves_the_forecasts_of_an_uninterrupted_run(tm
                 seed,
             )
         assert missing == 0
+        # the catalog counted every point once, re-deliveries after each kill notwithstanding
+        counts = {info.series_id: info.count for info in crashed.list_series()}
+        assert counts == dict.fromkeys(series, data.num_rows // len(series)), seed
         assert len(want_targets) > 100  # the reference forecast the whole stream
