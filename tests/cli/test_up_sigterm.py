@@ -8,7 +8,6 @@ online predictor's checkpoint is at its committed offsets.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ import pytest
 
 from sparkhu.config import Settings
 from sparkhu.demo.generator import generate
+from sparkhu.online.learner import checkpoint_offsets
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import PredictionStore
@@ -99,11 +99,9 @@ def test_sigterm_stops_up_gracefully_with_offsets_equal_to_what_is_stored(tmp_pa
     assert _keys(in_lake) == _keys(stored)  # none lost, none written past the committed offsets
     assert lake.read("raw", DATASET, dedup=False).num_rows == in_lake.num_rows  # nor twice
     with Catalog(settings.storage.catalog) as catalog:
-        checkpoint = PredictionStore(catalog.engine).checkpoint(f"online/{topic}")
+        checkpointed = checkpoint_offsets(PredictionStore(catalog.engine), "online", topic)
         counts = {info.series_id: info.count for info in catalog.list_series()}
-    assert {int(p): o for p, o in json.loads(checkpoint["@offsets"]).items()} == {
-        p: o for p, o in online_offsets.items() if o
-    }
+    assert checkpointed == {p: o for p, o in online_offsets.items() if o}
     per_series = in_lake.group_by("series_id").aggregate([("ts", "count")])
     assert counts == dict(
         zip(

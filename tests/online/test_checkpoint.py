@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sparkhu.online.learner import OnlinePredictor
+from sparkhu.online.learner import OnlinePredictor, checkpoint_offsets
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.lake import Lake
@@ -138,6 +138,9 @@ def test_crash_after_the_store_and_before_the_commit_with_the_lake_ahead(bus, st
     after = make(bus, tested, lake=lake, max_messages=3)  # and polls cut the stream differently
     drain(after)
     assert after.stats().late_points == 0
+    assert checkpoint_offsets(tested, "online", TOPIC) == {
+        p: o for p, o in bus.end_offsets(TOPIC).items() if o
+    }
     assert after.stats().messages == sum(bus.end_offsets(TOPIC).values()) - 8  # re-delivered ones included
     assert_same(tested, reference)
     after.close()

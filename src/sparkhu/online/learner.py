@@ -94,8 +94,9 @@ from sparkhu.timeaxis import US_PER_S, from_us
 
 log = logging.getLogger(__name__)
 
-_OFFSETS = "@offsets"
-"""Checkpoint key of the next offset per partition; series ids (``a/b/c``) never start with ``@``."""
+_OFFSET = "@offset/"
+"""Checkpoint key prefix of a partition's next offset (``@offset/3``): each member of the group
+saves only its own partitions. Series ids (``a/b/c``) never start with ``@``."""
 _SETTINGS = "@settings"
 """Checkpoint key of what the saved state depends on: another model or window starts afresh."""
 
@@ -199,6 +200,8 @@ class OnlinePredictor:
         """partition → offset after the last message absorbed (and checkpointed once written)."""
         self._dirty: set[str] = set()
         """Series whose window or model changed since the last checkpoint."""
+        self._moved: set[int] = set()
+        """Partitions whose next offset moved since the last checkpoint."""
         self._settings_saved = False
         self._resumed = False
         self._refill_pending = False
@@ -394,18 +397,19 @@ class OnlinePredictor:
                 self.labels.get(sid),
             )
             entries[sid] = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        entries[_OFFSETS] = json.dumps(self._next).encode()
+        for partition in self._moved:
+            entries[f"{_OFFSET}{partition}"] = str(self._next[partition]).encode()
         if not self._settings_saved:
             entries[_SETTINGS] = self._settings()
         return Checkpoint(self.owner, entries)
 
     def _saved(self) -> None:
         self._dirty.clear()
+        self._moved.clear()
         self._settings_saved = True
 
     def _restore(self, entries: Mapping[str, bytes]) -> None:
-        offsets = entries.get(_OFFSETS)
-        self._next = {int(p): int(o) for p, o in json.loads(offsets).items()} if offsets else {}
+        self._next = {int(k[len(_OFFSET) :]): int(v) for k, v in entries.items() if k.startswith(_OFFSET)}
         for sid, blob in entries.items():
             if sid.startswith("@"):
                 continue
@@ -429,6 +433,7 @@ class OnlinePredictor:
         tables = [self._forecast(self._extend(points)) for points in parts]
         for message in batch.messages:
             self._next[message.partition] = max(self._next.get(message.partition, 0), message.offset + 1)
+            self._moved.add(message.partition)
         if not tables:
             return FORECAST_SCHEMA.empty_table()
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
@@ -526,6 +531,15 @@ class OnlinePredictor:
             latency_p99_ms=p99,
             swaps=self._swaps_installed,
         )
+
+
+def checkpoint_offsets(predictions: PredictionStore, group: str, topic: str) -> dict[int, int]:
+    """partition → next offset in the checkpoint of the predictors of ``group`` on ``topic``.
+
+    After a graceful stop these equal the group's committed offsets on the bus.
+    """
+    entries = predictions.checkpoint(f"{group}/{topic}")
+    return {int(k[len(_OFFSET) :]): int(v) for k, v in entries.items() if k.startswith(_OFFSET)}
 
 
 def _first_ts(parts: list[pa.Table]) -> dict[str, int]:

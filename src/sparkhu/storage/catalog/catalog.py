@@ -182,16 +182,19 @@ class Catalog:
         ts = points.column("ts")
         if not pa.types.is_timestamp(ts.type):
             raise InputError(f"is {ts.type}, expected timestamp[us, UTC]", source="points", field="ts")
+        ids_column = points.column("series_id")
+        # grouped on the dictionary when there is one: no per-row strings
+        if pa.types.is_dictionary(ids_column.type):
+            ids_column = ids_column.unify_dictionaries()
+        else:
+            ids_column = ids_column.cast(pa.string())
         table = pa.table(
-            {
-                "series_id": points.column("series_id").cast(pa.string()),
-                "ts": ts.cast(pa.timestamp("us", tz=ts.type.tz)).cast(pa.int64()),
-            }
+            {"series_id": ids_column, "ts": ts.cast(pa.timestamp("us", tz=ts.type.tz)).cast(pa.int64())}
         )
         if table.column("series_id").null_count or table.column("ts").null_count:
             raise InputError("series_id and ts must not be null", source="points")
         stats = table.group_by("series_id").aggregate([("ts", "min"), ("ts", "max"), ("ts", "count")])
-        ids = stats.column("series_id").to_pylist()
+        ids = stats.column("series_id").cast(pa.string()).to_pylist()
         bad = [sid for sid in ids if not is_series_id(sid)]
         if bad:
             SeriesId.parse(bad[0])
