@@ -226,12 +226,11 @@ class OnlinePredictor:
         """
         if self._resumed:
             return 0
-        self._resumed = True
-        entries = self.predictions.checkpoint(self.owner)
+        entries = self.predictions.checkpoint(self.owner)  # an unreadable store: tried again next round
         saved = entries.pop(_SETTINGS, None)
         if saved is not None and saved == self._settings():
             self._restore(entries)
-            self._settings_saved = True
+            self._resumed = self._settings_saved = True
             log.info(
                 "online predictor %s: resumed %d series from its checkpoint", self.topic, len(self.windows)
             )
@@ -243,6 +242,7 @@ class OnlinePredictor:
             )
             self.predictions.drop_checkpoint(self.owner)
         self._refill_pending = self.lake is not None
+        self._resumed = True
         return 0
 
     def close(self) -> None:
