@@ -73,4 +73,5 @@ BENCHES: dict[str, str] = {
     "portfolio": "bench.forecast_portfolio",
     "lstm_ddp": "bench.lstm_distributed",
     "retention": "bench.retention",
+    "counts": "bench.exact_counts",
 }

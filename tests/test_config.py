@@ -68,6 +68,8 @@ def test_sources_from_toml(tmp_path: Path):
         ("[[sources]]\nname='a b'\nkind='file'\n", {}, r"sparkhu.toml: sources.0.name: String should match"),
         ("[pipeline]\nschedule = '25:00'\n", {}, r"pipeline.schedule: expected HH:MM \(UTC\) or a cron"),
         ("home = 1\n[home]\n", {}, r"not valid TOML"),
+        ("stop_timeout_s = 0\n", {}, r"sparkhu.toml: stop_timeout_s: .*greater than 0"),
+        ("", {"SPARKHU_STOP_TIMEOUT_S": "soon"}, r"SPARKHU_STOP_TIMEOUT_S: stop_timeout_s: .*number"),
     ],
 )
 def test_bad_settings_name_the_key_and_where(tmp_path: Path, text, env, match):

@@ -375,6 +375,9 @@ class Settings(_Section):
     home: Path = Path("~/.sparkhu")
     timezone: str = "UTC"
     """Display timezone at the edges (dashboard, CLI); everything inside is UTC."""
+    stop_timeout_s: float = Field(default=10.0, gt=0.0, le=3600.0)
+    """How long ``up``, ``demo`` and ``serve`` give their services to finish the batch in hand when
+    asked to stop (SIGTERM, Ctrl-C, ``--duration``) before they exit anyway."""
     storage: StorageSettings = StorageSettings()
     bus: BusSettings = BusSettings()
     mlflow: MlflowSettings = MlflowSettings()

@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from sparkhu.app.assembly import build_platform
-from sparkhu.app.platform import Platform
+from sparkhu.app.platform import Platform, StopSignals
 from sparkhu.app.runtime import Runtime
 from sparkhu.cli import models
 from sparkhu.cli.common import console, state
@@ -48,7 +48,7 @@ def demo(
     settings = demo_settings(base.model_copy(update={"demo": base.demo.model_copy(update=updates)}))
     reset_home(settings)
     console.print(f"[bold]sparkhu demo[/] in {settings.home}")
-    with Runtime(settings) as runtime:
+    with StopSignals() as signals, Runtime(settings) as runtime:
         with console.status("generating and ingesting history, running the daily cleaning step ..."):
             started = time.perf_counter()
             plan = prepare(runtime, settings.demo)
@@ -58,7 +58,7 @@ def demo(
             f"live: {plan.live_points:,} points to replay at ×{settings.demo.speed:g}"
         )
         models.train_demo(runtime, plan.series)
-        _run(_platform(runtime, [plan.replay], port=port), duration)
+        _run(_platform(runtime, [plan.replay], port=port), duration, signals, settings.stop_timeout_s)
 
 
 def up(
@@ -72,8 +72,8 @@ def up(
         raise ConfigError(
             "no [[sources]] in the settings: add one to sparkhu.toml (see the README) or run `sparkhu demo`"
         )
-    with Runtime(settings) as runtime:
-        _run(_platform(runtime, sources), duration)
+    with StopSignals() as signals, Runtime(settings) as runtime:
+        _run(_platform(runtime, sources), duration, signals, settings.stop_timeout_s)
 
 
 def serve(
@@ -82,8 +82,9 @@ def serve(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
 ) -> None:
     """Serve only the gateway (GraphQL, REST, metrics, dashboard) over the home's stores."""
-    with Runtime(state(ctx).settings) as runtime:
-        _run(_platform(runtime, [], port=port, pipeline=False), duration)
+    settings = state(ctx).settings
+    with StopSignals() as signals, Runtime(settings) as runtime:
+        _run(_platform(runtime, [], port=port, pipeline=False), duration, signals, settings.stop_timeout_s)
 
 
 def show_config(ctx: typer.Context) -> None:
@@ -104,7 +105,12 @@ def _platform(
     )
 
 
-def _run(platform: Platform, duration: float | None) -> None:
+def _run(platform: Platform, duration: float | None, signals: StopSignals, stop_timeout_s: float) -> None:
+    """Run until ``duration``, Ctrl-C, SIGTERM or a failing service; then stop within ``stop_timeout_s``.
+
+    A requested stop (all but a failure) exits with status 0.
+    """
+    signals.attach(platform)
     platform.start()
     try:
         platform.wait_ready()
@@ -120,7 +126,11 @@ def _run(platform: Platform, duration: float | None) -> None:
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:
-        platform.stop()
+        if signals.received:
+            console.print(f"{signals.received}: stopping ...")
+        late = platform.stop(stop_timeout_s)
+        if late:
+            console.print(f"stopped waiting after {stop_timeout_s:g} s for: {', '.join(late)}")
     platform.raise_failure()
 
 

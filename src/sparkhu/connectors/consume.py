@@ -85,6 +85,9 @@ class Batch:
     """The messages that held points (the ones whose latency means something)."""
     rejected: list[Message] = field(default_factory=list)
     """The messages with at least one quarantined record, in order (what a dead-letter topic gets)."""
+    sizes: list[int] | None = None
+    """Rows of ``points`` per message of ``readable``, in order; ``None`` when JSON messages,
+    decoded together, make it unknown. Lets a consumer handle one message at a time."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ def decode(messages: Sequence[Message], json_decoder: JsonDecoder | None = None)
     tables: list[pa.Table] = []
     rejected: list[tuple[str, str, str | None, str, str]] = []
     readable: list[Message] = []
+    sizes: list[int] = []
     json_messages: list[Message] = []
     for message in messages:
         if json_decoder is not None and not is_arrow(message.value):
@@ -137,6 +141,7 @@ def decode(messages: Sequence[Message], json_decoder: JsonDecoder | None = None)
         if table is not None:
             tables.append(table)
             readable.append(message)
+            sizes.append(table.num_rows)
         for location, fld, why, raw in bad_rows:
             rejected.append((source, location, fld, why, raw_text(message.value) if raw is None else raw))
     quarantine = quarantine_table(rejected)
@@ -150,7 +155,7 @@ def decode(messages: Sequence[Message], json_decoder: JsonDecoder | None = None)
     points = pa.concat_tables(tables) if tables else empty_points()
     rejected_sources = set(quarantine.column("source").to_pylist())
     dead = [m for m in messages if message_source(m) in rejected_sources]
-    return Batch(list(messages), points, quarantine, readable, dead)
+    return Batch(list(messages), points, quarantine, readable, dead, None if json_messages else sizes)
 
 
 def _unexpected(exc: Exception) -> str:
@@ -201,15 +206,17 @@ def _arrow_points(value: bytes, where: str) -> tuple[pa.Table | None, list[_BadR
 def _join(parts: Sequence[Batch]) -> Batch:
     """One batch of the decoded polls of a round (an empty one when nothing was polled)."""
     if not parts:
-        return Batch([], empty_points(), quarantine_table([]), [])
+        return Batch([], empty_points(), quarantine_table([]), [], [], [])
     if len(parts) == 1:
         return parts[0]
+    sizes = [part.sizes for part in parts]
     return Batch(
         [m for part in parts for m in part.messages],
         pa.concat_tables([part.points for part in parts]),
         pa.concat_tables([part.quarantine for part in parts]),
         [m for part in parts for m in part.readable],
         [m for part in parts for m in part.rejected],
+        None if any(s is None for s in sizes) else [n for s in sizes if s is not None for n in s],
     )
 
 

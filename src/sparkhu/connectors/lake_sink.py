@@ -8,8 +8,8 @@ when given a :class:`~sparkhu.stream.codecs.JsonDecoder`), writes the undecodabl
 the dataset's quarantine, the points to ``lake.write(zone, dataset, ...)``, updates the
 catalog's series statistics, and only then commits the offsets. A crash between the write
 and the commit delivers the chunk again; the lake's reads de-duplicate on (series_id, ts),
-so every point is there exactly once. (The catalog's point counts may then count the
-re-delivered chunk twice; its first/last timestamps stay right.)
+so every point is there exactly once, and the catalog counts only the points new to the lake
+(:mod:`sparkhu.connectors.landing`), so its point counts stay exact.
 
 >>> import tempfile
 >>> from sparkhu.series import points
@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from sparkhu.connectors.base import Backends, SinkSpec
 from sparkhu.connectors.consume import Batch, ConsumerLoop
+from sparkhu.connectors.landing import land
 from sparkhu.errors import ConnectorError
 from sparkhu.stream.base import Bus, Message
 from sparkhu.stream.codecs import JsonDecoder
@@ -139,10 +140,14 @@ class LakeSink:
         return self.points_written - before
 
     def run(self, stop_event: threading.Event, *, poll_timeout: float = 0.2) -> int:
-        """Drain the topic until ``stop_event`` is set; returns the points written."""
+        """Drain the topic until ``stop_event`` is set (the chunk in hand is stored and committed),
+        then leave the group; returns the points written."""
         total = 0
-        while not stop_event.is_set():
-            total += self.run_once(timeout=poll_timeout)
+        try:
+            while not stop_event.is_set():
+                total += self.run_once(timeout=poll_timeout)
+        finally:
+            self.close()
         return total
 
     def figures(self) -> dict[str, float]:
@@ -160,10 +165,7 @@ class LakeSink:
         self.close()
 
     def _write_points(self, points: pa.Table) -> None:
-        if points.num_rows:
-            self._lake.write(self.zone, self.dataset, points)
-            if self._catalog is not None:
-                self._catalog.update_series_stats(points)
+        land(self._lake, self._catalog, self.zone, self.dataset, points)
 
     def _write_quarantine(self, records: pa.Table) -> None:
         if records.num_rows:

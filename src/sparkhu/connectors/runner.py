@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from sparkhu.connectors.base import Position, Source
+from sparkhu.connectors.landing import land
 from sparkhu.series import check_points, quarantine_records
 
 if TYPE_CHECKING:
@@ -110,13 +111,12 @@ def ingest_to_lake(
     """Write ``source``'s batches straight to ``zone/dataset`` of the lake, each followed by its watermark.
 
     The direct path of ``sparkhu ingest`` and of the file → lake benchmark. With
-    ``update_stats`` the catalog's series statistics follow every batch.
+    ``update_stats`` the catalog's series statistics follow every batch, counting each point
+    once however often it is ingested (:func:`~sparkhu.connectors.landing.land`).
     """
 
     def deliver(batch: pa.Table) -> None:
-        lake.write(zone, dataset, batch)
-        if update_stats:
-            catalog.update_series_stats(batch)
+        land(lake, catalog if update_stats else None, zone, dataset, batch)
 
     return _run(source, f"lake:{zone}/{dataset}", deliver, catalog, lake, dataset, stop, progress)
 

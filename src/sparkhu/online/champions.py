@@ -9,7 +9,9 @@ the queue: the predictor's own loop installs the model between batches, first br
 up to date with the window's points after the slot it was trained up to, then keeping it
 current as points arrive. A model trained at another period than the predictor's step is not
 served (logged once). Registry outages are logged and retried at the next poll; the
-predictor keeps its current models meanwhile.
+predictor keeps its current models meanwhile. A version the predictor already serves, restored
+from its checkpoint after a restart, is not loaded again: that would throw away every update
+the model had since it was installed.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class ChampionServer:
         for name, version in sorted(champions.items()):
             sid = names[name]
             if self.serving.get(sid) == version or (sid, version) in self._skipped:
+                continue
+            if self.predictor.labels.get(sid, "").endswith(f"@v{version}"):
+                self.serving[sid] = version  # restored from the predictor's checkpoint, kept up to date
                 continue
             try:
                 served = self.registry.served(name, version=version)

@@ -2,15 +2,25 @@
 
 An :class:`OnlinePredictor` plugs its models into the shared consumer loop
 (:mod:`sparkhu.connectors.consume`). Each :meth:`~OnlinePredictor.run_once` polls a batch of
-Arrow messages, appends the points to per-series sliding windows
-(:mod:`sparkhu.online.windows`), and for every series whose window advanced it updates the
-series' model with the new points (warm start: a model is fitted once, on the window, when
-the series first has ``min_points`` points, then only ``update``-d), forecasts ``horizon``
-steps at ``last ts + k·step_s`` and writes one :data:`~sparkhu.storage.predictions.FORECAST_SCHEMA`
-table for the whole batch to the prediction store, which blends overlapping forecasts
-(``S = alpha*yhat + (1-alpha)*S_prev``). Only then are the offsets committed, so a crash
-replays what was not stored, and the store's idempotent writes make the replay harmless. A
-write that fails is retried, from memory, by the next round.
+Arrow messages and handles them one message at a time: it appends the message's points to
+per-series sliding windows (:mod:`sparkhu.online.windows`), and for every series whose window
+advanced it updates the series' model with the new points (warm start: a model is fitted
+once, on the window, when the series first has ``min_points`` points, then only
+``update``-d) and forecasts ``horizon`` steps at ``last ts + k·step_s``. One
+:data:`~sparkhu.storage.predictions.FORECAST_SCHEMA` table for the whole batch goes to the
+prediction store, which blends overlapping forecasts (``S = alpha*yhat + (1-alpha)*S_prev``).
+Only then are the offsets committed. A write that fails is retried, from memory, by the next
+round.
+
+**Crash consistency.** The forecasts depend only on the messages (one origin per series per
+message), never on how polls cut the stream into batches, and the predictor's state — the
+windows, the models and the next offset of every partition — is saved as a checkpoint in the
+same transaction as the forecasts it produced
+(:class:`~sparkhu.storage.predictions.Checkpoint`; only the series that changed). On start the
+predictor restores its checkpoint, and messages delivered again below the checkpoint's
+offsets (stored, but not yet committed on the bus when the process died) are committed
+without being absorbed twice. So after a crash, at any point, the prediction store ends up
+exactly as after an uninterrupted run over the same messages.
 
 Models are swapped through a queue: any thread (the champion server,
 :mod:`sparkhu.online.champions`) calls :meth:`~OnlinePredictor.queue_swap`; the predictor's
@@ -19,10 +29,12 @@ the first step of every round), bringing each up to date with the window's point
 than its training. No other thread touches the windows or the models.
 
 A message that is not a table of points is logged, quarantined in the lake when one is
-given, and committed past. On start, with a lake, the windows are refilled with the last
-``window`` points of every series and the models fitted, so forecasts resume with the first
-new points. Latency is measured per message, from its bus timestamp (when it was produced)
-to the moment its forecasts were stored.
+given, and committed past. On a first start (no checkpoint, or one saved with another model
+or window), with a lake, the first batch refills the windows with the last ``window`` points
+of every series that are older than what the bus delivers (the lake sink, another group, may
+be ahead: its newer points come again from the bus and are forecast from), and the models are
+fitted, so forecasts resume with the first new points. Latency is measured per message, from
+its bus timestamp (when it was produced) to the moment its forecasts were stored.
 
 >>> import tempfile
 >>> from sparkhu.forecast.models import make_model
@@ -54,7 +66,9 @@ to the moment its forecasts were stored.
 
 from __future__ import annotations
 
+import json
 import logging
+import pickle
 import queue
 import threading
 from collections.abc import Mapping
@@ -64,6 +78,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sparkhu.connectors.consume import Batch, ConsumerLoop
 from sparkhu.errors import ForecastError, NotFoundError, SparkhuError
@@ -73,11 +88,17 @@ from sparkhu.forecast.predict import update_since
 from sparkhu.online.windows import NewPoints, Windows
 from sparkhu.series import series_tail
 from sparkhu.storage.lake import Lake
-from sparkhu.storage.predictions import FORECAST_SCHEMA, PredictionStore
+from sparkhu.storage.predictions import FORECAST_SCHEMA, Checkpoint, PredictionStore
 from sparkhu.stream.base import Bus, Consumer
-from sparkhu.timeaxis import US_PER_S
+from sparkhu.timeaxis import US_PER_S, from_us
 
 log = logging.getLogger(__name__)
+
+_OFFSET = "@offset/"
+"""Checkpoint key prefix of a partition's next offset (``@offset/3``): each member of the group
+saves only its own partitions. Series ids (``a/b/c``) never start with ``@``."""
+_SETTINGS = "@settings"
+"""Checkpoint key of what the saved state depends on: another model or window starts afresh."""
 
 
 @dataclass(frozen=True)
@@ -173,13 +194,56 @@ class OnlinePredictor:
         self._swaps: queue.SimpleQueue[_Swap] = queue.SimpleQueue()
         self._swaps_installed = 0
         self._known: frozenset[str] = frozenset()
+        self.owner = f"{group}/{topic}"
+        """Whose checkpoint this predictor keeps in the prediction store."""
+        self._next: dict[int, int] = {}
+        """partition → offset after the last message absorbed (and checkpointed once written)."""
+        self._dirty: set[str] = set()
+        """Series whose window or model changed since the last checkpoint."""
+        self._moved: set[int] = set()
+        """Partitions whose next offset moved since the last checkpoint."""
+        self._settings_saved = False
+        self._resumed = False
+        self._refill_pending = False
+        """No checkpoint: the first batch refills the windows from the lake, up to its own points."""
+        self._since: dict[str, int | None] = {}
+        """Models swapped in before their window was refilled: the newest point they were trained on."""
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> Consumer:
-        """Join the consumer group, refilling the windows from the lake first (the first poll does it)."""
-        if not self._loop.started and self.lake is not None:
-            self.refill(self.lake)
+        """Join the consumer group; the first time, resume from the checkpoint or refill from the lake.
+
+        The first poll does it (see the module docstring).
+        """
+        if not self._resumed:
+            self.resume()
         return self._loop.start()
+
+    def resume(self) -> int:
+        """Restore the checkpoint once; without a usable one, refill from the lake with the first batch.
+
+        Returns the series restored (0 when the windows are left to the first batch).
+        """
+        if self._resumed:
+            return 0
+        entries = self.predictions.checkpoint(self.owner)  # an unreadable store: tried again next round
+        saved = entries.pop(_SETTINGS, None)
+        if saved is not None and saved == self._settings():
+            self._restore(entries)
+            self._resumed = self._settings_saved = True
+            log.info(
+                "online predictor %s: resumed %d series from its checkpoint", self.topic, len(self.windows)
+            )
+            return len(self.windows)
+        if saved is not None:
+            log.info(
+                "online predictor %s: model or window changed since the checkpoint; starting afresh",
+                self.topic,
+            )
+            self.predictions.drop_checkpoint(self.owner)
+        self._refill_pending = self.lake is not None
+        self._resumed = True
+        return 0
 
     def close(self) -> None:
         """Leave the consumer group (uncommitted messages go to the next member)."""
@@ -260,23 +324,42 @@ class OnlinePredictor:
                 model.fit(np.asarray(window.values))
             else:
                 update_since(model, window.ts, window.values, swap.trained_until_us)
+        elif model.is_fitted:
+            self._since[sid] = swap.trained_until_us  # a refill still to come brings it up to date
         self.models[sid] = model
         self.labels[sid] = swap.label or model.name
+        self._dirty.add(sid)
         self._swaps_installed += 1
         self._known = self._known | {sid}
         log.info("online predictor %s: %s now served by %s", self.topic, sid, self.labels[sid])
 
-    def refill(self, lake: Lake) -> int:
-        """Load the last ``window`` points per series from the lake and fit their models; returns points."""
-        start = _newest_partition_start(lake, self.zone, self.dataset)
-        if start is None:
+    def refill(self, lake: Lake, before: Mapping[str, int] | None = None) -> int:
+        """Load the last ``window`` points per series from the lake and fit their models; returns points.
+
+        ``before``: series id → the first timestamp (µs) that the bus delivers next. The lake's
+        points of a series from there on are left out (the bus delivers them again, and each
+        is an origin to forecast from), for series not named from the earliest of these on.
+        """
+        newest = _newest_partition_start(lake, self.zone, self.dataset)
+        if newest is None:
             return 0
-        table = lake.read(self.zone, self.dataset, start=start - timedelta(seconds=self.window * self.step_s))
+        end = None if not before else from_us(max(before.values()) + 1)
+        anchor = newest if not before else min(newest, from_us(min(before.values())))
+        table = lake.read(
+            self.zone, self.dataset, start=anchor - timedelta(seconds=self.window * self.step_s), end=end
+        )
+        if before:
+            table = table.filter(_before(table, before, min(before.values())))
         table = series_tail(table, self.window)
         added = self.windows.extend(table)
-        for sid in added:
-            self._advance(sid, added[sid][1])
+        for sid, (ts, values) in added.items():
+            model = self.models.get(sid)
+            if sid in self._since and model is not None and model.is_fitted:  # swapped in before the refill
+                update_since(model, ts, values, self._since.pop(sid))
+            else:
+                self._advance(sid, values)
         self._know(added)
+        self._dirty.update(added)
         log.info("online predictor %s: refilled %d series from the lake", self.topic, len(added))
         return table.num_rows
 
@@ -296,16 +379,86 @@ class OnlinePredictor:
         self.models[series_id] = model
         return model
 
+    # ---- checkpoints -----------------------------------------------------------------
+    def _settings(self) -> bytes:
+        """What the saved windows and models depend on (``default=repr``: any hyperparameter)."""
+        kept = {"model": self.template.name, "params": self.template.params, "window": self.window}
+        return json.dumps(kept | {"min_points": self.min_points}, sort_keys=True, default=repr).encode()
+
+    def _checkpoint(self) -> Checkpoint:
+        """The series changed since the last checkpoint, the next offsets and (once) the settings."""
+        entries: dict[str, bytes] = {}
+        for sid in self._dirty:
+            window = self.windows[sid] if sid in self.windows else None
+            state = (
+                None if window is None else window.ts.copy(),
+                None if window is None else window.values.copy(),
+                self.models.get(sid),
+                self.labels.get(sid),
+            )
+            entries[sid] = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        for partition in self._moved:
+            entries[f"{_OFFSET}{partition}"] = str(self._next[partition]).encode()
+        if not self._settings_saved:
+            entries[_SETTINGS] = self._settings()
+        return Checkpoint(self.owner, entries)
+
+    def _saved(self) -> None:
+        self._dirty.clear()
+        self._moved.clear()
+        self._settings_saved = True
+
+    def _restore(self, entries: Mapping[str, bytes]) -> None:
+        self._next = {int(k[len(_OFFSET) :]): int(v) for k, v in entries.items() if k.startswith(_OFFSET)}
+        for sid, blob in entries.items():
+            if sid.startswith("@"):
+                continue
+            # written by this class into the platform's own catalog, as trusted as the registry's models
+            ts, values, model, label = pickle.loads(blob)
+            if ts is not None:
+                self.windows.load(sid, ts, values)
+            if model is not None:
+                self.models[sid] = model
+            if label is not None:
+                self.labels[sid] = label
+        self._known = frozenset(sid for sid in entries if not sid.startswith("@"))
+
     # ---- the loop's steps ------------------------------------------------------------
     def _absorb(self, batch: Batch) -> pa.Table:
-        """Append the batch's points to the windows and forecast every series that advanced."""
-        added = self.windows.extend(batch.points)
+        """Absorb the batch message by message (see the module docstring); the forecasts it made."""
+        parts = self._unseen(batch)
+        if self._refill_pending and self.lake is not None and any(p.num_rows for p in parts):
+            self.refill(self.lake, before=_first_ts(parts))
+            self._refill_pending = False
+        tables = [self._forecast(self._extend(points)) for points in parts]
+        for message in batch.messages:
+            self._next[message.partition] = max(self._next.get(message.partition, 0), message.offset + 1)
+            self._moved.add(message.partition)
+        if not tables:
+            return FORECAST_SCHEMA.empty_table()
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def _unseen(self, batch: Batch) -> list[pa.Table]:
+        """The points of each message not yet absorbed (messages below the checkpoint's offsets were)."""
+        if batch.sizes is None:  # not cut by message: all or nothing
+            fresh = any(m.offset >= self._next.get(m.partition, 0) for m in batch.readable)
+            return [batch.points] if fresh and batch.points.num_rows else []
+        parts, start = [], 0
+        for message, size in zip(batch.readable, batch.sizes, strict=True):
+            if size and message.offset >= self._next.get(message.partition, 0):
+                parts.append(batch.points.slice(start, size))
+            start += size
+        return parts
+
+    def _extend(self, points: pa.Table) -> NewPoints:
+        added = self.windows.extend(points)
         self._know(added)
-        return self._forecast(added)
+        self._dirty.update(added)
+        return added
 
     def _write(self, forecasts: pa.Table) -> None:
-        if forecasts.num_rows:
-            self.predictions.write(forecasts, alpha=self.alpha)
+        self.predictions.write(forecasts, alpha=self.alpha, checkpoint=self._checkpoint())
+        self._saved()
 
     def _quarantine(self, records: pa.Table) -> None:
         if self.lake is not None:
@@ -378,6 +531,40 @@ class OnlinePredictor:
             latency_p99_ms=p99,
             swaps=self._swaps_installed,
         )
+
+
+def checkpoint_offsets(predictions: PredictionStore, group: str, topic: str) -> dict[int, int]:
+    """partition → next offset in the checkpoint of the predictors of ``group`` on ``topic``.
+
+    After a graceful stop these equal the group's committed offsets on the bus.
+    """
+    entries = predictions.checkpoint(f"{group}/{topic}")
+    return {int(k[len(_OFFSET) :]): int(v) for k, v in entries.items() if k.startswith(_OFFSET)}
+
+
+def _first_ts(parts: list[pa.Table]) -> dict[str, int]:
+    """series id → its earliest timestamp (µs) in ``parts``."""
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    firsts = (
+        pa.table(
+            {
+                "series_id": table.column("series_id").cast(pa.string()),
+                "ts": table.column("ts").cast(pa.int64()),
+            }
+        )
+        .group_by("series_id")
+        .aggregate([("ts", "min")])
+    )
+    return dict(zip(firsts.column("series_id").to_pylist(), firsts.column("ts_min").to_pylist(), strict=True))
+
+
+def _before(table: pa.Table, before: Mapping[str, int], default: int) -> pa.Array:
+    """Mask of the rows older than their series' bound in ``before`` (``default`` for the others)."""
+    names = pa.array(list(before), pa.string())
+    index = pc.index_in(table.column("series_id").cast(pa.string()), value_set=names)
+    bounds = np.append(np.fromiter(before.values(), dtype="int64", count=len(before)), default)
+    at = index.fill_null(len(before)).to_numpy(zero_copy_only=False)
+    return pa.array(table.column("ts").cast(pa.int64()).to_numpy() < bounds[at])
 
 
 def _newest_partition_start(lake: Lake, zone: str, dataset: str) -> datetime | None:

@@ -108,6 +108,11 @@ class Windows:
     def __iter__(self) -> Iterator[str]:
         return iter(self._windows)
 
+    def load(self, series_id: str, ts: np.ndarray, values: np.ndarray) -> None:
+        """Replace a series' window by these points (sorted, as a checkpoint saved them)."""
+        window = self._windows[series_id] = SeriesWindow(self.capacity)
+        window.append(np.asarray(ts, dtype="int64"), np.asarray(values, dtype="float64"))
+
     def extend(self, table: pa.Table) -> NewPoints:
         """Append a table of points (``series_id``, ``ts``, ``value``); return what each series gained."""
         if table.num_rows == 0:

@@ -18,9 +18,9 @@ value (1 after the first).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -64,6 +64,18 @@ BLENDED_SCHEMA = pa.schema(
     ]
 )
 
+
+class Checkpoint(NamedTuple):
+    """A writer's state saved with its forecasts: opaque ``entries`` by key, under ``owner``.
+
+    Entries of an earlier checkpoint of the same owner whose keys are not given are kept (a
+    writer saves only what changed).
+    """
+
+    owner: str
+    entries: Mapping[str, bytes]
+
+
 DEFAULT_ALPHA = 0.6
 _TS = ("origin_ts", "target_ts")
 _SERIES_PER_QUERY = 300  # series per "existing blended values" query (3 bound parameters each)
@@ -96,20 +108,28 @@ class PredictionStore:
             raise InputError(f"PredictionStore needs the catalog's engine, got {type(engine).__name__}")
         self.alpha = _alpha(alpha)
 
-    def write(self, forecasts: pa.Table, *, alpha: float | None = None) -> int:
+    def write(
+        self, forecasts: pa.Table, *, alpha: float | None = None, checkpoint: Checkpoint | None = None
+    ) -> int:
         """Store forecasts (FORECAST_SCHEMA) and blend them into the blended table.
 
         One transaction; returns the number of new raw rows. Vectorised: blending is computed
         for the whole batch at once (several forecasts for one target inside the batch are
         applied in origin order). Forecasts already stored are ignored and not blended again.
         ``alpha`` (for this batch) wins over the per-series alpha, which wins over the store's.
+        ``checkpoint``: the writer's state that produced these forecasts, saved in the same
+        transaction (so the two are durable together or not at all; see :meth:`checkpoint`).
         """
         batch = _normalise(forecasts)
-        if batch.num_rows == 0:
+        if batch.num_rows == 0 and checkpoint is None:
             return 0
         call_alpha = None if alpha is None else _alpha(alpha)
         names = sorted(set(batch.column("series_id").to_pylist()))
         with write_tx(self._engine, f"writing {batch.num_rows} forecasts of {len(names)} series") as conn:
+            if checkpoint is not None:
+                _save_checkpoint(conn, checkpoint)
+            if batch.num_rows == 0:
+                return 0
             if not is_sqlite(self._engine):
                 _lock_series(conn, names)
             new = self._insert_raw(conn, batch)
@@ -215,6 +235,19 @@ class PredictionStore:
         )
         with read_tx(self._engine, f"reading blended forecasts of {series_id!r}") as conn:
             return _to_arrow(conn.execute(query).all(), BLENDED_SCHEMA)
+
+    def checkpoint(self, owner: str) -> dict[str, bytes]:
+        """The entries last saved with :meth:`write` under ``owner`` (empty when none), by key."""
+        t = schema.online_state
+        query = sa.select(t.c.key, t.c.value).where(t.c.owner == owner)
+        with read_tx(self._engine, f"reading the checkpoint of {owner!r}") as conn:
+            return {key: bytes(value) for key, value in conn.execute(query).all()}
+
+    def drop_checkpoint(self, owner: str) -> int:
+        """Forget ``owner``'s checkpoint (its writer then starts afresh); returns the entries removed."""
+        t = schema.online_state
+        with write_tx(self._engine, f"dropping the checkpoint of {owner!r}") as conn:
+            return int(conn.execute(sa.delete(t).where(t.c.owner == owner)).rowcount)
 
     def latest_origin(self, series_id: str) -> datetime | None:
         """The newest origin_ts stored for a series."""
@@ -416,6 +449,24 @@ def _fold(previous: np.ndarray, new: np.ndarray, alpha: np.ndarray) -> np.ndarra
     """S = alpha*y + (1-alpha)*S_prev; y without a previous value; S_prev without a new y (NaN)."""
     mixed = alpha * new + (1.0 - alpha) * previous
     return np.where(np.isnan(new), previous, np.where(np.isnan(previous), new, mixed))
+
+
+def _save_checkpoint(conn: Connection, checkpoint: Checkpoint) -> None:
+    if not checkpoint.owner:
+        raise InputError("a checkpoint needs an owner name", field="owner")
+    if not checkpoint.entries:
+        return
+    t = schema.online_state
+    now = now_us()
+    rows = [
+        {"owner": checkpoint.owner, "key": key, "value": bytes(value), "updated_at": now}
+        for key, value in checkpoint.entries.items()
+    ]
+    stmt = dialect_insert(conn, t)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["owner", "key"], set_={"value": stmt.excluded.value, "updated_at": now}
+    )
+    conn.execute(stmt, rows)
 
 
 def _lock_series(conn: Connection, names: list[str]) -> None:

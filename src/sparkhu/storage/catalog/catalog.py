@@ -183,16 +183,19 @@ class Catalog:
         ts = points.column("ts")
         if not pa.types.is_timestamp(ts.type):
             raise InputError(f"is {ts.type}, expected timestamp[us, UTC]", source="points", field="ts")
+        ids_column = points.column("series_id")
+        # grouped on the dictionary when there is one: no per-row strings
+        if pa.types.is_dictionary(ids_column.type):
+            ids_column = ids_column.unify_dictionaries()
+        else:
+            ids_column = ids_column.cast(pa.string())
         table = pa.table(
-            {
-                "series_id": points.column("series_id").cast(pa.string()),
-                "ts": ts.cast(pa.timestamp("us", tz=ts.type.tz)).cast(pa.int64()),
-            }
+            {"series_id": ids_column, "ts": ts.cast(pa.timestamp("us", tz=ts.type.tz)).cast(pa.int64())}
         )
         if table.column("series_id").null_count or table.column("ts").null_count:
             raise InputError("series_id and ts must not be null", source="points")
         stats = table.group_by("series_id").aggregate([("ts", "min"), ("ts", "max"), ("ts", "count")])
-        ids = stats.column("series_id").to_pylist()
+        ids = stats.column("series_id").cast(pa.string()).to_pylist()
         bad = [sid for sid in ids if not is_series_id(sid)]
         if bad:
             SeriesId.parse(bad[0])
@@ -290,6 +293,19 @@ class Catalog:
                 "ingest it first or list the known ones with list_series()"
             )
         return series_info(row._mapping)
+
+    def last_ts(self, series_ids: Sequence[str]) -> dict[str, int]:
+        """The newest timestamp (µs) counted for each of ``series_ids`` that has one (one query per 1,000)."""
+        s = schema.series
+        ids = list(series_ids)
+        out: dict[str, int] = {}
+        with read_tx(self._engine, f"reading the last timestamps of {len(ids)} series") as conn:
+            for i in range(0, len(ids), 1000):
+                query = sa.select(s.c.series_id, s.c.last_ts).where(
+                    s.c.series_id.in_(ids[i : i + 1000]), s.c.last_ts.is_not(None)
+                )
+                out.update((sid, int(last)) for sid, last in conn.execute(query).all())
+        return out
 
     def list_series(self, *, prefix: str = "", limit: int = 10_000) -> list[SeriesInfo]:
         """Series whose id starts with ``prefix`` (case-sensitive), by id, at most ``limit``."""

@@ -138,6 +138,19 @@ forecasts_blended = sa.Table(
     sqlite_with_rowid=False,
 )
 
+online_state = sa.Table(
+    "online_state",
+    metadata,
+    sa.Column("owner", sa.String, primary_key=True),
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Checkpoints of online predictors (``owner`` = ``<group>/<topic>``): one opaque value per key
+(a series' window and model, the consumed offsets), written in the transaction of the forecasts
+they produced (:class:`~sparkhu.storage.predictions.PredictionStore`)."""
+
 series_alpha = sa.Table(
     "series_alpha",
     metadata,
