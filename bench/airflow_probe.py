@@ -46,7 +46,8 @@ def parse(folder: Path) -> dict:
             "errors": {k: str(v) for k, v in bag.import_errors.items()},
             "dags": dags,
         }
-    return {"import_s": import_s, "files": files}
+    imported = sorted(m for m in sys.modules if m == "sparkhu" or m.startswith("sparkhu."))
+    return {"import_s": import_s, "files": files, "sparkhu_modules": imported}
 
 
 def test(folder: Path, dag_id: str, logical_date: str) -> dict:
