@@ -40,6 +40,10 @@ def parse(folder: Path) -> dict:
                 "start_date": dag.start_date.isoformat() if dag.start_date else None,
                 "retries": dag.default_args.get("retries"),
                 "execution_timeout_s": dag.default_args["execution_timeout"].total_seconds(),
+                "deadline": [
+                    [type(d.reference).__name__, d.interval.total_seconds(), str(d.callback.path)]
+                    for d in (dag.deadline or [])
+                ],
             }
         files[path.name] = {
             "seconds": seconds,

@@ -53,6 +53,8 @@ def test_every_generated_file_imports_in_airflow_fast_and_without_sparkhu(
         ("spk", "spark-submit", "task-group"),
     ]:
         overrides = {"airflow.dag_prefix": prefix, "engine.uri": "local[1]"}
+        if prefix == "grp":  # Airflow 3's deadline alert, the successor of SLAs
+            overrides |= {"airflow.deadline_s": 3600, "airflow.deadline_callback": "builtins.print"}
         _generate(home, tmp_path / prefix, overrides, operator=operator, group_by=group_by)
         shutil.copytree(tmp_path / prefix, dags, dirs_exist_ok=True)  # a generation replaces its own folder
     parsed = airflow("parse", dags)
@@ -67,6 +69,12 @@ def test_every_generated_file_imports_in_airflow_fast_and_without_sparkhu(
         assert dag["tasks"] == _upstream(grouped=name.startswith(("grp", "spk"))), name
         assert (dag["catchup"], dag["retries"], dag["start_date"][:10]) == (True, 2, "2024-01-01")
         assert "10 0 * * *" in dag["schedule"]
+    deadlines = {name: dag["deadline"] for name, dag in pipelines.items()}
+    assert (
+        deadlines[f"grp_{DATASET}_pipeline.py"] is not None
+        and "3600" in deadlines[f"grp_{DATASET}_pipeline.py"]
+    )
+    assert deadlines[f"sub_{DATASET}_pipeline.py"] is None
     spark = files[f"spk_{DATASET}_pipeline.py"]["dags"][f"spk_{DATASET}_pipeline"]["commands"]["quality"]
     assert "--master 'local[1]'" in spark and "cli/__main__.py" in spark
     train = files[f"sub_{DATASET}_train.py"]["dags"][f"sub_{DATASET}_train"]

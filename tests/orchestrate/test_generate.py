@@ -176,6 +176,16 @@ def test_the_inprocess_task_runs_sparkhu_and_fails_with_it(fresh_home, tmp_path:
         (["--job", "retention"], {}, "unknown Airflow DAG builder 'retention'; known: pipeline, train"),
         ([], {"SPARKHU_AIRFLOW__START_DATE": "01/02/2024"}, "airflow.start_date: expected a day YYYY-MM-DD"),
         ([], {"SPARKHU_AIRFLOW__TRAIN_SCHEDULE": "sometimes"}, "airflow.train_schedule: expected HH:MM"),
+        (
+            [],
+            {"SPARKHU_AIRFLOW__DEADLINE_S": "60"},
+            "a deadline needs both [airflow] deadline_s and deadline_callback",
+        ),
+        (
+            [],
+            {"SPARKHU_AIRFLOW__DEADLINE_CALLBACK": "not a path"},
+            "airflow.deadline_callback: String should match",
+        ),
     ],
 )
 def test_bad_options_are_one_line(capsys, monkeypatch, fresh_home, tmp_path: Path, args, env, message):

@@ -61,6 +61,10 @@ class DagSpec:
     retry_delay_s: float = 300.0
     task_timeout_s: float = 6 * 3600.0
     run_timeout_s: float | None = None
+    deadline_s: float | None = None
+    """Seconds after a run is queued by which it should be done (Airflow 3's deadline alert)."""
+    deadline_callback: str | None = None
+    """Dotted path of the callable Airflow calls when a run misses ``deadline_s``."""
     max_active_runs: int = 1
     """Days of one DAG run one after the other, as sparkhu's own scheduler runs them (a task's
     look-back reads the days before it)."""
@@ -73,6 +77,10 @@ class DagSpec:
             unknown = [u for u in task.upstream if u not in ids]
             if unknown:
                 raise ConfigError(f"DAG {self.dag_id}: task {task.task_id} waits for unknown {unknown}")
+        if (self.deadline_s is None) != (self.deadline_callback is None):
+            raise ConfigError(
+                f"DAG {self.dag_id}: a deadline needs both [airflow] deadline_s and deadline_callback"
+            )
         self.ordered()  # a cycle fails here, naming its tasks
 
     def ordered(self) -> list[AirflowTask]:

@@ -87,6 +87,14 @@ def render(spec: DagSpec, launch: Launch) -> str:
     )
     start = spec.start_date
     run_timeout = f"timedelta(seconds={spec.run_timeout_s!r})" if spec.run_timeout_s else "None"
+    deadline = ""
+    if spec.deadline_s is not None:
+        lines.append("from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback\n")
+        deadline = (
+            "    deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, "
+            f"interval=timedelta(seconds={spec.deadline_s!r}), "
+            f"callback=SyncCallback({spec.deadline_callback!r})),\n"
+        )
     lines.append(
         f"""
 with DAG(
@@ -99,7 +107,7 @@ with DAG(
     dagrun_timeout={run_timeout},
     default_args={{{args}}},
     tags={list(spec.tags)!r},
-    doc_md=__doc__,
+{deadline}    doc_md=__doc__,
 ) as dag:
 """
     )

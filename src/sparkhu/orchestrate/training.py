@@ -83,6 +83,8 @@ def training_dags(ctx: BuildContext) -> list[DagSpec]:
                 retry_delay_s=settings.airflow.retry_delay_s,
                 task_timeout_s=settings.airflow.task_timeout_s,
                 run_timeout_s=settings.airflow.run_timeout_s,
+                deadline_s=settings.airflow.deadline_s,
+                deadline_callback=settings.airflow.deadline_callback,
             )
         )
     return specs
