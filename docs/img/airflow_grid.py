@@ -43,8 +43,8 @@ def main(bin_dir: str, dag_id: str, out: str) -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1400, "height": 820})
-            page.goto(f"{base}/dags/{dag_id}/grid", wait_until="networkidle", timeout=120_000)
-            time.sleep(3)
+            page.goto(f"{base}/dags/{dag_id}", wait_until="networkidle", timeout=120_000)
+            time.sleep(15)  # the grid loads its task instances after the page
             page.screenshot(path=out)
             browser.close()
     finally:

@@ -76,7 +76,7 @@ def test_every_generated_file_imports_in_airflow_fast_and_without_sparkhu(
     )
     assert deadlines[f"sub_{DATASET}_pipeline.py"] is None
     spark = files[f"spk_{DATASET}_pipeline.py"]["dags"][f"spk_{DATASET}_pipeline"]["commands"]["quality"]
-    assert "--master 'local[1]'" in spark and "cli/__main__.py" in spark
+    assert "--master 'local[1]'" in spark and "cli/submit/__main__.py" in spark
     train = files[f"sub_{DATASET}_train.py"]["dags"][f"sub_{DATASET}_train"]
     assert (
         train["tasks"] == {"train": []}

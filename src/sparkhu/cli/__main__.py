@@ -1,5 +1,4 @@
-"""``python -m sparkhu.cli``: the ``sparkhu`` command (also the application ``spark-submit`` runs for
-the DAGs ``sparkhu airflow dags --operator spark-submit`` generates)."""
+"""``python -m sparkhu.cli``: the ``sparkhu`` command, from any Python that has sparkhu."""
 
 from sparkhu.cli.main import run
 

@@ -10,6 +10,7 @@ and settings file of this generation, so the workers run on the same backends.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import sys
@@ -73,8 +74,11 @@ def launch(
                 f"engine.uri: the spark-submit operator submits to a Spark master, but engine.uri is "
                 f"{master!r}; set it to local[N] or spark://host:port"
             )
-        submit = _beside_python(shlex.split(settings.airflow.spark_submit))
-        launcher = Path(__file__).resolve().parents[1] / "cli" / "__main__.py"
+        submit = _spark_submit(shlex.split(settings.airflow.spark_submit))
+        launcher = Path(__file__).resolve().parents[1] / "cli" / "submit" / "__main__.py"
+        # sparkhu in the driver maps over series with the Spark engine of the same master
+        engine = f"SPARKHU_ENGINE__URI={master}"
+        submit = [*submit[:-1], engine, submit[-1]] if submit[0] == "env" else ["env", engine, *submit]
         prefix = [
             *submit,
             "--master",
@@ -140,14 +144,17 @@ def _generated(path: Path) -> bool:
         return False
 
 
-def _beside_python(command: list[str]) -> list[str]:
-    """A bare command found beside this Python (pyspark installs ``spark-submit`` there) is named
-    by its path, so the worker need not have it on its PATH."""
-    if len(command) == 1 and os.sep not in command[0]:
-        candidate = Path(sys.executable).parent / command[0]
-        if candidate.exists():
-            return [str(candidate)]
-    return command
+def _spark_submit(command: list[str]) -> list[str]:
+    """The bare default ``spark-submit`` is the one of the pyspark installed beside sparkhu, named by
+    its path with its ``SPARK_HOME`` (the script alone looks for Spark with whatever ``python3`` the
+    worker's PATH has); another command is used as given."""
+    if command != ["spark-submit"]:
+        return command
+    spec = importlib.util.find_spec("pyspark")  # located, not imported: generation starts no JVM
+    if spec is None or spec.origin is None:
+        return command
+    spark_home = Path(spec.origin).parent
+    return ["env", f"SPARK_HOME={spark_home}", str(spark_home / "bin" / "spark-submit")]
 
 
 def _write_atomic(path: Path, text: str) -> None:
