@@ -1,4 +1,4 @@
-"""``spark-submit …/sparkhu/cli/submit/__main__.py [sparkhu arguments]``: sparkhu's CLI in the Spark driver."""
+"""``spark-submit …/sparkhu/cli/submit/__main__.py ARGS``: sparkhu's CLI in the Spark driver."""
 
 from sparkhu.cli.main import run
 
