@@ -126,3 +126,15 @@ def test_a_failing_task_fails_its_airflow_task(fresh_home, airflow, tmp_path: Pa
     assert ran["tasks"] == {"quality": "failed", **downstream}
     assert f"dedup {DAY} failed: cannot write" in ran["log"]
     assert "non-zero exit code 1" in ran["log"]
+
+
+@pytest.mark.spark
+def test_a_spark_submit_task_runs_sparkhu_on_spark(fresh_home, airflow, tmp_path: Path):
+    home, dags = fresh_home("h"), tmp_path / "dags"
+    overrides = {"engine.uri": "local[1]", "pipeline.exclude": ["dedup"]}  # validate alone: one Spark app
+    _generate(home, dags, overrides, builders=["pipeline"], operator="spark-submit")
+    ran = airflow("test", dags, f"sparkhu_{DATASET}_pipeline", LOGICAL_DATE)
+    assert ran["state"] == "success", ran["log"][-5000:]
+    assert ran["tasks"] == {"validate": "success"}
+    assert "Running Spark version" in ran["log"]  # the driver's Spark, not the local process pool
+    assert [p.key for p in Lake(home / "lake").partitions("validated", DATASET)] == [f"date={DAY}"]
