@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Literal
 
@@ -114,7 +114,6 @@ class BuildContext:
     datasets: Sequence[str] = ()
     """The source datasets to generate for (``<source>_<measurement>``)."""
     group_by: GroupBy = "task"
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 DagBuilder = Callable[[BuildContext], list[DagSpec]]

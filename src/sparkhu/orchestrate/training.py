@@ -12,6 +12,8 @@ controller that owns them.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sparkhu.config import schedule_trigger, validation_message
@@ -34,8 +36,8 @@ class TrainingPolicy(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is not None and not (len(value) == 5 and value[2] == ":"):
-            schedule_trigger(value)
+        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            schedule_trigger(value)  # a cron expression, or a ValueError saying what was expected
         return value
 
     def argv(self, dataset: str | None = None) -> tuple[str, ...]:
