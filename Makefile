@@ -7,7 +7,14 @@ EXTRAS ?= all,test
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: demo test bench lint install system-deps clean
+# Apache Airflow for the tests of the generated DAGs, in its own virtualenv (it pins its own
+# dependencies); every package pinned by the constraints file.
+AIRFLOW_VERSION     := 3.3.2
+AIRFLOW_VENV        := .venv-airflow
+AIRFLOW_CONSTRAINTS := tests/orchestrate/airflow-constraints.txt
+AIRFLOW_STAMP       := $(AIRFLOW_VENV)/.installed-$(AIRFLOW_VERSION)
+
+.PHONY: demo test bench lint install airflow system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +26,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 install: $(STAMP)
+
+$(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
+	rm -rf $(AIRFLOW_VENV)
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -c $(AIRFLOW_CONSTRAINTS)
+	touch $@
+
+airflow: $(AIRFLOW_STAMP)
 
 # Debian packages the tests drive: Chromium for the dashboard's browser test.
 system-deps:
@@ -36,7 +52,7 @@ demo:
 
 # The whole suite on the embedded defaults, then the integration tests again on the distributed
 # configuration (PostgreSQL at 127.0.0.1:5432, a Tansu Kafka-protocol broker, Spark local[2]).
-test: install system-deps
+test: install system-deps airflow
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy
@@ -45,6 +61,7 @@ test: install system-deps
 
 bench:
 	$(MAKE) install EXTRAS=all
+	$(MAKE) airflow
 	$(BIN)/python -m bench $(BENCH)
 
 lint: install
@@ -54,4 +71,4 @@ lint: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) build *.egg-info .pytest_cache .mypy_cache .import_linter_cache .grimp_cache

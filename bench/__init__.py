@@ -74,4 +74,5 @@ BENCHES: dict[str, str] = {
     "lstm_ddp": "bench.lstm_distributed",
     "retention": "bench.retention",
     "counts": "bench.exact_counts",
+    "airflow": "bench.airflow_dags",
 }

@@ -303,6 +303,49 @@ class RetentionSettings(_Section):
         return policies
 
 
+class AirflowSettings(_Section):
+    """The Airflow DAGs ``sparkhu airflow dags`` generates (schedule and retries: ``[pipeline]``)."""
+
+    sparkhu: str = ""
+    """The command that runs sparkhu on the Airflow workers (split like a shell line); empty: the
+    ``sparkhu`` script beside the Python that generates the DAGs."""
+    operator: Literal["subprocess", "inprocess", "spark-submit"] = "subprocess"
+    """How a task runs sparkhu: a subprocess of the worker, inside the worker's Python (sparkhu installed
+    in Airflow's environment), or submitted to Spark with ``spark-submit``."""
+    spark_submit: str = "spark-submit"
+    """The ``spark-submit`` command of the ``spark-submit`` operator; the master is ``[engine] uri``."""
+    start_date: str | None = None
+    """First logical day (``YYYY-MM-DD``) of the generated DAGs; none: the first day of the data."""
+    catchup: bool = True
+    """Let Airflow run every missed day since ``start_date``, as sparkhu's own scheduler does."""
+    retry_delay_s: float = Field(default=300.0, ge=0.0)
+    task_timeout_s: float = Field(default=6 * 3600.0, gt=0.0)
+    """Airflow's ``execution_timeout`` of one task (one sparkhu command)."""
+    run_timeout_s: float | None = Field(default=None, gt=0.0)
+    """Airflow's ``dagrun_timeout``; none: no bound."""
+    deadline_s: float | None = Field(default=None, gt=0.0)
+    """Deadline of a run after it was queued (Airflow 3's successor of SLAs); needs ``deadline_callback``."""
+    deadline_callback: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+    """Dotted path of the callable Airflow calls when a run misses its deadline."""
+    train_schedule: str = "30 1 * * 0"
+    """When the training DAG runs (``HH:MM`` daily or cron, UTC) unless a training policy says otherwise."""
+    dag_prefix: str = Field(default="sparkhu", pattern=r"^[A-Za-z0-9_.\-]+$")
+
+    @field_validator("train_schedule")
+    @classmethod
+    def _train_schedule_form(cls, schedule: str) -> str:
+        if not _CLOCK_RE.fullmatch(schedule):
+            schedule_trigger(schedule)
+        return schedule
+
+    @field_validator("start_date")
+    @classmethod
+    def _start_date_form(cls, day: str | None) -> str | None:
+        if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            raise ValueError("expected a day YYYY-MM-DD")
+        return day
+
+
 class DemoSettings(_Section):
     days: int = Field(default=14, ge=1, le=3650)
     meters: int = Field(default=11, ge=10, le=64)
@@ -387,6 +430,7 @@ class Settings(_Section):
     demo: DemoSettings = DemoSettings()
     pipeline: PipelineSettings = PipelineSettings()
     retention: RetentionSettings = RetentionSettings()
+    airflow: AirflowSettings = AirflowSettings()
     sources: list[SourceSettings] = []
     sinks: list[SinkSettings] = []
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)

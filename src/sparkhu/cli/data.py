@@ -17,7 +17,7 @@ from sparkhu.app.runtime import Runtime
 from sparkhu.cli.common import DatasetOption, console, state
 from sparkhu.connectors.files import FileSourceSettings
 from sparkhu.connectors.replay import ReplaySourceSettings
-from sparkhu.errors import InputError
+from sparkhu.errors import InputError, NotFoundError
 from sparkhu.timeaxis import parse_time
 
 if TYPE_CHECKING:
@@ -278,14 +278,30 @@ def pipeline_run(
     dataset: DatasetOption = None,
     start: Annotated[str | None, typer.Option(help="First day (default: yesterday, UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Last day, inclusive (default: start).")] = None,
+    day: Annotated[
+        str | None, typer.Option(help="One day (YYYY-MM-DD): --start and --end at once (a logical date).")
+    ] = None,
     task: Annotated[
         list[str] | None, typer.Option("--task", help="Only this task and its downstream (repeatable).")
     ] = None,
+    only: Annotated[
+        bool, typer.Option("--only", help="Run exactly the --task(s), not their downstream.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; touch nothing.")] = False,
     days_per_run: Annotated[int, typer.Option(min=1, help="Days per task batch (back-fills).")] = 1,
 ) -> None:
-    """Run the daily cleaning DAG for days [start, end]; outputs are replaced, never duplicated."""
-    first = parse_time(start, "--start") or (datetime.now(UTC) - timedelta(days=1))
+    """Run the daily cleaning DAG for days [start, end]; outputs are replaced, never duplicated.
+
+    Exits 1 when a task-day failed (the reports say why), 2 on a usage error or a dataset with no data.
+    """
+    if day is not None and (start is not None or end is not None):
+        raise InputError("--day is one day: give it alone, or --start/--end", field="--day")
+    if only and not task:
+        raise InputError("--only runs exactly the --task(s) named: name at least one", field="--only")
+    start = day if day is not None else start
+    first = parse_time(start, "--day" if day is not None else "--start") or (
+        datetime.now(UTC) - timedelta(days=1)
+    )
     last = parse_time(end, "--end") or first
     if last < first:
         raise InputError(f"--end {last.date()} is before --start {first.date()}", field="--end")
@@ -310,16 +326,23 @@ def pipeline_run(
                     progress.update(bars[run.task], status="[red]failed")
 
         runner = pipelines.daily(runtime, dataset, on_progress=advance, days_per_run=days_per_run)
-        steps = runner.plan(first.date(), last.date(), tasks=task)
+        steps = runner.plan(first.date(), last.date(), tasks=task, downstream=not only)
         if dry_run:
             _print_plan(steps)
             return
+        if runner.first_day() is None:
+            # A misspelt --dataset or an empty home would otherwise "succeed" at cleaning nothing.
+            where = runner.datasets.spec("raw")
+            raise NotFoundError(
+                f"--dataset {runner.dataset}: no data in the lake's {where.zone}/{where.name} "
+                f"({settings.storage.lake}); ingest some first, or name another dataset"
+            )
         with progress:
             for step in steps:
                 if step.task not in bars:
                     total = sum(1 for s in steps if s.task == step.task)
                     bars[step.task] = progress.add_task(step.task, total=total, status="")
-            summary = runner.run(first.date(), last.date(), tasks=task)
+            summary = runner.run(first.date(), last.date(), tasks=task, downstream=not only)
     table = Table("task", "day", "status", "series", "skipped", "failed", "rows in", "rows out", "s")
     for r in summary.runs:
         table.add_row(
@@ -335,6 +358,14 @@ def pipeline_run(
         )
     console.print(table)
     console.print(f"{summary.status}: {len(summary.runs)} task-day(s) in {summary.seconds:.1f} s")
+    for r in summary.runs:
+        if r.status != "success":
+            console.print(
+                f"[red]{r.task} {r.start.date()} failed[/]: {r.error or 'see its report'}", soft_wrap=True
+            )
+    folders = sorted({str(path.parent) for r in summary.runs for path in r.reports})
+    if folders:
+        console.print("reports: " + ", ".join(f"{folder}/index.html" for folder in folders), soft_wrap=True)
     if summary.status != "success":
         raise typer.Exit(1)
 

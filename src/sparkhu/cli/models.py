@@ -46,7 +46,10 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Back-test the portfolio per series, register each champion in MLflow, store its forecasts."""
+    """Back-test the portfolio per series, register each champion in MLflow, store its forecasts.
+
+    Exits 1 when a series failed (the others are registered all the same).
+    """
     from sparkhu.forecast.train import DEFAULT_PORTFOLIO, TrainConfig
 
     settings = state(ctx).settings
@@ -92,6 +95,14 @@ def train(
         f"{len(summary.results)} series from {summary.zone}/{summary.dataset} in {summary.seconds:.1f} s; "
         f"{len(summary.failed)} failed"
     )
+    if summary.failed:
+        # a scheduler retries on the exit status; the run record and the registry say what happened
+        console.print(
+            "run records: `sparkhu runs --kind train`; models: `sparkhu models` "
+            f"({settings.mlflow.tracking_uri})",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 def _champion_table(summary: Any) -> Table:

@@ -107,9 +107,16 @@ class PipelineRunner:
         self.records = RunRecords(catalog, dataset)
         self.hooks = HookRelay([self.records, *hooks])
 
-    def plan(self, start_day: date, end_day: date, *, tasks: Sequence[str] | None = None) -> list[PlanStep]:
+    def plan(
+        self,
+        start_day: date,
+        end_day: date,
+        *,
+        tasks: Sequence[str] | None = None,
+        downstream: bool = True,
+    ) -> list[PlanStep]:
         """The task-intervals a run of days ``start_day``..``end_day`` (inclusive) would execute."""
-        dag = self.dag.subset(tasks) if tasks else self.dag
+        dag = self._dag(tasks, downstream)
         steps = []
         for level_no, level in enumerate(dag.levels):
             for task in level:
@@ -131,21 +138,24 @@ class PipelineRunner:
         end_day: date,
         *,
         tasks: Sequence[str] | None = None,
+        downstream: bool = True,
         dry_run: bool = False,
     ) -> RunSummary:
         """Run the DAG (or ``tasks`` and their downstream) for days ``start_day``..``end_day`` inclusive.
 
+        ``downstream=False`` runs exactly ``tasks``, reading their inputs from the lake as earlier
+        runs left them (what an outside scheduler that runs the graph itself asks for).
         ``dry_run`` returns the plan and touches nothing (no read, no write, no record).
         """
         start_day, end_day = _day(start_day, "start_day"), _day(end_day, "end_day")
         if end_day < start_day:
             raise PipelineError(f"end day {end_day} is before start day {start_day}")
-        plan = self.plan(start_day, end_day, tasks=tasks)
+        plan = self.plan(start_day, end_day, tasks=tasks, downstream=downstream)
         summary = RunSummary(self.dataset, plan, dry_run=dry_run)
         if dry_run:
             return summary
         began = time.perf_counter()
-        dag = self.dag.subset(tasks) if tasks else self.dag
+        dag = self._dag(tasks, downstream)
         intervals = self._intervals(start_day, end_day)
         retry = RetryPolicy(self.retries, self.backoff_s)
         self.hooks.before_run(self.dataset, plan)
@@ -210,6 +220,9 @@ class PipelineRunner:
                 y, m, d = (int(x) for x in re.findall(r"\d+", parts[0].key)[:3])
                 return date(y, m, d)
         return None
+
+    def _dag(self, tasks: Sequence[str] | None, downstream: bool) -> Dag:
+        return self.dag.subset(tasks, with_downstream=downstream) if tasks else self.dag
 
     def _run_level(
         self, session: RunSession, level: list[Task], intervals: list[tuple[datetime, datetime]]
