@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from sparkhu.cli import data, models, platform
+from sparkhu.cli import data, models, platform, spark
 from sparkhu.cli.common import State
 from sparkhu.config import DEFAULT_TOML, Settings
 from sparkhu.errors import SparkhuError
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(data.lake_app, name="lake")
 app.add_typer(data.pipeline_app, name="pipeline")
+app.add_typer(spark.spark_app, name="spark")
 app.command("demo")(platform.demo)
 app.command("up")(platform.up)
 app.command("serve")(platform.serve)
