@@ -60,12 +60,14 @@ def test_embedded_gives_the_generators_answers_across_blocks(passwords_file):
     path, stats = passwords_file
     # small blocks: lines cut at block edges must be counted once
     assert run_embedded("passwords", str(path), block_bytes=4096).counts == {"strong": stats.strong}
-    assert run_embedded("first_char", str(path), block_bytes=1000).counts == dict(sorted(stats.first_chars.items()))
+    assert run_embedded("first_char", str(path), block_bytes=1000).counts == dict(
+        sorted(stats.first_chars.items())
+    )
 
 
 def test_generator_is_deterministic_and_sized(tmp_path: Path):
     a, b, c = (tmp_path / n for n in "abc")
-    sa, sb, sc = generate(a, 50_000, seed=1), generate(b, 50_000, seed=1), generate(c, 50_000, seed=2)
+    sa, sb, _ = generate(a, 50_000, seed=1), generate(b, 50_000, seed=1), generate(c, 50_000, seed=2)
     assert a.read_bytes() == b.read_bytes() and sa == sb
     assert a.read_bytes() != c.read_bytes()
     assert 49_000 < sa.bytes <= 50_000 == a.stat().st_size + (50_000 - sa.bytes)
@@ -96,7 +98,9 @@ def session() -> Iterator[object]:
     pytest.importorskip("pyspark")
     from sparkhu.engine.spark import SparkEngine
 
-    engine = SparkEngine("local[2]", conf={"spark.ui.enabled": "false", "spark.sql.files.maxPartitionBytes": "65536"})
+    engine = SparkEngine(
+        "local[2]", conf={"spark.ui.enabled": "false", "spark.sql.files.maxPartitionBytes": "65536"}
+    )
     yield engine.session
     engine.close()
 

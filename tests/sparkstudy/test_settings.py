@@ -41,12 +41,24 @@ def test_a_good_grid(tmp_path: Path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[[setting]]\nname = 'a'\nexecutor_cores = 0\n", r"setting\[0\]\.executor_cores: expected a whole number >= 1, got 0"),
-        ("[[setting]]\nname = 'a'\nexecutor_memory = 'lots'\n", r"setting\[0\]\.executor_memory: 'lots' is not a memory size"),
-        ("[[setting]]\nname = 'a'\n[[setting]]\nname = 'a'\n", r"setting\[1\]\.name: the name 'a' is used twice"),
+        (
+            "[[setting]]\nname = 'a'\nexecutor_cores = 0\n",
+            r"setting\[0\]\.executor_cores: expected a whole number >= 1, got 0",
+        ),
+        (
+            "[[setting]]\nname = 'a'\nexecutor_memory = 'lots'\n",
+            r"setting\[0\]\.executor_memory: 'lots' is not a memory size",
+        ),
+        (
+            "[[setting]]\nname = 'a'\n[[setting]]\nname = 'a'\n",
+            r"setting\[1\]\.name: the name 'a' is used twice",
+        ),
         ("[[setting]]\nname = 'a'\nexecutor_core = 2\n", r"setting\[0\]: unknown field 'executor_core'"),
         ("[[setting]]\nexecutor_cores = 2\n", r"setting\[0\]\.name: a non-empty string is required"),
-        ("[[setting]]\nname = 'a'\ndynamic_allocation = 'yes'\n", r"setting\[0\]\.dynamic_allocation: expected true or false"),
+        (
+            "[[setting]]\nname = 'a'\ndynamic_allocation = 'yes'\n",
+            r"setting\[0\]\.dynamic_allocation: expected true or false",
+        ),
         ("[prices]\nvcpu_hour = -1\n[[setting]]\nname = 'a'\n", r"prices\.vcpu_hour: expected a number >= 0"),
         ("title = 'x'\n", r"grid: unknown key 'title'"),
         ("[prices]\n", r"setting: at least one \[\[setting\]\] is required"),
@@ -77,7 +89,10 @@ def test_placement_counts_executors_per_worker_and_names_the_short_resource():
     assert placement(Setting("a", 1, 512, 4), WORKERS).fits == 4
     partial = placement(Setting("b", 1, 512, 6), WORKERS)
     assert (partial.fits, partial.pending, partial.will_pend) == (4, 2, False)
-    assert partial.reason.startswith("2 of 6 executor(s) will pend") and "w1 holds 2 (cores bound)" in partial.reason
+    assert (
+        partial.reason.startswith("2 of 6 executor(s) will pend")
+        and "w1 holds 2 (cores bound)" in partial.reason
+    )
     memory = placement(Setting("c", 1, 2048, 1), WORKERS)
     assert memory.will_pend and "w1 has 2 core(s) and 1024 MB memory (memory short)" in memory.reason
     cores = placement(Setting("d", 3, 512, 1), WORKERS)

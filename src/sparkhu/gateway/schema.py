@@ -22,12 +22,14 @@ import strawberry
 from graphql.error import GraphQLError
 from strawberry.extensions import QueryDepthLimiter
 from strawberry.permission import BasePermission
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from sparkhu.gateway import resolvers as r
 from sparkhu.gateway.auth import check_token
 from sparkhu.gateway.errors import ErrorCodes, is_expected
 from sparkhu.gateway.services import DEFAULT_MAX_DEPTH
+from sparkhu.gateway.sparkstudy import SparkStudyQuery
 from sparkhu.gateway.types import (
     BlendAlpha,
     BlendedColumns,
@@ -226,7 +228,7 @@ class GatewaySchema(strawberry.Schema):
 def build_schema(*, max_depth: int = DEFAULT_MAX_DEPTH) -> strawberry.Schema:
     """The gateway schema with error codes and a query depth limit."""
     return GatewaySchema(
-        query=Query,
+        query=merge_types("Query", (Query, SparkStudyQuery)),
         mutation=Mutation,
         subscription=Subscription,
         extensions=[ErrorCodes, lambda: QueryDepthLimiter(max_depth=max_depth)],

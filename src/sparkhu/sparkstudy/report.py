@@ -166,8 +166,8 @@ def read_studies(lake: Lake) -> list[dict[str, Any]]:
         )  # fmt: skip
         study["runs"].append({c: row.get(c) for c in COLUMNS})
     for point in timeline:
-        study = studies.get(point["study"])
-        if study is not None:
+        found = studies.get(point["study"])
+        if found is not None:
             name = point["series_id"].split("/", 1)[1]
-            study["timelines"].setdefault(name, []).append(point)
+            found["timelines"].setdefault(name, []).append(point)
     return sorted(studies.values(), key=lambda s: s["started"], reverse=True)

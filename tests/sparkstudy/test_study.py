@@ -1,0 +1,141 @@
+"""A study of four settings on a two-worker standalone cluster, and the advisor checked against it.
+
+One setting over-asks (2 cores per executor on workers of 1 core): it is reported as
+``will pend`` before it runs, with the reason naming the short resource and the workers; run
+anyway, it times out with the same diagnosis instead of hanging. The advisor replays the
+one-executor run on two executors; its prediction of the task time must come within
+``TOLERANCE`` of the two-executor run's measured task time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from sparkhu.sparkstudy import report
+from sparkhu.sparkstudy.advisor import advise, observed_busy, simulate
+from sparkhu.sparkstudy.eventlog import read_eventlog
+from sparkhu.sparkstudy.settings import Setting, grid_from_dict, placement
+from sparkhu.sparkstudy.study import Study, run_setting, run_study
+from sparkhu.sparkstudy.textgen import generate
+from sparkhu.storage.lake import Lake
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
+
+# Predicted vs measured seconds of tasks at two executors. Loose: the two executors share a
+# two-core machine with the drivers (and, here, with other work), which the replay cannot know.
+TOLERANCE = 0.5
+
+GRID = {
+    "prices": {"vcpu_hour": 0.04, "gb_hour": 0.005},
+    "setting": [
+        {"name": "one", "executor_cores": 1, "executor_memory": "512m", "executor_instances": 1},
+        {"name": "two", "executor_cores": 1, "executor_memory": "512m", "executor_instances": 2},
+        {"name": "dyn", "executor_cores": 1, "executor_memory": "512m", "executor_instances": 2,
+         "dynamic_allocation": True},
+        {"name": "big", "executor_cores": 2, "executor_memory": "512m", "executor_instances": 1},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def study(cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Study, int]:
+    folder = tmp_path_factory.mktemp("study")
+    text = folder / "passwords.txt"
+    stats = generate(text, "1MB", seed=11)
+    result = run_study(
+        "passwords", grid_from_dict(GRID), str(text), master=cluster.uri, master_ui=cluster.ui,
+        workers=cluster.worker_states(), workdir=folder, form="udf", split_bytes=128 * 1024,
+        pend_timeout_s=240,
+    )  # fmt: skip
+    return result, stats.strong
+
+
+def test_every_setting_that_fits_runs_and_counts_right(study):
+    result, strong = study
+    rows = {r["setting"]: r for r in result.rows}
+    assert [r["setting"] for r in result.rows] == ["one", "two", "dyn", "big"]
+    for name in ("one", "two", "dyn"):
+        row = rows[name]
+        assert row["status"] == "ok", row
+        assert json.loads(row["counts"]) == {"strong": strong}
+        assert row["wall_s"] > row["job_s"] > 0
+        assert row["executor_s"] > 0 and row["vcpu_s"] >= row["executor_s"] and row["cost"] > 0
+        assert row["task_s"] > 0 and row["gc_s"] >= 0 and row["shuffle_write_mb"] >= 0
+        assert 0 < row["mem_max_mb"] and row["mem_avg_mb"] <= row["mem_max_mb"]
+        assert 0 <= row["cpu_avg_pct"] <= row["cpu_max_pct"]
+        assert row["time_x_cost"] == pytest.approx(row["wall_s"] * row["cost"], rel=1e-3)
+        assert result.timelines[name], name
+    assert rows["one"]["executors_max"] == 1 and rows["two"]["executors_max"] == 2
+    assert result.best() is not None and result.best()["status"] == "ok"
+
+
+def test_the_over_asking_setting_is_reported_before_it_runs(study, cluster):
+    rows = {r["setting"]: r for r in study[0].rows}
+    big = rows["big"]
+    assert big["status"] == "will pend" and big["wall_s"] is None
+    assert big["reason"].startswith("all 1 executor(s) will pend: each asks 2 cores and 512 MB")
+    for worker in cluster.worker_states():
+        assert f"{worker.id} has 1 core(s) (cores short)" in big["reason"]
+
+
+def test_a_run_that_never_gets_executors_times_out_with_the_diagnosis(
+    cluster, tmp_path: Path, passwords_file
+):
+    path, _ = passwords_file
+    big = Setting("big", executor_cores=2, executor_memory_mb=512, executor_instances=1)
+    row, timeline = run_setting(
+        big, "first_char", "vectorised", str(path), master=cluster.uri, master_ui=cluster.ui,
+        workdir=tmp_path, pend_timeout_s=5,
+    )  # fmt: skip
+    assert row["status"] == "timeout"
+    assert row["reason"].startswith("no executor started within 5 s: all 1 executor(s) will pend")
+    assert "cores short" in row["reason"]
+    assert all(point["running"] == 0 for point in timeline)
+
+
+def test_the_advisor_predicts_the_two_executor_run(study):
+    rows = {r["setting"]: r for r in study[0].rows}
+    one, two = read_eventlog(rows["one"]["event_log"]), read_eventlog(rows["two"]["event_log"])
+    predicted, measured = simulate(one, 2, 1), observed_busy(two)
+    assert abs(predicted - measured) <= TOLERANCE * measured, (predicted, measured)
+    # the replay of a run on its own executors comes close to what it measured
+    assert simulate(one, 1, 1) == pytest.approx(observed_busy(one), rel=0.25)
+    advice = advise(one, counts=[1, 2])
+    assert advice.predicted_wall(1) == pytest.approx(advice.wall_s, rel=0.25)
+    assert advice.critical_path_s <= advice.predicted_wall(2)
+    assert 1 <= advice.ideal_executors
+
+
+def test_the_advice_fits_the_workers(study, cluster):
+    rows = {r["setting"]: r for r in study[0].rows}
+    workers = cluster.worker_states()
+    advice = advise(rows["two"]["event_log"], workers=workers)
+    assert advice.setting.executor_instances == 2 and advice.setting.executor_cores == 1
+    assert advice.pending.startswith("none")
+    assert placement(advice.recommended, workers).pending == 0
+    lines = "\n".join(advice.lines())
+    assert "ideal executor count" in lines and "predicted wall time" in lines
+
+
+def test_results_go_to_csv_plots_and_the_lake(study, tmp_path: Path):
+    result = study[0]
+    path = report.write_csv(result, tmp_path / "runs.csv")
+    with path.open() as f:
+        assert [r["setting"] for r in csv.DictReader(f)] == ["one", "two", "dyn", "big"]
+    for png in report.write_plots(result, tmp_path):
+        assert png.stat().st_size > 1000
+    lake = Lake(str(tmp_path / "lake"))
+    report.write_lake(result, lake)
+    report.write_lake(result, lake)  # again: replaces, no duplicates
+    [stored] = report.read_studies(lake)
+    assert stored["id"] == result.id and [r["setting"] for r in stored["runs"]] == [
+        "big",
+        "dyn",
+        "one",
+        "two",
+    ]
+    assert sum(len(t) for t in stored["timelines"].values()) == sum(len(t) for t in result.timelines.values())
