@@ -41,7 +41,7 @@ def stored_study(stack: Stack) -> Study:
         _row(
             Setting("big", 2, 512, 1),
             status="will pend",
-            reason="all 1 executor(s) will pend: each asks 2 cores and 512 MB; w1 has 1 core(s) (cores short)",
+            reason="all 1 executor(s) will pend: each asks 2 cores and 512 MB; w1 has 1 core(s) (cores short)",  # noqa: E501
         )
     )
     report.write_lake(study, stack.lake)
@@ -51,7 +51,8 @@ def stored_study(stack: Stack) -> Study:
 def test_graphql_answers_the_studies(stack: Stack, serve):
     study = stored_study(stack)
     url = serve(create_app(stack.services()))
-    query = "{ sparkStudies { id job runs { setting status reason wallS timeXCost counts } timelines { setting } } }"
+    runs = "runs { setting status reason wallS timeXCost counts }"
+    query = f"{{ sparkStudies {{ id job {runs} timelines {{ setting }} }} }}"
     body = httpx.post(f"{url}/graphql", json={"query": query}, timeout=10).json()
     [got] = body["data"]["sparkStudies"]
     assert got["id"] == study.id and got["job"] == "passwords"
