@@ -71,4 +71,5 @@ BENCHES: dict[str, str] = {
     "spark": "bench.spark_engine",
     "portfolio": "bench.forecast_portfolio",
     "lstm_ddp": "bench.lstm_distributed",
+    "spark_study": "bench.spark_study",
 }
