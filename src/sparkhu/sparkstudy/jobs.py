@@ -10,11 +10,11 @@ line, the dictionary as an Arrow ``is_in``), streaming the file in blocks.
 
 Lines are split on ``\\n`` with a trailing ``\\r`` dropped, as Spark's text source reads them.
 
->>> import tempfile, os
+>>> import tempfile, pathlib
 >>> with tempfile.TemporaryDirectory() as tmp:
-...     path = os.path.join(tmp, "p.txt")
-...     _ = open(path, "w").write("Tr0ub4dor&3x\\nSunshine#2024\\n\\nabc\\n")
-...     run_embedded("passwords", path).counts, run_embedded("first_char", path).counts
+...     path = pathlib.Path(tmp, "p.txt")
+...     _ = path.write_text("Tr0ub4dor&3x\\nSunshine#2024\\n\\nabc\\n")
+...     run_embedded("passwords", str(path)).counts, run_embedded("first_char", str(path)).counts
 ({'strong': 1}, {'': 1, 'S': 1, 'T': 1, 'a': 1})
 """
 

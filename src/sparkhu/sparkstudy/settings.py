@@ -23,8 +23,9 @@ and, for the rest, which resource (cores or memory) of which worker the request 
 >>> p = placement(Setting("big", executor_cores=2, executor_memory_mb=512, executor_instances=1), w)
 >>> p.will_pend, p.fits
 (True, 0)
->>> print(p.reason.replace("; ", ";\n"))
-all 1 executor(s) will pend: each asks 2 cores and 512 MB;
+>>> for part in p.reason.split("; "):
+...     print(part)
+all 1 executor(s) will pend: each asks 2 cores and 512 MB
 w1 has 1 core(s) (cores short), w2 has 1 core(s) (cores short)
 """
 

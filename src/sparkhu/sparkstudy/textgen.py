@@ -15,11 +15,11 @@ verdict under :func:`~sparkhu.sparkstudy.words.is_strong`:
 and returns the expected answers: the number of strong lines and the count of lines by
 first character. Same ``seed`` and ``size``, same bytes.
 
->>> import tempfile, os
+>>> import tempfile, pathlib
 >>> with tempfile.TemporaryDirectory() as tmp:
-...     stats = generate(os.path.join(tmp, "p.txt"), 10_000, seed=1)
-...     again = generate(os.path.join(tmp, "q.txt"), 10_000, seed=1)
-...     same = open(os.path.join(tmp, "p.txt"), "rb").read() == open(os.path.join(tmp, "q.txt"), "rb").read()
+...     p, q = pathlib.Path(tmp, "p.txt"), pathlib.Path(tmp, "q.txt")
+...     stats, again = generate(p, 10_000, seed=1), generate(q, 10_000, seed=1)
+...     same = p.read_bytes() == q.read_bytes()
 >>> same, stats == again, stats.bytes <= 10_000, 0 < stats.strong < stats.lines
 (True, True, True, True)
 """
