@@ -106,7 +106,9 @@ def advise(
 def setting_of(app: AppLog) -> Setting:
     """The resource setting the application ran with, from its Spark properties."""
     props = app.properties
-    cores = int(props.get("spark.executor.cores", "1") or 1)
+    seen = [e.cores for e in app.executors.values() if e.cores > 0]
+    # the executors' own cores win: local[N] has one executor (the driver) of N cores
+    cores = max(set(seen), key=seen.count) if seen else int(props.get("spark.executor.cores", "1") or 1)
     try:
         memory = parse_memory(props.get("spark.executor.memory", "1g"))
     except Exception:
