@@ -139,3 +139,38 @@ def test_results_go_to_csv_plots_and_the_lake(study, tmp_path: Path):
         "two",
     ]
     assert sum(len(t) for t in stored["timelines"].values()) == sum(len(t) for t in result.timelines.values())
+
+
+def test_cli_study_in_parallel_on_a_running_cluster(cluster, tmp_path: Path, passwords_file, capsys):
+    from sparkhu.cli.main import run
+    from sparkhu.config import Settings
+
+    path, stats = passwords_file
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        "[[setting]]\nname = 'a'\nexecutor_memory = '512m'\n"
+        "[[setting]]\nname = 'b'\nexecutor_memory = '512m'\n"
+        "[[setting]]\nname = 'huge'\nexecutor_memory = '4g'\n"
+    )
+    home = tmp_path / "home"
+    argv = ["--home", str(home), "spark", "study", "first_char", "--grid", str(grid), "--input", str(path),
+            "--form", "vectorised", "--master", cluster.uri, "--master-ui", cluster.ui, "--parallel",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    try:
+        run(argv)
+    except SystemExit as exit_info:
+        assert not exit_info.code
+    out = capsys.readouterr().out
+    assert (
+        "huge: all 1 executor(s) will pend: each asks 1 cores and 4096 MB" in out and "(memory short)" in out
+    )
+    [folder] = [p for p in (tmp_path / "out").iterdir() if (p / "runs.csv").exists()]
+    with (folder / "runs.csv").open() as f:
+        rows = {r["setting"]: r for r in csv.DictReader(f)}
+    assert rows["a"]["status"] == rows["b"]["status"] == "ok" and rows["huge"]["status"] == "will pend"
+    for name in ("a", "b"):
+        assert json.loads(rows[name]["counts"]) == dict(sorted(stats.first_chars.items()))
+    assert (folder / "time_cost.png").exists() and (folder / "executors.png").exists()
+    settings = Settings.load(toml_path=None, env={"SPARKHU_HOME": str(home)})
+    [stored] = report.read_studies(Lake(settings.storage.lake))
+    assert stored["id"] == folder.name and len(stored["runs"]) == 3
