@@ -154,3 +154,14 @@ def test_cli_bad_input_is_one_line(capsys, tmp_path: Path, monkeypatch, argv: li
     import re
 
     assert re.search(message, err), err
+
+
+def test_most_executors_at_once_counts_overlaps_not_additions():
+    from sparkhu.sparkstudy.eventlog import AppLog, Executor
+    from sparkhu.sparkstudy.study import _most_at_once
+
+    app = AppLog("a", "x", 0, 100)
+    # dynamic allocation: two at once, then released, then one more, then two again
+    for eid, added, removed in (("1", 0, 30), ("2", 10, 30), ("3", 30, 60), ("4", 50, None), ("5", 70, None)):
+        app.executors[eid] = Executor(eid, "h", 1, added, removed)
+    assert _most_at_once(app) == 2

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -199,7 +198,7 @@ def measure(
         reason=reason,
         wall_s=round(app.wall_s, 2),
         job_s=round(result.get("job_s") or 0.0, 2),
-        executors_max=max([len(app.executors), *(int(p["running"]) for p in timeline)]),
+        executors_max=max([_most_at_once(app), *(int(p["running"]) for p in timeline)]),
         pending_max=max([0, *(int(p["pending"]) for p in timeline)]),
         executor_s=round(executor_s, 2),
         vcpu_s=round(vcpu_s, 2),
@@ -220,6 +219,20 @@ def measure(
     )
 
 
+def _most_at_once(app: AppLog) -> int:
+    """The most executors alive at the same time (dynamic allocation adds and removes them)."""
+    changes = sorted(
+        [(e.added_ms, 1) for e in app.executors.values()]
+        + [(e.removed_ms if e.removed_ms is not None else app.end_ms, -1) for e in app.executors.values()],
+        key=lambda change: (change[0], change[1]),  # a removal before an addition at the same ms
+    )
+    alive = most = 0
+    for _, step in changes:
+        alive += step
+        most = max(most, alive)
+    return most
+
+
 def _row(setting: Setting, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row.update(
@@ -236,12 +249,3 @@ def _row(setting: Setting, **values: Any) -> dict[str, Any]:
     row.update(values)
     return row
 
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
-    """Poll ``predicate`` until true or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
