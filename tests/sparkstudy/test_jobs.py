@@ -59,7 +59,7 @@ def test_embedded_counts_tricky_lines(tmp_path: Path, crlf: bool, final_newline:
 def test_embedded_gives_the_generators_answers_across_blocks(passwords_file):
     path, stats = passwords_file
     # small blocks: lines cut at block edges must be counted once
-    assert run_embedded("passwords", str(path), block_bytes=4096).counts == {"strong": stats.strong}
+    assert run_embedded("passwords", str(path), block_bytes=32_768).counts == {"strong": stats.strong}
     assert run_embedded("first_char", str(path), block_bytes=1000).counts == dict(
         sorted(stats.first_chars.items())
     )
