@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,12 @@ from sparkhu.storage.lake import Lake
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
 
-# Predicted vs measured seconds of tasks at two executors. Loose: the two executors share a
-# two-core machine with the drivers (and, here, with other work), which the replay cannot know.
-TOLERANCE = 0.5
+# Predicted vs measured seconds of tasks at two executors. The replay predicts the schedule
+# from the tasks' durations; on a shared two-core machine each task of the two-executor run may
+# also run slower (the cores are not really free), which no replay can know. So the measured
+# slowdown of a task (median duration, two executors over one) is applied to the prediction,
+# and the schedule must then come within TOLERANCE of the measured task time.
+TOLERANCE = 0.35
 
 GRID = {
     "prices": {"vcpu_hour": 0.04, "gb_hour": 0.005},
@@ -101,7 +105,10 @@ def test_the_advisor_predicts_the_two_executor_run(study):
     rows = {r["setting"]: r for r in study[0].rows}
     one, two = read_eventlog(rows["one"]["event_log"]), read_eventlog(rows["two"]["event_log"])
     predicted, measured = simulate(one, 2, 1), observed_busy(two)
-    assert abs(predicted - measured) <= TOLERANCE * measured, (predicted, measured)
+    slowdown = statistics.median(t.duration_ms for t in two.tasks) / statistics.median(
+        t.duration_ms for t in one.tasks
+    )
+    assert abs(predicted * slowdown - measured) <= TOLERANCE * measured, (predicted, slowdown, measured)
     # the replay of a run on its own executors comes close to what it measured
     assert simulate(one, 1, 1) == pytest.approx(observed_busy(one), rel=0.25)
     advice = advise(one, counts=[1, 2])
