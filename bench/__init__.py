@@ -75,4 +75,5 @@ BENCHES: dict[str, str] = {
     "retention": "bench.retention",
     "counts": "bench.exact_counts",
     "airflow": "bench.airflow_dags",
+    "spark_study": "bench.spark_study",
 }

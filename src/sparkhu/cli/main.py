@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from sparkhu.cli import airflow, data, models, platform, retention
+from sparkhu.cli import airflow, data, models, platform, retention, spark
 from sparkhu.cli.common import State
 from sparkhu.config import DEFAULT_TOML, Settings
 from sparkhu.errors import SparkhuError
@@ -30,6 +30,7 @@ app.add_typer(data.lake_app, name="lake")
 app.add_typer(data.pipeline_app, name="pipeline")
 app.add_typer(retention.retention_app, name="retention")
 app.add_typer(airflow.airflow_app, name="airflow")
+app.add_typer(spark.spark_app, name="spark")
 app.command("demo")(platform.demo)
 app.command("up")(platform.up)
 app.command("serve")(platform.serve)

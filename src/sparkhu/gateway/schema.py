@@ -34,6 +34,7 @@ from sparkhu.gateway.cost import QueryCost
 from sparkhu.gateway.errors import ErrorCodes
 from sparkhu.gateway.retention import RetentionMutation, RetentionQuery
 from sparkhu.gateway.services import DEFAULT_MAX_DEPTH
+from sparkhu.gateway.sparkstudy import SparkStudyQuery
 from sparkhu.gateway.types import (
     BlendAlpha,
     BlendedColumns,
@@ -258,7 +259,7 @@ def build_schema(
     # One rule class for every request, so that the validation cache can hit.
     depth_rule = create_validator(max_depth, should_ignore=None)
     return GatewaySchema(
-        query=merge_types("Query", (Query, RetentionQuery)),
+        query=merge_types("Query", (Query, RetentionQuery, SparkStudyQuery)),
         mutation=merge_types("Mutation", (Mutation, RetentionMutation)),
         subscription=Subscription,
         extensions=[

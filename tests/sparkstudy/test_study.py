@@ -1,0 +1,183 @@
+"""A study of four settings on a two-worker standalone cluster, and the advisor checked against it.
+
+One setting over-asks (2 cores per executor on workers of 1 core): it is reported as
+``will pend`` before it runs, with the reason naming the short resource and the workers; run
+anyway, it times out with the same diagnosis instead of hanging. The advisor replays the
+one-executor run on two executors; its prediction of the task time must come within
+``TOLERANCE`` of the two-executor run's measured task time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from sparkhu.sparkstudy import report
+from sparkhu.sparkstudy.advisor import advise, observed_busy, simulate
+from sparkhu.sparkstudy.eventlog import read_eventlog
+from sparkhu.sparkstudy.settings import Setting, grid_from_dict, placement
+from sparkhu.sparkstudy.study import Study, run_setting, run_study
+from sparkhu.sparkstudy.textgen import generate
+from sparkhu.storage.lake import Lake
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
+
+# Predicted vs measured seconds of tasks at two executors. The replay predicts the schedule
+# from the tasks' durations; on a shared two-core machine each task of the two-executor run may
+# also run slower (the cores are not really free), which no replay can know. So the measured
+# slowdown of a task (median duration, two executors over one) is applied to the prediction,
+# and the schedule must then come within TOLERANCE of the measured task time.
+TOLERANCE = 0.35
+
+GRID = {
+    "prices": {"vcpu_hour": 0.04, "gb_hour": 0.005},
+    "setting": [
+        {"name": "one", "executor_cores": 1, "executor_memory": "512m", "executor_instances": 1},
+        {"name": "two", "executor_cores": 1, "executor_memory": "512m", "executor_instances": 2},
+        {"name": "dyn", "executor_cores": 1, "executor_memory": "512m", "executor_instances": 2,
+         "dynamic_allocation": True},
+        {"name": "big", "executor_cores": 2, "executor_memory": "512m", "executor_instances": 1},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def study(cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Study, int]:
+    folder = tmp_path_factory.mktemp("study")
+    text = folder / "passwords.txt"
+    stats = generate(text, "1MB", seed=11)
+    result = run_study(
+        "passwords", grid_from_dict(GRID), str(text), master=cluster.uri, master_ui=cluster.ui,
+        workers=cluster.worker_states(), workdir=folder, form="udf", split_bytes=128 * 1024,
+        pend_timeout_s=240,
+    )  # fmt: skip
+    return result, stats.strong
+
+
+def test_every_setting_that_fits_runs_and_counts_right(study):
+    result, strong = study
+    rows = {r["setting"]: r for r in result.rows}
+    assert [r["setting"] for r in result.rows] == ["one", "two", "dyn", "big"]
+    for name in ("one", "two", "dyn"):
+        row = rows[name]
+        assert row["status"] == "ok", row
+        assert json.loads(row["counts"]) == {"strong": strong}
+        assert row["wall_s"] > row["job_s"] > 0
+        assert row["executor_s"] > 0 and row["vcpu_s"] >= row["executor_s"] and row["cost"] > 0
+        assert row["task_s"] > 0 and row["gc_s"] >= 0 and row["shuffle_write_mb"] >= 0
+        assert 0 < row["mem_max_mb"] and row["mem_avg_mb"] <= row["mem_max_mb"]
+        assert 0 <= row["cpu_avg_pct"] <= row["cpu_max_pct"]
+        assert row["time_x_cost"] == pytest.approx(row["wall_s"] * row["cost"], rel=1e-3)
+        assert result.timelines[name], name
+    assert rows["one"]["executors_max"] == 1 and rows["two"]["executors_max"] == 2
+    assert result.best() is not None and result.best()["status"] == "ok"
+
+
+def test_the_over_asking_setting_is_reported_before_it_runs(study, cluster):
+    rows = {r["setting"]: r for r in study[0].rows}
+    big = rows["big"]
+    assert big["status"] == "will pend" and big["wall_s"] is None
+    assert big["reason"].startswith("all 1 executor(s) will pend: each asks 2 cores and 512 MB")
+    for worker in cluster.worker_states():
+        assert f"{worker.id} has 1 core(s) (cores short)" in big["reason"]
+
+
+def test_a_run_that_never_gets_executors_times_out_with_the_diagnosis(
+    cluster, tmp_path: Path, passwords_file
+):
+    path, _ = passwords_file
+    big = Setting("big", executor_cores=2, executor_memory_mb=512, executor_instances=1)
+    row, timeline = run_setting(
+        big, "first_char", "vectorised", str(path), master=cluster.uri, master_ui=cluster.ui,
+        workdir=tmp_path, pend_timeout_s=5,
+    )  # fmt: skip
+    assert row["status"] == "timeout"
+    assert row["reason"].startswith("no executor started within 5 s: all 1 executor(s) will pend")
+    assert "cores short" in row["reason"]
+    assert all(point["running"] == 0 for point in timeline)
+
+
+def test_the_advisor_predicts_the_two_executor_run(study):
+    rows = {r["setting"]: r for r in study[0].rows}
+    one, two = read_eventlog(rows["one"]["event_log"]), read_eventlog(rows["two"]["event_log"])
+    predicted, measured = simulate(one, 2, 1), observed_busy(two)
+    slowdown = statistics.median(t.duration_ms for t in two.tasks) / statistics.median(
+        t.duration_ms for t in one.tasks
+    )
+    assert abs(predicted * slowdown - measured) <= TOLERANCE * measured, (predicted, slowdown, measured)
+    # the replay of a run on its own executors comes close to what it measured
+    assert simulate(one, 1, 1) == pytest.approx(observed_busy(one), rel=0.25)
+    advice = advise(one, counts=[1, 2])
+    assert advice.predicted_wall(1) == pytest.approx(advice.wall_s, rel=0.25)
+    assert advice.critical_path_s <= advice.predicted_wall(2)
+    assert 1 <= advice.ideal_executors
+
+
+def test_the_advice_fits_the_workers(study, cluster):
+    rows = {r["setting"]: r for r in study[0].rows}
+    workers = cluster.worker_states()
+    advice = advise(rows["two"]["event_log"], workers=workers)
+    assert advice.setting.executor_instances == 2 and advice.setting.executor_cores == 1
+    assert advice.pending.startswith("none")
+    assert placement(advice.recommended, workers).pending == 0
+    lines = "\n".join(advice.lines())
+    assert "ideal executor count" in lines and "predicted wall time" in lines
+
+
+def test_results_go_to_csv_plots_and_the_lake(study, tmp_path: Path):
+    result = study[0]
+    path = report.write_csv(result, tmp_path / "runs.csv")
+    with path.open() as f:
+        assert [r["setting"] for r in csv.DictReader(f)] == ["one", "two", "dyn", "big"]
+    for png in report.write_plots(result, tmp_path):
+        assert png.stat().st_size > 1000
+    lake = Lake(str(tmp_path / "lake"))
+    report.write_lake(result, lake)
+    report.write_lake(result, lake)  # again: replaces, no duplicates
+    [stored] = report.read_studies(lake)
+    assert stored["id"] == result.id and [r["setting"] for r in stored["runs"]] == [
+        "big",
+        "dyn",
+        "one",
+        "two",
+    ]
+    assert sum(len(t) for t in stored["timelines"].values()) == sum(len(t) for t in result.timelines.values())
+
+
+def test_cli_study_in_parallel_on_a_running_cluster(cluster, tmp_path: Path, passwords_file, capsys):
+    from sparkhu.cli.main import run
+    from sparkhu.config import Settings
+
+    path, stats = passwords_file
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        "[[setting]]\nname = 'a'\nexecutor_memory = '512m'\n"
+        "[[setting]]\nname = 'b'\nexecutor_memory = '512m'\n"
+        "[[setting]]\nname = 'huge'\nexecutor_memory = '4g'\n"
+    )
+    home = tmp_path / "home"
+    argv = ["--home", str(home), "spark", "study", "first_char", "--grid", str(grid), "--input", str(path),
+            "--form", "vectorised", "--master", cluster.uri, "--master-ui", cluster.ui, "--parallel",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    try:
+        run(argv)
+    except SystemExit as exit_info:
+        assert not exit_info.code
+    out = capsys.readouterr().out
+    assert (
+        "huge: all 1 executor(s) will pend: each asks 1 cores and 4096 MB" in out and "(memory short)" in out
+    )
+    [folder] = [p for p in (tmp_path / "out").iterdir() if (p / "runs.csv").exists()]
+    with (folder / "runs.csv").open() as f:
+        rows = {r["setting"]: r for r in csv.DictReader(f)}
+    assert rows["a"]["status"] == rows["b"]["status"] == "ok" and rows["huge"]["status"] == "will pend"
+    for name in ("a", "b"):
+        assert json.loads(rows[name]["counts"]) == dict(sorted(stats.first_chars.items()))
+    assert (folder / "time_cost.png").exists() and (folder / "executors.png").exists()
+    settings = Settings.load(toml_path=None, env={"SPARKHU_HOME": str(home)})
+    [stored] = report.read_studies(Lake(settings.storage.lake))
+    assert stored["id"] == folder.name and len(stored["runs"]) == 3
