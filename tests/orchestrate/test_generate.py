@@ -113,6 +113,29 @@ def test_training_dags_follow_the_policies(fresh_home, tmp_path: Path):
         _generate(home, tmp_path / "dags", builders=["train"])
 
 
+def test_a_retention_dag_exists_when_retention_has_policies(fresh_home, tmp_path: Path):
+    home = fresh_home("h")
+    retention = {
+        "schedule": "00:00",
+        "timezone": "Asia/Seoul",
+        "policies": [{"name": "raw-90", "target": "raw", "keep_days": 90, "action": "archive"}],
+    }
+    made = _generate(home, tmp_path / "dags", overrides={"retention": retention})
+    spec = made["sparkhu_retention"].spec
+    assert (spec.schedule, spec.timezone, spec.catchup) == ("0 0 * * *", "Asia/Seoul", False)
+    assert [t.argv for t in spec.tasks] == [("retention", "apply")]
+    text = made["sparkhu_retention"].path.read_text()
+    assert "CronTriggerTimetable('0 0 * * *', timezone='Asia/Seoul'" in text
+    ast.parse(text)
+    # a policy stored at run time (the REST API, the dashboard) is enough too
+    settings = Settings.load(toml_path=None, env={}, overrides={"home": str(home)})
+    assert "sparkhu_retention" not in _generate(home, tmp_path / "none")
+    with Runtime(settings) as runtime:
+        policy = {"name": "runs-30", "target": "runs", "keep_days": 30}
+        runtime.catalog.set_policy("retention", "runs-30", policy)
+    assert "sparkhu_retention" in _generate(home, tmp_path / "stored", builders=["retention"])
+
+
 def test_generated_files_import_airflow_only_and_old_ones_are_replaced(fresh_home, tmp_path: Path):
     out = tmp_path / "dags"
     out.mkdir()
@@ -173,7 +196,7 @@ def test_the_inprocess_task_runs_sparkhu_and_fails_with_it(fresh_home, tmp_path:
             {},
             "engine.uri: the spark-submit operator submits to a Spark master",
         ),
-        (["--job", "retention"], {}, "unknown Airflow DAG builder 'retention'; known: pipeline, train"),
+        (["--job", "nope"], {}, "unknown Airflow DAG builder 'nope'; known: pipeline, retention, train"),
         ([], {"SPARKHU_AIRFLOW__START_DATE": "01/02/2024"}, "airflow.start_date: expected a day YYYY-MM-DD"),
         ([], {"SPARKHU_AIRFLOW__TRAIN_SCHEDULE": "sometimes"}, "airflow.train_schedule: expected HH:MM"),
         (

@@ -68,6 +68,8 @@ class DagSpec:
     max_active_runs: int = 1
     """Days of one DAG run one after the other, as sparkhu's own scheduler runs them (a task's
     look-back reads the days before it)."""
+    timezone: str = "UTC"
+    """The time zone ``schedule`` is read in (an IANA name)."""
 
     def __post_init__(self) -> None:
         ids = [t.task_id for t in self.tasks]

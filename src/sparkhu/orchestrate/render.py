@@ -100,7 +100,7 @@ def render(spec: DagSpec, launch: Launch) -> str:
 with DAG(
     dag_id={spec.dag_id!r},
     description={spec.description!r},
-    schedule=CronTriggerTimetable({spec.schedule!r}, timezone="UTC", interval=timedelta(days=1)),
+    schedule=CronTriggerTimetable({spec.schedule!r}, timezone={spec.timezone!r}, interval=timedelta(days=1)),
     start_date=datetime({start.year}, {start.month}, {start.day}, tzinfo=timezone.utc),
     catchup={spec.catchup!r},
     max_active_runs={spec.max_active_runs!r},

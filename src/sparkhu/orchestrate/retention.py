@@ -1,0 +1,48 @@
+"""Retention as an Airflow DAG: one ``sparkhu retention apply`` a day, when retention has policies.
+
+The pass is the one ``sparkhu up`` schedules (finish an interrupted run, then plan and apply), so
+Airflow's retries are safe: an applied plan is not applied twice, an interrupted one is completed.
+Its schedule and time zone are ``[retention] schedule`` and ``timezone`` (the original ran at
+00:00 local time). Retention acts on the data as it is when it runs, not on a past day, so the
+DAG never catches up.
+
+>>> retention_task().argv
+('retention', 'apply')
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sparkhu.orchestrate.base import AirflowTask, BuildContext, DagSpec, cron_of, dag_id
+
+
+def retention_task() -> AirflowTask:
+    """The one task of the retention DAG."""
+    return AirflowTask("retention", ("retention", "apply"), doc="plan and apply the retention policies")
+
+
+def retention_dags(ctx: BuildContext) -> list[DagSpec]:
+    """The retention DAG, or none when no policy is configured (in sparkhu.toml or the catalog)."""
+    settings = ctx.settings
+    if not settings.retention.policies and not ctx.runtime.catalog.policies("retention"):
+        return []
+    start = settings.airflow.start_date
+    return [
+        DagSpec(
+            dag_id(settings.airflow.dag_prefix, "retention"),
+            cron_of(settings.retention.schedule),
+            date.fromisoformat(start) if start else date.today(),
+            (retention_task(),),
+            description="sparkhu retention: archive, downsample and delete by policy",
+            tags=("sparkhu", "retention"),
+            catchup=False,
+            retries=settings.pipeline.retries,
+            retry_delay_s=settings.airflow.retry_delay_s,
+            task_timeout_s=settings.airflow.task_timeout_s,
+            run_timeout_s=settings.airflow.run_timeout_s,
+            deadline_s=settings.airflow.deadline_s,
+            deadline_callback=settings.airflow.deadline_callback,
+            timezone=settings.retention.timezone,
+        )
+    ]
