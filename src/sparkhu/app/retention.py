@@ -45,7 +45,7 @@ def retention_context(runtime: Runtime, *, registry: bool | None = None) -> Rete
 
 def add_retention_scheduler(platform: Platform, runtime: Runtime, *, check_every_s: float = 60.0) -> None:
     """Run a retention pass at each firing of ``[retention] schedule``."""
-    from sparkhu.retention.apply import run
+    from sparkhu.retention.apply import RetentionBusy, run
 
     settings = runtime.settings.retention
     try:
@@ -53,7 +53,7 @@ def add_retention_scheduler(platform: Platform, runtime: Runtime, *, check_every
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"[retention] timezone: unknown time zone {settings.timezone!r}") from exc
     trigger = schedule_trigger(settings.schedule, zone)
-    counts = {"passes": 0, "rows": 0, "bytes": 0, "failed": 0}
+    counts = {"passes": 0, "rows": 0, "bytes": 0, "failed": 0, "skipped": 0}
 
     def once() -> None:
         try:
@@ -61,6 +61,9 @@ def add_retention_scheduler(platform: Platform, runtime: Runtime, *, check_every
                 counts["rows"] += result.rows
                 counts["bytes"] += result.bytes
             counts["passes"] += 1
+        except RetentionBusy as exc:  # a CLI `apply` (or another host) is at it: the next tick retries
+            counts["skipped"] += 1
+            log.warning("retention pass skipped: %s", exc)
         except SparkhuError as exc:
             counts["failed"] += 1
             log.error("retention pass failed: %s", exc)

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import pyarrow.fs as pafs
 
-from sparkhu.errors import NotFoundError
+from sparkhu.errors import NotFoundError, SparkhuError
 from sparkhu.retention import archive, downsample, guards
 from sparkhu.retention.context import RetentionContext
 from sparkhu.retention.plan import TRASH, Item, Plan, load_plan, make_plan
@@ -35,6 +38,9 @@ log = logging.getLogger(__name__)
 
 RUN_OWNER = "retention.run"
 OPEN_KEY = "open"
+
+PASS_LEASE = "retention.pass"
+"""The catalog lease one retention pass per home holds (scheduler, CLI, gateway alike)."""
 
 Fault = Callable[[str], None]
 """Called at each step (``"archive-data"``, ``"archived"``, ``"rewritten"``, ``"moved"``, ``"item"``);
@@ -57,13 +63,69 @@ class ApplyResult:
     seconds: float = 0.0
 
 
+class RetentionBusy(SparkhuError):
+    """Another retention pass holds this home's pass lease."""
+
+
+@contextmanager
+def exclusive(ctx: RetentionContext, actor: str) -> Iterator[None]:
+    """Hold the home's retention pass lease (a catalog row: works across processes and hosts, on
+    SQLite and PostgreSQL) while the block runs; :class:`RetentionBusy` naming the holder if another
+    pass has it. Re-entrant per context; a heartbeat thread renews it, and a holder that died lets
+    it lapse after ``ctx.lease_ttl_s``."""
+    if ctx.leases:
+        ctx.leases += 1
+        try:
+            yield
+        finally:
+            ctx.leases -= 1
+        return
+    holder = f"{actor}/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+    info = {"actor": actor, "pid": os.getpid(), "host": socket.gethostname()}
+    expires, current = ctx.catalog.acquire_lease(PASS_LEASE, holder, ctx.lease_ttl_s, info)
+    if expires is None:
+        raise RetentionBusy(
+            f"a retention pass is already running on this home ({current.get('actor')}, pid "
+            f"{current.get('pid')} on {current.get('host')}, since "
+            f"{from_us(int(current['since'])).isoformat(timespec='seconds')}, lease until "
+            f"{from_us(int(current['expires'])).isoformat(timespec='seconds')}); try again when it ends"
+        )
+    held = {"expires": expires}
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(ctx.lease_ttl_s / 3):
+            try:
+                renewed = ctx.catalog.renew_lease(PASS_LEASE, held["expires"], ctx.lease_ttl_s)
+            except SparkhuError as exc:  # a catalog hiccup: try again at the next beat
+                log.warning("retention pass lease not renewed: %s", exc)
+                continue
+            if renewed is None:
+                log.error("retention pass lease %s lost (expired without heartbeat)", holder)
+                return
+            held["expires"] = renewed
+
+    thread = threading.Thread(target=beat, name="retention-lease", daemon=True)
+    thread.start()
+    ctx.leases = 1
+    try:
+        yield
+    finally:
+        ctx.leases = 0
+        stop.set()
+        thread.join()
+        ctx.catalog.release_lease(PASS_LEASE, held["expires"])
+
+
 def run(ctx: RetentionContext, *, actor: str = "retention", fault: Fault | None = None) -> list[ApplyResult]:
-    """One retention pass: finish any interrupted run, then plan and apply a new one."""
-    results = [
-        apply_plan(ctx, load_plan(ctx, plan_id), actor=actor, fault=fault) for plan_id in open_runs(ctx)
-    ]
-    results.append(apply_plan(ctx, make_plan(ctx), actor=actor, fault=fault))
-    return results
+    """One retention pass: finish any interrupted run, then plan and apply a new one (holding the
+    home's pass lease: :class:`RetentionBusy` if another pass runs)."""
+    with exclusive(ctx, actor):
+        results = [
+            apply_plan(ctx, load_plan(ctx, plan_id), actor=actor, fault=fault) for plan_id in open_runs(ctx)
+        ]
+        results.append(apply_plan(ctx, make_plan(ctx), actor=actor, fault=fault))
+        return results
 
 
 def open_runs(ctx: RetentionContext) -> list[str]:
@@ -79,7 +141,19 @@ def apply_plan(
     fault: Fault | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ApplyResult:
-    """Execute ``plan``'s items in order (resuming its run when it was interrupted)."""
+    """Execute ``plan``'s items in order (resuming its run when it was interrupted), holding the
+    home's pass lease (:class:`RetentionBusy` if another pass runs)."""
+    with exclusive(ctx, actor):
+        return _apply_plan(ctx, plan, actor, fault, progress)
+
+
+def _apply_plan(
+    ctx: RetentionContext,
+    plan: Plan,
+    actor: str,
+    fault: Fault | None,
+    progress: Callable[[int, int], None] | None,
+) -> ApplyResult:
     began = time.perf_counter()
     fault = fault or (lambda _: None)
     archive.recover(ctx)
