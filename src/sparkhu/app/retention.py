@@ -35,6 +35,7 @@ def retention_context(runtime: Runtime, *, registry: bool | None = None) -> Rete
         archive=settings.retention.archive or str(Path(settings.home) / "archive"),
         predictions=runtime.predictions,
         bus=lambda: runtime.bus,
+        reports=str(Path(settings.home) / "reports"),
     )
     if registry is None:
         registry = any(p.target == "registry" for p in policies(ctx))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -351,10 +352,32 @@ class _Executor:
                 0,
                 0,
             )
+        if item.mode == "report":
+            return self.report_item(item)
         if item.target == "registry":
             self.ctx.registry.delete_version(item.name, item.detail["version"])
             return 1, 0, 0
         return f"unknown item mode {item.mode!r}"
+
+    def report_item(self, item: Item) -> tuple[int, int, int] | str:
+        """Archive (a copy of every file under ``<archive>/reports/``) then delete one day folder."""
+        assert self.ctx.reports is not None and item.key is not None
+        folder = os.path.join(self.ctx.reports, item.name, item.key)
+        if not os.path.isdir(folder):
+            return "already removed"
+        files = [os.path.join(w, n) for w, _, names in os.walk(folder) for n in names]
+        size = sum(os.path.getsize(f) for f in files)
+        if item.action == "archive":
+            root = archive.ArchiveRoot.open(self.ctx.archive)
+            for path in files:
+                rel = os.path.relpath(path, self.ctx.reports).replace(os.sep, "/")
+                target = root.path(f"reports/{rel}")
+                root.fs.create_dir(os.path.dirname(target), recursive=True)
+                with open(path, "rb") as src, root.fs.open_output_stream(target) as dst:
+                    dst.write(src.read())
+            self.fault("archived")
+        shutil.rmtree(folder)
+        return 0, size, 0
 
     def lake_item(self, item: Item) -> tuple[int, int, int] | str:
         ctx, lake = self.ctx, self.ctx.lake
