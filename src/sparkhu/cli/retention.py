@@ -103,6 +103,8 @@ def _print_plan(plan: Any) -> None:
         what = "/".join(x for x in (i.target, i.name, i.key) if x)
         if i.action == "downsample":
             what += f" → {i.detail['every_s']}s ({len(i.detail['days'])} day(s))"
+        if i.mode == "topic-config":
+            what += " " + ", ".join(f"{k} {i.detail['was'][k]} → {v}" for k, v in i.detail["set"].items())
         table.add_row(i.id, i.policy, what, i.action, i.mode, str(i.rows), _size(i.bytes))
     console.print(table)
     console.print(

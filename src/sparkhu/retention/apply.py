@@ -335,6 +335,9 @@ class _Executor:
             return item.rows, item.bytes, 0
         if guards.held(self.holds, item.target, item.name)[0]:
             return "legal hold placed after planning"
+        if item.mode == "topic-config":
+            self.ctx.get_bus().set_topic_configs(item.name, item.detail["set"])
+            return 0, 0, 0
         if item.target == "bus":
             assert item.cutoff_us is not None
             return self.ctx.get_bus().delete_before(item.name, item.cutoff_us // 1000, consumed=True), 0, 0

@@ -428,10 +428,13 @@ class _Planner:
 
     # ------------------------------------------------------------------ bus, predictions, runs, registry
     def bus(self, policy: Policy) -> None:
+        bus = self.ctx.get_bus()
+        if bus is not None and hasattr(bus, "set_topic_configs"):
+            self.kafka_topics(policy, bus)
+            return
         if not has_age(policy):
             return
-        bus = self.ctx.get_bus()
-        if bus is None or not hasattr(bus, "topics"):
+        if bus is None or not hasattr(bus, "delete_before"):
             self.protect(
                 policy.name, "bus", "this bus keeps messages by its own retention (Kafka: retention.ms)"
             )
@@ -453,6 +456,35 @@ class _Planner:
                     mode="rows",
                     cutoff_us=cut,
                     rows=rows,
+                )
+
+    def kafka_topics(self, policy: Policy, bus: Any) -> None:
+        """Kafka removes old records itself: plan the topic configs that make it keep what the policy
+        keeps (``retention.ms`` = the kept age, floor included; ``retention.bytes`` = the quota split
+        over the topic's partitions, as Kafka counts it per partition), where they differ."""
+        if not has_age(policy) and policy.max_bytes is None:
+            return
+        counts = {t: n for t, n in bus.topics().items() if fnmatch.fnmatchcase(t, policy.match)}
+        current = bus.topic_configs(list(counts), ["retention.ms", "retention.bytes"]) if counts else {}
+        for topic, partitions in counts.items():
+            if held(self.holds, "bus", topic)[0]:
+                self.protect(policy.name, f"bus/{topic}", "legal hold (topic configs left as they are)")
+                continue
+            wanted: dict[str, str] = {}
+            if has_age(policy):
+                wanted["retention.ms"] = str(max(1, (self.now - self._cut(policy, "bus")) // 1000))
+            if policy.max_bytes is not None:
+                wanted["retention.bytes"] = str(max(1, policy.max_bytes // max(1, partitions)))
+            was = current.get(topic, {})
+            change = {k: v for k, v in wanted.items() if was.get(k) != v}
+            if change:
+                self.add(
+                    policy=policy.name,
+                    target="bus",
+                    name=topic,
+                    action="configure",
+                    mode="topic-config",
+                    detail={"set": change, "was": {k: was.get(k) for k in change}, "partitions": partitions},
                 )
 
     def predictions(self, policy: Policy) -> None:
