@@ -11,7 +11,9 @@ Zones: ``raw`` (as ingested), ``validated``, ``clean``, ``features``, ``analysis
 
 Writes are atomic (a temporary ``.tmp`` file renamed into place), so a reader never sees half
 a file and a crash leaves only ``.tmp`` files, which readers ignore (as they ignore names
-starting with ``.`` or ``_``). File names sort by write order. Appending the same points twice
+starting with ``.`` or ``_``). File names sort by write order and carry the file's row count
+(``part-<time_ns>-<uuid8>-n<rows>.parquet``, see :func:`~sparkhu.storage._parquet.name_rows`), so
+counting rows opens no file. Appending the same points twice
 is harmless: reads de-duplicate on (series_id, ts) keeping the value of the latest file, and
 :meth:`Lake.compact` rewrites a partition as one sorted file with the duplicates gone.
 """
