@@ -12,6 +12,7 @@ crash at any point leaves a state the next run completes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 RUN_OWNER = "retention.run"
 OPEN_KEY = "open"
+
+ROWS = "_rows"
+"""Folder of a run's trash holding the rows it deleted from the catalog (predictions, runs)."""
 
 PASS_LEASE = "retention.pass"
 """The catalog lease one retention pass per home holds (scheduler, CLI, gateway alike)."""
@@ -257,7 +261,8 @@ def _apply_plan(
 
 
 def undo(ctx: RetentionContext, run_id: str, *, actor: str = "retention") -> int:
-    """Move the lake files a run deleted back from the trash; returns how many.
+    """Move the lake files a run deleted back from the trash, and insert the prediction and run
+    rows it deleted again (a key written since keeps its newer row); returns how many files.
 
     NotFoundError when the run left nothing in the trash (unknown, purged, or already undone).
     """
@@ -271,14 +276,33 @@ def undo(ctx: RetentionContext, run_id: str, *, actor: str = "retention") -> int
     ]
     if not files:
         raise NotFoundError(f"retention run {run_id!r} has nothing in the trash (unknown, purged or undone)")
+    rows = 0
     for info in files:
-        lake.move(info.path, f"{lake.base}/{info.path[len(root) + 1 :]}")
+        rel = info.path[len(root) + 1 :]
+        if rel.startswith(f"{ROWS}/"):
+            if info.path.endswith(".json"):
+                rows += _put_back(ctx, info.path)
+            fs.delete_file(info.path)
+        else:
+            lake.move(info.path, f"{lake.base}/{rel}")
     try:
         fs.delete_dir(root)
     except FileNotFoundError:
         pass
-    ctx.catalog.audit(actor, "undo", f"run/{run_id}", {"files": len(files)})
+    ctx.catalog.audit(actor, "undo", f"run/{run_id}", {"files": len(files), "rows": rows})
     return len(files)
+
+
+def _put_back(ctx: RetentionContext, path: str) -> int:
+    """Insert the rows of one ``_rows`` trash file again; how many went back."""
+    with ctx.lake.filesystem.open_input_stream(path) as src:
+        doc = json.loads(src.read())
+    target, rows = doc["target"], doc["rows"]
+    if target == "runs":
+        return int(ctx.catalog.put_back_runs(rows))
+    if ctx.predictions is None:
+        raise NotFoundError(f"cannot put back {target} rows of {path}: no prediction store")
+    return int(ctx.predictions.put_back(target.split(".", 1)[1], rows))
 
 
 def trash_runs(ctx: RetentionContext) -> list[dict[str, Any]]:
@@ -344,23 +368,44 @@ class _Executor:
         if item.target.startswith("predictions."):
             assert item.cutoff_us is not None
             rows = self.ctx.predictions.delete_before(
-                from_us(item.cutoff_us), item.detail.get("series"), tables=[item.name]
+                from_us(item.cutoff_us),
+                item.detail.get("series"),
+                tables=[item.name],
+                keep=lambda table, found: self.keep_rows(item, f"predictions.{table}", found),
             )
             return rows, 0, 0
         if item.target == "runs":
             assert item.cutoff_us is not None
             kind = None if item.name == "*" else item.name
-            return (
-                self.ctx.catalog.delete_runs(from_us(item.cutoff_us), kind=kind, keep_kinds=("pipeline",)),
-                0,
-                0,
+            rows = self.ctx.catalog.delete_runs(
+                from_us(item.cutoff_us),
+                kind=kind,
+                keep_kinds=("pipeline",),
+                keep=lambda found: self.keep_rows(item, "runs", found),
             )
+            return rows, 0, 0
         if item.mode == "report":
             return self.report_item(item)
         if item.target == "registry":
             self.ctx.registry.delete_version(item.name, item.detail["version"])
             return 1, 0, 0
         return f"unknown item mode {item.mode!r}"
+
+    def keep_rows(self, item: Item, target: str, rows: list[dict[str, Any]]) -> None:
+        """Soft delete of rows: write them to ``<trash>/<run>/_rows/<target>-<item>.json`` before
+        the caller's transaction deletes them (a crash in between leaves the rows where they were;
+        the resumed item writes the file again); :func:`undo` inserts them back, the trash purge
+        after ``soft_delete_days`` removes the file."""
+        if not rows:
+            return
+        fs = self.ctx.lake.filesystem
+        folder = f"{self.ctx.lake.base}/{TRASH}/{self.run_id}/{ROWS}"
+        fs.create_dir(folder, recursive=True)
+        body = json.dumps({"target": target, "rows": rows}, allow_nan=True).encode()
+        path = f"{folder}/{target}-{item.id}.json"
+        with fs.open_output_stream(f"{path}.tmp") as out:
+            out.write(body)
+        fs.move(f"{path}.tmp", path)
 
     def report_item(self, item: Item) -> tuple[int, int, int] | str:
         """Archive (a copy of every file under ``<archive>/reports/``) then delete one day folder."""

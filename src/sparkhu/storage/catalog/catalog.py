@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -487,10 +487,12 @@ class Catalog:
         kind: str | None = None,
         keep_kinds: Sequence[str] = (),
         dry_run: bool = False,
+        keep: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> int:
         """Delete finished run records (any status but ``running``) started before ``before``, of
         ``kind`` (a glob such as ``pipeline*``) when given, never of ``keep_kinds``; returns how many
-        (would be, with ``dry_run``)."""
+        (would be, with ``dry_run``). ``keep`` is given the rows (as stored) before they are deleted,
+        in the same transaction: if it raises, nothing is deleted (retention's soft delete)."""
         r = schema.runs
         cond = [r.c.started_at < to_us(before), r.c.status != "running"]
         if keep_kinds:
@@ -502,7 +504,19 @@ class Catalog:
         with write_tx(self._engine, "deleting old run records") as conn:
             if dry_run:
                 return int(conn.execute(sa.select(sa.func.count()).select_from(r).where(*cond)).scalar_one())
+            if keep is not None:
+                keep([dict(row._mapping) for row in conn.execute(sa.select(r).where(*cond))])
             return conn.execute(sa.delete(r).where(*cond)).rowcount
+
+    def put_back_runs(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert run rows (as :meth:`delete_runs` gave them to ``keep``) again; a run id present by
+        now is left as it is. Returns how many were inserted."""
+        r = schema.runs
+        if not rows:
+            return 0
+        stmt = dialect_insert(self._engine, r).on_conflict_do_nothing(index_elements=["run_id"])
+        with write_tx(self._engine, "putting back run records") as conn:
+            return conn.execute(stmt, [dict(row) for row in rows]).rowcount
 
     # ------------------------------------------------------------------ models
     def register_model(
