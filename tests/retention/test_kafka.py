@@ -13,6 +13,7 @@ from sparkhu.retention.apply import apply_plan
 from sparkhu.retention.context import RetentionContext
 from sparkhu.retention.plan import make_plan
 from sparkhu.retention.policies import set_hold, set_policy
+from sparkhu.retention.storage import usage
 from sparkhu.stream import open_bus
 from sparkhu.stream.kafka import KafkaBus
 from sparkhu.stream.tansu import TansuBroker
@@ -64,5 +65,7 @@ def test_a_bus_policy_sets_retention_ms_and_bytes_on_kafka_topics(
     assert after[held] == before[held] and after[other] == before[other]
     audit = [a for a in ctx.catalog.audit_log(limit=20) if a["target"] == f"bus/{metered}"]
     assert audit and audit[0]["action"] == "configure", json.dumps(audit, default=str)
+    shown = {u["name"]: u for u in usage(ctx) if u["target"] == "bus"}
+    assert shown[metered]["partitions"] == 2 and shown[metered]["rows"] is None  # the broker's
     # in force: the next plan has nothing to change
     assert not [i for i in make_plan(ctx).items if i.target == "bus"]

@@ -11,6 +11,7 @@ from sparkhu.retention.apply import apply_plan
 from sparkhu.retention.context import RetentionContext
 from sparkhu.retention.plan import make_plan
 from sparkhu.retention.policies import parse_policy, set_hold, set_policy
+from sparkhu.retention.storage import usage
 
 # folders as the report writer names them (a day, or a chain interval first_last)
 OLD = ["2024-02-01", "2024-02-20_2024-02-26"]
@@ -46,6 +47,8 @@ def test_old_report_days_are_planned_deleted_and_audited(ctx: RetentionContext, 
     assert result.bytes == sum(sizes) and len(result.done) == len(plan.items)
     assert days(reports, "meters") == sorted([*RECENT, "not-a-day"])
     assert days(reports, "other") == sorted([*OLD, *RECENT, "not-a-day"])  # match: only meters
+    shown = {u["name"]: u for u in usage(ctx) if u["target"] == "reports"}
+    assert shown["meters"]["partitions"] == len(RECENT) + 1 and shown["meters"]["bytes"] > 0
     audited = {(a["action"], a["target"]) for a in ctx.catalog.audit_log(limit=50)}
     assert all(("delete", f"reports/meters/{d}") in audited for d in OLD), audited
 
