@@ -10,8 +10,9 @@ rewrite of the same data, and planning alone over 10,000 partitions.
   (whole partitions dropped, the boundary one trimmed) against the plain alternative, rewriting the
   rows to keep with ``COPY (SELECT ... WHERE ts >= cut) TO ... (PARTITION_BY (date))``; interleaved,
   each run on a fresh hard-linked copy of the lake.
-* **planning**: a dry-run plan over 10,000 hourly partitions, cold (footers read) and warm (counts
-  remembered), target ≤ 1 s.
+* **planning**: a dry-run plan over 10,000 hourly partitions, cold (a new lake object: row counts
+  from the file names the lake wrote, no footer read) and warm (counts remembered), target ≤ 1 s;
+  the process's CPU time is reported beside the wall clock (the bench machine is shared).
 """
 
 from __future__ import annotations
@@ -220,7 +221,8 @@ def _planning(partitions: int = 10_000) -> list[Result]:
                 / f"year={moment:%Y}/month={moment:%m}/day={moment:%d}/hour={moment:%H}"
             )
             folder.mkdir(parents=True)
-            os.link(first, folder / f"part-{h:020d}-00000000.parquet")
+            # named as the lake names them: the row count is in the name
+            os.link(first, folder / f"part-{h:020d}-00000000-n60.parquet")
         with Catalog(f"sqlite:///{root}/catalog.db") as catalog:
             catalog.record_runs(
                 [
@@ -245,12 +247,12 @@ def _planning(partitions: int = 10_000) -> list[Result]:
         warm, warm_cpu = time.perf_counter() - t0, time.process_time() - c0
         ctx.catalog.close()
     detail = f"{partitions:,} hourly partitions, {len(plan.items):,} planned; load {os.getloadavg()[0]:.1f}"
-    cold_detail = f"{detail}; CPU of this process {cold_cpu:.2f} s (DuckDB's threads included)"
+    cold_detail = f"{detail}; CPU of this process {cold_cpu:.2f} s"
     warm_detail = f"{detail}; CPU of this process {warm_cpu:.2f} s"
     return [
         Result(
             "retention",
-            "plan 10,000 partitions (cold: footers read)",
+            "plan 10,000 partitions (cold: counts from file names)",
             cold,
             "s",
             "<= 1",

@@ -211,10 +211,10 @@ def schedule_trigger(schedule: str, timezone: tzinfo = UTC) -> CronTrigger:
 
 RetentionTarget = Literal[
     "raw", "validated", "clean", "features", "analysis", "quarantine",
-    "bus", "predictions.raw", "predictions.blended", "registry", "runs", "archive",
+    "bus", "predictions.raw", "predictions.blended", "registry", "runs", "reports", "archive",
 ]  # fmt: skip
 """What a retention policy governs: a lake zone, the bus, the prediction store, the registry, run
-history, or the archive (disposal)."""
+history, the pipeline's report folders, or the archive (disposal)."""
 RETENTION_TARGETS: tuple[str, ...] = get_args(RetentionTarget)
 
 

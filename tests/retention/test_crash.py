@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ WORKER = textwrap.dedent(
 
     ctx = RetentionContext(Lake(home / "lake"), Catalog(f"sqlite:///{home}/catalog.db"),
                            RetentionSettings(floor_days=1, training_days=7), str(home / "archive"),
-                           clock=lambda: now)
+                           clock=lambda: now, lease_ttl_s=1.0)
     run(ctx, fault=fault)
     """
 )
@@ -155,6 +156,7 @@ def test_kill_9_then_rerun_reaches_the_same_end_state(
     kill_at = random.Random(20240301 + draw).randint(1, steps)
     shutil.copytree(template, tmp_path, dirs_exist_ok=True)
     assert worker(tmp_path, kill_at) == -signal.SIGKILL
+    time.sleep(1.1)  # the killed pass's lease lapses (it refuses a second pass until then)
     assert worker(tmp_path, 0) == 0  # resumes the interrupted run, then plans anew
     got = state(tmp_path)
     assert got["archive_files"] == got["manifest_files"]  # no archive without its manifest

@@ -45,3 +45,27 @@ def test_the_scheduler_runs_as_a_service_and_stops_with_the_platform(tmp_path: P
 def test_bad_retention_settings_name_the_key(tmp_path: Path, key: str, value: str, named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         Settings.load(toml_path=None, env={}, overrides={"home": str(tmp_path), key: value})
+
+
+def test_a_scheduled_pass_skips_and_logs_while_another_pass_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sparkhu.app.retention import scheduled_pass
+    from sparkhu.retention.apply import PASS_LEASE
+
+    settings = Settings.load(toml_path=None, env={}, overrides={"home": str(tmp_path)})
+    counts = {"passes": 0, "rows": 0, "bytes": 0, "failed": 0, "skipped": 0}
+    with Runtime(settings) as runtime:
+        info = {"actor": "cli", "pid": 77, "host": "h"}
+        taken, _ = runtime.catalog.acquire_lease(PASS_LEASE, "cli-holder", 60, info)
+        assert taken is not None
+        with caplog.at_level("WARNING", logger="sparkhu.app.retention"):
+            scheduled_pass(runtime, counts)
+        assert counts["skipped"] == 1 and counts["passes"] == 0
+        assert (
+            "retention pass skipped: a retention pass is already running on this home (cli, pid 77"
+            in caplog.text
+        )
+        runtime.catalog.release_lease(PASS_LEASE, taken)
+        scheduled_pass(runtime, counts)
+        assert counts["passes"] == 1 and counts["skipped"] == 1

@@ -11,7 +11,7 @@ import pytest
 from tests.retention.conftest import DATASET, NOW, mark_processed, minutely
 
 from sparkhu.retention import archive
-from sparkhu.retention.apply import apply_plan
+from sparkhu.retention.apply import apply_plan, trash_runs, undo
 from sparkhu.retention.plan import make_plan
 from sparkhu.retention.policies import set_hold, set_policy
 from sparkhu.storage.catalog import RunRecord
@@ -87,6 +87,40 @@ def test_run_history_keeps_the_pipelines_records(ctx):
     apply_plan(ctx, make_plan(ctx))
     left = {(r.kind, r.status) for r in ctx.catalog.runs(limit=100)}
     assert left == {("train", "running"), ("pipeline", "success")}
+
+
+def test_prediction_and_run_deletions_can_be_undone_within_the_window(ctx):
+    store = PredictionStore(ctx.catalog.engine)
+    store.write(forecasts("a/b/c", NOW - timedelta(days=10), 24 * 8))
+    ctx.predictions = store
+    old = NOW - timedelta(days=40)
+    ctx.catalog.record_runs(
+        [
+            RunRecord(f"t{i}", "train", "ses", "success", old, finished_at=old, params={"i": i})
+            for i in range(3)
+        ]
+    )
+    raw_before, blended_before = store.raw("a/b/c"), store.blended("a/b/c")
+    runs_before = sorted((r.run_id, r.params["i"], r.started_at) for r in ctx.catalog.runs(limit=100))
+    for body in (
+        {"name": "raw", "target": "predictions.raw", "keep_days": 5},
+        {"name": "blended", "target": "predictions.blended", "keep_days": 5},
+        {"name": "runs", "target": "runs", "keep_days": 30},
+    ):
+        set_policy(ctx, body)
+    result = apply_plan(ctx, make_plan(ctx))
+    assert store.raw("a/b/c").num_rows < raw_before.num_rows and not ctx.catalog.runs(limit=100)
+    assert [t["run"] for t in trash_runs(ctx)] == [result.run_id]
+    undo(ctx, result.run_id)
+    assert store.raw("a/b/c").equals(raw_before) and store.blended("a/b/c").equals(blended_before)
+    runs_after = sorted((r.run_id, r.params["i"], r.started_at) for r in ctx.catalog.runs(limit=100))
+    assert runs_after == runs_before
+    assert trash_runs(ctx) == []
+    # past the soft-delete window the trash is purged and undo has nothing left
+    result = apply_plan(ctx, make_plan(ctx))
+    ctx.clock = lambda: to_us(NOW + timedelta(days=ctx.settings.soft_delete_days + 1))
+    purge = [i for i in make_plan(ctx).items if i.mode == "purge"]
+    assert [i.name for i in purge] == [result.run_id]
 
 
 def test_disposal_deletes_old_archives_with_their_manifests(ctx):

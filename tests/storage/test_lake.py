@@ -70,7 +70,7 @@ def test_round_trip_both_layouts(tmp_path: Path, layout: str, key_re: str, n_par
     table = sample()
     written = lake.write("raw", "meters", table)
     assert len(written) == n_parts
-    assert all(re.fullmatch(r"part-\d{20}-[0-9a-f]{8}\.parquet", os.path.basename(p)) for p in written)
+    assert all(re.fullmatch(r"part-\d{20}-[0-9a-f]{8}-n\d+\.parquet", os.path.basename(p)) for p in written)
     got = lake.read("raw", "meters")
     assert got.schema.equals(POINT_SCHEMA)
     assert as_rows(got) == sorted_rows(table)  # ordered by (series_id, ts)
@@ -440,3 +440,23 @@ def test_partitions_know_their_first_instant(tmp_path: Path, layout: str) -> Non
 def test_partition_start_of_a_key_of_no_layout_is_refused() -> None:
     with pytest.raises(ValueError, match="partition key 'date=2024-13-01'"):
         _ = PartitionInfo("raw", "meters", "date=2024-13-01", 1, 1, 1).start
+
+
+def test_row_counts_are_recorded_in_file_names_at_write_time(tmp_path: Path) -> None:
+    """Counting rows (retention planning) reads no footer of a file the lake wrote: its count is in
+    its name, also after compaction; a foreign file's count still comes from its footer."""
+    lake = Lake(str(tmp_path / "lake"))
+    table = sample(days=2)
+    written = lake.write("raw", "meters", table)
+    lake.write("raw", "meters", table.slice(0, 5))
+    lake.compact("raw", "meters")
+    files = lake.files("raw", "meters")
+    expected = [pq.read_metadata(p).num_rows for p in files]
+    assert sum(expected) == table.num_rows and all(p.endswith("-c.parquet") for p in files)
+    foreign = put_garbage(tmp_path / "x.parquet")
+    pq.write_table(table.slice(0, 7), foreign)
+    for path in files:  # a footer read would now fail: the count must come from the name
+        Path(path).write_bytes(b"not parquet")
+    fresh = Lake(str(tmp_path / "lake"))
+    assert fresh.file_rows([*files, str(foreign)]) == [*expected, 7]
+    assert written and all(re.search(r"-n\d+\.parquet$", p) for p in written)

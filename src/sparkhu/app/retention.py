@@ -35,6 +35,7 @@ def retention_context(runtime: Runtime, *, registry: bool | None = None) -> Rete
         archive=settings.retention.archive or str(Path(settings.home) / "archive"),
         predictions=runtime.predictions,
         bus=lambda: runtime.bus,
+        reports=str(Path(settings.home) / "reports"),
     )
     if registry is None:
         registry = any(p.target == "registry" for p in policies(ctx))
@@ -43,27 +44,36 @@ def retention_context(runtime: Runtime, *, registry: bool | None = None) -> Rete
     return ctx
 
 
+def scheduled_pass(runtime: Runtime, counts: dict[str, int]) -> None:
+    """One pass of the scheduler, counted in ``counts``: skipped (and logged) while another pass
+    holds the home's lease, logged when it fails; never raises a SparkhuError."""
+    from sparkhu.retention.apply import RetentionBusy, run
+
+    try:
+        for result in run(retention_context(runtime), actor="scheduler"):
+            counts["rows"] += result.rows
+            counts["bytes"] += result.bytes
+        counts["passes"] += 1
+    except RetentionBusy as exc:  # a CLI `apply` (or another host) is at it: the next firing retries
+        counts["skipped"] += 1
+        log.warning("retention pass skipped: %s", exc)
+    except SparkhuError as exc:
+        counts["failed"] += 1
+        log.error("retention pass failed: %s", exc)
+
+
 def add_retention_scheduler(platform: Platform, runtime: Runtime, *, check_every_s: float = 60.0) -> None:
     """Run a retention pass at each firing of ``[retention] schedule``."""
-    from sparkhu.retention.apply import run
-
     settings = runtime.settings.retention
     try:
         zone = ZoneInfo(settings.timezone)
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"[retention] timezone: unknown time zone {settings.timezone!r}") from exc
     trigger = schedule_trigger(settings.schedule, zone)
-    counts = {"passes": 0, "rows": 0, "bytes": 0, "failed": 0}
+    counts = {"passes": 0, "rows": 0, "bytes": 0, "failed": 0, "skipped": 0}
 
     def once() -> None:
-        try:
-            for result in run(retention_context(runtime), actor="scheduler"):
-                counts["rows"] += result.rows
-                counts["bytes"] += result.bytes
-            counts["passes"] += 1
-        except SparkhuError as exc:
-            counts["failed"] += 1
-            log.error("retention pass failed: %s", exc)
+        scheduled_pass(runtime, counts)
 
     def loop(stop: threading.Event) -> None:
         while not stop.is_set():

@@ -103,6 +103,8 @@ def _print_plan(plan: Any) -> None:
         what = "/".join(x for x in (i.target, i.name, i.key) if x)
         if i.action == "downsample":
             what += f" → {i.detail['every_s']}s ({len(i.detail['days'])} day(s))"
+        if i.mode == "topic-config":
+            what += " " + ", ".join(f"{k} {i.detail['was'][k]} → {v}" for k, v in i.detail["set"].items())
         table.add_row(i.id, i.policy, what, i.action, i.mode, str(i.rows), _size(i.bytes))
     console.print(table)
     console.print(
@@ -122,36 +124,38 @@ def apply_cmd(
     ] = None,
 ) -> None:
     """Execute a plan (by default: finish any interrupted run, then plan and apply a new pass)."""
-    from sparkhu.retention.apply import apply_plan, open_runs
+    from sparkhu.retention.apply import apply_plan, exclusive, open_runs
     from sparkhu.retention.plan import load_plan, make_plan
 
     with Runtime(state(ctx).settings) as runtime:
         rctx = retention_context(runtime)
-        plans = [load_plan(rctx, plan_id)] if plan_id else [load_plan(rctx, p) for p in open_runs(rctx)]
-        if not plan_id:
-            plans.append(make_plan(rctx))
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            for plan in plans:
-                task = bar.add_task(f"plan {plan.id}", total=len(plan.items))
+        # the whole command (interrupted runs, planning, applying) is one pass: one at a time per home
+        with exclusive(rctx, "cli"):
+            plans = [load_plan(rctx, plan_id)] if plan_id else [load_plan(rctx, p) for p in open_runs(rctx)]
+            if not plan_id:
+                plans.append(make_plan(rctx))
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                for plan in plans:
+                    task = bar.add_task(f"plan {plan.id}", total=len(plan.items))
 
-                def advance(done: int, _total: int, task_id: Any = task) -> None:
-                    bar.update(task_id, completed=done)
+                    def advance(done: int, _total: int, task_id: Any = task) -> None:
+                        bar.update(task_id, completed=done)
 
-                result = apply_plan(rctx, plan, actor="cli", progress=advance)
-                console.print(
-                    f"run {result.run_id}: {len(result.done)} done, {len(result.skipped)} skipped, "
-                    f"{result.rows} rows, {_size(result.bytes)} freed, {result.archived} archived "
-                    f"({result.seconds:.1f} s); undo with `sparkhu retention undo {result.run_id}`"
-                )
-                for skipped in result.skipped[:10]:
-                    console.print(f"[yellow]skipped[/] {skipped['item']}: {skipped['reason']}")
+                    result = apply_plan(rctx, plan, actor="cli", progress=advance)
+                    console.print(
+                        f"run {result.run_id}: {len(result.done)} done, {len(result.skipped)} skipped, "
+                        f"{result.rows} rows, {_size(result.bytes)} freed, {result.archived} archived "
+                        f"({result.seconds:.1f} s); undo with `sparkhu retention undo {result.run_id}`"
+                    )
+                    for skipped in result.skipped[:10]:
+                        console.print(f"[yellow]skipped[/] {skipped['item']}: {skipped['reason']}")
 
 
 @retention_app.command("restore")

@@ -12,18 +12,23 @@ crash at any point leaves a state the next run completes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
+import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import pyarrow.fs as pafs
 
-from sparkhu.errors import NotFoundError
+from sparkhu.errors import NotFoundError, SparkhuError
 from sparkhu.retention import archive, downsample, guards
 from sparkhu.retention.context import RetentionContext
 from sparkhu.retention.plan import TRASH, Item, Plan, load_plan, make_plan
@@ -35,6 +40,12 @@ log = logging.getLogger(__name__)
 
 RUN_OWNER = "retention.run"
 OPEN_KEY = "open"
+
+ROWS = "_rows"
+"""Folder of a run's trash holding the rows it deleted from the catalog (predictions, runs)."""
+
+PASS_LEASE = "retention.pass"
+"""The catalog lease one retention pass per home holds (scheduler, CLI, gateway alike)."""
 
 Fault = Callable[[str], None]
 """Called at each step (``"archive-data"``, ``"archived"``, ``"rewritten"``, ``"moved"``, ``"item"``);
@@ -57,13 +68,69 @@ class ApplyResult:
     seconds: float = 0.0
 
 
+class RetentionBusy(SparkhuError):
+    """Another retention pass holds this home's pass lease."""
+
+
+@contextmanager
+def exclusive(ctx: RetentionContext, actor: str) -> Iterator[None]:
+    """Hold the home's retention pass lease (a catalog row: works across processes and hosts, on
+    SQLite and PostgreSQL) while the block runs; :class:`RetentionBusy` naming the holder if another
+    pass has it. Re-entrant per context; a heartbeat thread renews it, and a holder that died lets
+    it lapse after ``ctx.lease_ttl_s``."""
+    if ctx.leases:
+        ctx.leases += 1
+        try:
+            yield
+        finally:
+            ctx.leases -= 1
+        return
+    holder = f"{actor}/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+    info = {"actor": actor, "pid": os.getpid(), "host": socket.gethostname()}
+    expires, current = ctx.catalog.acquire_lease(PASS_LEASE, holder, ctx.lease_ttl_s, info)
+    if expires is None:
+        raise RetentionBusy(
+            f"a retention pass is already running on this home ({current.get('actor')}, pid "
+            f"{current.get('pid')} on {current.get('host')}, since "
+            f"{from_us(int(current['since'])).isoformat(timespec='seconds')}, lease until "
+            f"{from_us(int(current['expires'])).isoformat(timespec='seconds')}); try again when it ends"
+        )
+    held = {"expires": expires}
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(ctx.lease_ttl_s / 3):
+            try:
+                renewed = ctx.catalog.renew_lease(PASS_LEASE, held["expires"], ctx.lease_ttl_s)
+            except SparkhuError as exc:  # a catalog hiccup: try again at the next beat
+                log.warning("retention pass lease not renewed: %s", exc)
+                continue
+            if renewed is None:
+                log.error("retention pass lease %s lost (expired without heartbeat)", holder)
+                return
+            held["expires"] = renewed
+
+    thread = threading.Thread(target=beat, name="retention-lease", daemon=True)
+    thread.start()
+    ctx.leases = 1
+    try:
+        yield
+    finally:
+        ctx.leases = 0
+        stop.set()
+        thread.join()
+        ctx.catalog.release_lease(PASS_LEASE, held["expires"])
+
+
 def run(ctx: RetentionContext, *, actor: str = "retention", fault: Fault | None = None) -> list[ApplyResult]:
-    """One retention pass: finish any interrupted run, then plan and apply a new one."""
-    results = [
-        apply_plan(ctx, load_plan(ctx, plan_id), actor=actor, fault=fault) for plan_id in open_runs(ctx)
-    ]
-    results.append(apply_plan(ctx, make_plan(ctx), actor=actor, fault=fault))
-    return results
+    """One retention pass: finish any interrupted run, then plan and apply a new one (holding the
+    home's pass lease: :class:`RetentionBusy` if another pass runs)."""
+    with exclusive(ctx, actor):
+        results = [
+            apply_plan(ctx, load_plan(ctx, plan_id), actor=actor, fault=fault) for plan_id in open_runs(ctx)
+        ]
+        results.append(apply_plan(ctx, make_plan(ctx), actor=actor, fault=fault))
+        return results
 
 
 def open_runs(ctx: RetentionContext) -> list[str]:
@@ -79,7 +146,19 @@ def apply_plan(
     fault: Fault | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ApplyResult:
-    """Execute ``plan``'s items in order (resuming its run when it was interrupted)."""
+    """Execute ``plan``'s items in order (resuming its run when it was interrupted), holding the
+    home's pass lease (:class:`RetentionBusy` if another pass runs)."""
+    with exclusive(ctx, actor):
+        return _apply_plan(ctx, plan, actor, fault, progress)
+
+
+def _apply_plan(
+    ctx: RetentionContext,
+    plan: Plan,
+    actor: str,
+    fault: Fault | None,
+    progress: Callable[[int, int], None] | None,
+) -> ApplyResult:
     began = time.perf_counter()
     fault = fault or (lambda _: None)
     archive.recover(ctx)
@@ -182,7 +261,8 @@ def apply_plan(
 
 
 def undo(ctx: RetentionContext, run_id: str, *, actor: str = "retention") -> int:
-    """Move the lake files a run deleted back from the trash; returns how many.
+    """Move the lake files a run deleted back from the trash, and insert the prediction and run
+    rows it deleted again (a key written since keeps its newer row); returns how many files.
 
     NotFoundError when the run left nothing in the trash (unknown, purged, or already undone).
     """
@@ -196,14 +276,33 @@ def undo(ctx: RetentionContext, run_id: str, *, actor: str = "retention") -> int
     ]
     if not files:
         raise NotFoundError(f"retention run {run_id!r} has nothing in the trash (unknown, purged or undone)")
+    rows = 0
     for info in files:
-        lake.move(info.path, f"{lake.base}/{info.path[len(root) + 1 :]}")
+        rel = info.path[len(root) + 1 :]
+        if rel.startswith(f"{ROWS}/"):
+            if info.path.endswith(".json"):
+                rows += _put_back(ctx, info.path)
+            fs.delete_file(info.path)
+        else:
+            lake.move(info.path, f"{lake.base}/{rel}")
     try:
         fs.delete_dir(root)
     except FileNotFoundError:
         pass
-    ctx.catalog.audit(actor, "undo", f"run/{run_id}", {"files": len(files)})
+    ctx.catalog.audit(actor, "undo", f"run/{run_id}", {"files": len(files), "rows": rows})
     return len(files)
+
+
+def _put_back(ctx: RetentionContext, path: str) -> int:
+    """Insert the rows of one ``_rows`` trash file again; how many went back."""
+    with ctx.lake.filesystem.open_input_stream(path) as src:
+        doc = json.loads(src.read())
+    target, rows = doc["target"], doc["rows"]
+    if target == "runs":
+        return int(ctx.catalog.put_back_runs(rows))
+    if ctx.predictions is None:
+        raise NotFoundError(f"cannot put back {target} rows of {path}: no prediction store")
+    return int(ctx.predictions.put_back(target.split(".", 1)[1], rows))
 
 
 def trash_runs(ctx: RetentionContext) -> list[dict[str, Any]]:
@@ -260,27 +359,73 @@ class _Executor:
             return item.rows, item.bytes, 0
         if guards.held(self.holds, item.target, item.name)[0]:
             return "legal hold placed after planning"
+        if item.mode == "topic-config":
+            self.ctx.get_bus().set_topic_configs(item.name, item.detail["set"])
+            return 0, 0, 0
         if item.target == "bus":
             assert item.cutoff_us is not None
             return self.ctx.get_bus().delete_before(item.name, item.cutoff_us // 1000, consumed=True), 0, 0
         if item.target.startswith("predictions."):
             assert item.cutoff_us is not None
             rows = self.ctx.predictions.delete_before(
-                from_us(item.cutoff_us), item.detail.get("series"), tables=[item.name]
+                from_us(item.cutoff_us),
+                item.detail.get("series"),
+                tables=[item.name],
+                keep=lambda table, found: self.keep_rows(item, f"predictions.{table}", found),
             )
             return rows, 0, 0
         if item.target == "runs":
             assert item.cutoff_us is not None
             kind = None if item.name == "*" else item.name
-            return (
-                self.ctx.catalog.delete_runs(from_us(item.cutoff_us), kind=kind, keep_kinds=("pipeline",)),
-                0,
-                0,
+            rows = self.ctx.catalog.delete_runs(
+                from_us(item.cutoff_us),
+                kind=kind,
+                keep_kinds=("pipeline",),
+                keep=lambda found: self.keep_rows(item, "runs", found),
             )
+            return rows, 0, 0
+        if item.mode == "report":
+            return self.report_item(item)
         if item.target == "registry":
             self.ctx.registry.delete_version(item.name, item.detail["version"])
             return 1, 0, 0
         return f"unknown item mode {item.mode!r}"
+
+    def keep_rows(self, item: Item, target: str, rows: list[dict[str, Any]]) -> None:
+        """Soft delete of rows: write them to ``<trash>/<run>/_rows/<target>-<item>.json`` before
+        the caller's transaction deletes them (a crash in between leaves the rows where they were;
+        the resumed item writes the file again); :func:`undo` inserts them back, the trash purge
+        after ``soft_delete_days`` removes the file."""
+        if not rows:
+            return
+        fs = self.ctx.lake.filesystem
+        folder = f"{self.ctx.lake.base}/{TRASH}/{self.run_id}/{ROWS}"
+        fs.create_dir(folder, recursive=True)
+        body = json.dumps({"target": target, "rows": rows}, allow_nan=True).encode()
+        path = f"{folder}/{target}-{item.id}.json"
+        with fs.open_output_stream(f"{path}.tmp") as out:
+            out.write(body)
+        fs.move(f"{path}.tmp", path)
+
+    def report_item(self, item: Item) -> tuple[int, int, int] | str:
+        """Archive (a copy of every file under ``<archive>/reports/``) then delete one day folder."""
+        assert self.ctx.reports is not None and item.key is not None
+        folder = os.path.join(self.ctx.reports, item.name, item.key)
+        if not os.path.isdir(folder):
+            return "already removed"
+        files = [os.path.join(w, n) for w, _, names in os.walk(folder) for n in names]
+        size = sum(os.path.getsize(f) for f in files)
+        if item.action == "archive":
+            root = archive.ArchiveRoot.open(self.ctx.archive)
+            for path in files:
+                rel = os.path.relpath(path, self.ctx.reports).replace(os.sep, "/")
+                target = root.path(f"reports/{rel}")
+                root.fs.create_dir(os.path.dirname(target), recursive=True)
+                with open(path, "rb") as src, root.fs.open_output_stream(target) as dst:
+                    dst.write(src.read())
+            self.fault("archived")
+        shutil.rmtree(folder)
+        return 0, size, 0
 
     def lake_item(self, item: Item) -> tuple[int, int, int] | str:
         ctx, lake = self.ctx, self.ctx.lake

@@ -27,6 +27,12 @@ class RetentionContext:
     bus: Any = None
     registry: Any = None
     clock: Any = field(default=now_us)
+    reports: str | None = None
+    """The pipeline's report folder (``<home>/reports``), a ``reports`` policy's target."""
+    lease_ttl_s: float = 60.0
+    """How long the pass lease lasts without a heartbeat (renewed every third of it while held)."""
+    leases: int = field(default=0, repr=False)
+    """How deep this context holds the pass lease (``apply.exclusive`` is re-entrant)."""
 
     def get_bus(self) -> Any:
         """The bus (opened now if it was given as a function), or None."""

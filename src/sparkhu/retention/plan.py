@@ -143,6 +143,8 @@ def make_plan(ctx: RetentionContext, *, only: list[Policy] | None = None, store:
             planner.predictions(policy)
         elif kind == "runs":
             planner.runs(policy)
+        elif kind == "reports":
+            planner.reports(policy)
         elif kind == "archive":
             planner.archive(policy)
         else:
@@ -426,10 +428,13 @@ class _Planner:
 
     # ------------------------------------------------------------------ bus, predictions, runs, registry
     def bus(self, policy: Policy) -> None:
+        bus = self.ctx.get_bus()
+        if bus is not None and hasattr(bus, "set_topic_configs"):
+            self.kafka_topics(policy, bus)
+            return
         if not has_age(policy):
             return
-        bus = self.ctx.get_bus()
-        if bus is None or not hasattr(bus, "topics"):
+        if bus is None or not hasattr(bus, "delete_before"):
             self.protect(
                 policy.name, "bus", "this bus keeps messages by its own retention (Kafka: retention.ms)"
             )
@@ -451,6 +456,35 @@ class _Planner:
                     mode="rows",
                     cutoff_us=cut,
                     rows=rows,
+                )
+
+    def kafka_topics(self, policy: Policy, bus: Any) -> None:
+        """Kafka removes old records itself: plan the topic configs that make it keep what the policy
+        keeps (``retention.ms`` = the kept age, floor included; ``retention.bytes`` = the quota split
+        over the topic's partitions, as Kafka counts it per partition), where they differ."""
+        if not has_age(policy) and policy.max_bytes is None:
+            return
+        counts = {t: n for t, n in bus.topics().items() if fnmatch.fnmatchcase(t, policy.match)}
+        current = bus.topic_configs(list(counts), ["retention.ms", "retention.bytes"]) if counts else {}
+        for topic, partitions in counts.items():
+            if held(self.holds, "bus", topic)[0]:
+                self.protect(policy.name, f"bus/{topic}", "legal hold (topic configs left as they are)")
+                continue
+            wanted: dict[str, str] = {}
+            if has_age(policy):
+                wanted["retention.ms"] = str(max(1, (self.now - self._cut(policy, "bus")) // 1000))
+            if policy.max_bytes is not None:
+                wanted["retention.bytes"] = str(max(1, policy.max_bytes // max(1, partitions)))
+            was = current.get(topic, {})
+            change = {k: v for k, v in wanted.items() if was.get(k) != v}
+            if change:
+                self.add(
+                    policy=policy.name,
+                    target="bus",
+                    name=topic,
+                    action="configure",
+                    mode="topic-config",
+                    detail={"set": change, "was": {k: was.get(k) for k in change}, "partitions": partitions},
                 )
 
     def predictions(self, policy: Policy) -> None:
@@ -502,6 +536,40 @@ class _Planner:
                 cutoff_us=cut,
                 rows=rows,
             )
+
+    def reports(self, policy: Policy) -> None:
+        """One item per day folder ``<reports>/<dataset>/<day>`` whose interval ended before the cut."""
+        root = self.ctx.reports
+        if not has_age(policy) or root is None or not os.path.isdir(root):
+            return
+        cut = self._cut(policy, "reports")
+        for dataset in sorted(os.listdir(root)):
+            folder = os.path.join(root, dataset)
+            if not os.path.isdir(folder) or not fnmatch.fnmatchcase(dataset, policy.match):
+                continue
+            if held(self.holds, "reports", dataset)[0]:
+                self.protect(policy.name, f"reports/{dataset}", "legal hold")
+                continue
+            for day in sorted(os.listdir(folder)):
+                end = report_end_us(day)
+                if end is None or end > cut:
+                    continue  # not a report day (the writer names them) or not old enough
+                files = [
+                    os.path.join(where, name)
+                    for where, _, names in os.walk(os.path.join(folder, day))
+                    for name in names
+                ]
+                self.add(
+                    policy=policy.name,
+                    target="reports",
+                    name=dataset,
+                    action="archive" if policy.action == "archive" else "delete",
+                    mode="report",
+                    key=day,
+                    cutoff_us=cut,
+                    bytes=sum(os.path.getsize(f) for f in files),
+                    detail={"files": len(files)},
+                )
 
     def registry(self, policy: Policy) -> None:
         registry = self.ctx.registry
@@ -576,6 +644,25 @@ def interval_us(zone: str, dataset: str, key: str) -> tuple[int, int]:
     if start is None:
         start = guards.to_us(PartitionInfo(zone, dataset, key, 0, 0, 0).start)  # raises for a bad key
     return start, start + (_US_PER_DAY if layout == "date" else _US_PER_DAY // 24)
+
+
+def report_end_us(folder: str) -> int | None:
+    """End (µs, exclusive) of a report folder's interval: ``YYYY-MM-DD`` or ``YYYY-MM-DD_YYYY-MM-DD``
+    (the pipeline's report writer names them so); None for any other name.
+
+    >>> from_us(report_end_us("2024-01-01_2024-01-07")).date().isoformat()
+    '2024-01-08'
+    >>> report_end_us("index.html") is None
+    True
+    """
+    last = folder.rsplit("_", 1)[-1]
+    try:
+        day = date.fromisoformat(last)
+    except ValueError:
+        return None
+    if len(last) != 10 or not all(len(p) == 10 for p in folder.split("_")):
+        return None
+    return _day_number(day + timedelta(days=1)) * _US_PER_DAY
 
 
 def _day_number(day: date) -> int:

@@ -184,12 +184,13 @@ def release_hold(ctx: RetentionContext, name: str, *, actor: str = "retention") 
     ctx.catalog.audit(actor, "hold.release", f"hold/{name}", {})
 
 
-Kind = Literal["lake", "bus", "predictions", "registry", "runs", "archive"]
+Kind = Literal["lake", "bus", "predictions", "registry", "runs", "reports", "archive"]
 _KINDS: dict[str, Kind] = {
     "bus": "bus",
     "predictions": "predictions",
     "registry": "registry",
     "runs": "runs",
+    "reports": "reports",
     "archive": "archive",
 }
 

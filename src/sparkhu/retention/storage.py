@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,9 +72,26 @@ def usage(ctx: RetentionContext) -> list[dict[str, Any]]:
             "rows": ctx.catalog.delete_runs(_FOREVER, dry_run=True),
         }
     )
+    if ctx.reports is not None and os.path.isdir(ctx.reports):
+        for dataset in sorted(os.listdir(ctx.reports)):
+            folder = os.path.join(ctx.reports, dataset)
+            if os.path.isdir(folder):
+                files = [os.path.join(w, n) for w, _, names in os.walk(folder) for n in names]
+                days = sum(1 for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+                size = sum(os.path.getsize(f) for f in files)
+                out.append(
+                    {"target": "reports", "name": dataset, "bytes": size, "rows": None, "partitions": days}
+                )
     bus = ctx.get_bus()
     if bus is not None and hasattr(bus, "topics"):
-        for topic in sorted(bus.topics()):
-            rows = bus.delete_before(topic, 253_402_300_800_000, dry_run=True)
-            out.append({"target": "bus", "name": topic, "bytes": None, "rows": rows, "partitions": None})
+        for topic, partitions in sorted(bus.topics().items()):
+            # the SQLite bus counts its rows; a Kafka broker's are its own (retention.ms governs them)
+            rows = (
+                bus.delete_before(topic, 253_402_300_800_000, dry_run=True)
+                if hasattr(bus, "delete_before")
+                else None
+            )
+            out.append(
+                {"target": "bus", "name": topic, "bytes": None, "rows": rows, "partitions": partitions}
+            )
     return out

@@ -39,6 +39,7 @@ from sparkhu.timeaxis import EPOCH, MIN_US, TS_TYPE, US_PER_DAY, US_PER_HOUR, fr
 ROW_GROUP_SIZE = 1 << 20
 _MAX_US = to_us(datetime(9999, 1, 1, tzinfo=UTC))  # year 9999 has no partition key after it
 _NAME_RE = re.compile(r"^part-(\d{20})-")
+_ROWS_RE = re.compile(r"^part-\d{20}-[0-9a-f]{8}-n(\d+)(?:-c)?\.parquet$")
 _LEVEL_RE = {
     "date": re.compile(r"^date=(\d{4})-(\d{2})-(\d{2})$"),
     "year": re.compile(r"^year=(\d{4})$"),
@@ -156,7 +157,11 @@ def sort_points(part: pa.Table) -> pa.Table:
 
 
 class FileNamer:
-    """Names data files so that they sort by write order: ``part-<time_ns:020d>-<uuid8>.parquet``."""
+    """Names data files so that they sort by write order: ``part-<time_ns:020d>-<uuid8>.parquet``.
+
+    A file written with a known row count carries it as ``-n<rows>`` before the suffix, so that
+    counting rows (retention planning over thousands of partitions) needs no footer read.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -168,10 +173,24 @@ class FileNamer:
             self._last = max(time.time_ns(), self._last + 1)
             return self._last
 
-    def name(self, ns: int | None = None, *, compacted: bool = False) -> str:
-        """A new file name stamped ``ns`` (default: now); compacted files end in ``-c``."""
+    def name(self, ns: int | None = None, *, compacted: bool = False, rows: int | None = None) -> str:
+        """A new file name stamped ``ns`` (default: now); compacted files end in ``-c``; ``rows``
+        is recorded in the name (see :func:`name_rows`)."""
         stamp = self.next_ns() if ns is None else ns
-        return f"part-{stamp:020d}-{uuid.uuid4().hex[:8]}{'-c' if compacted else ''}.parquet"
+        count = "" if rows is None else f"-n{rows}"
+        return f"part-{stamp:020d}-{uuid.uuid4().hex[:8]}{count}{'-c' if compacted else ''}.parquet"
+
+
+def name_rows(name: str) -> int | None:
+    """The row count recorded in a data file's name at write time, None if it carries none.
+
+    >>> name_rows(FileNamer().name(7, rows=42, compacted=True))
+    42
+    >>> name_rows("part-00000000000000000007-0123abcd.parquet") is None
+    True
+    """
+    match = _ROWS_RE.match(name)
+    return int(match.group(1)) if match else None
 
 
 def name_ns(name: str) -> int | None:

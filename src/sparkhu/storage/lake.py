@@ -11,7 +11,9 @@ Zones: ``raw`` (as ingested), ``validated``, ``clean``, ``features``, ``analysis
 
 Writes are atomic (a temporary ``.tmp`` file renamed into place), so a reader never sees half
 a file and a crash leaves only ``.tmp`` files, which readers ignore (as they ignore names
-starting with ``.`` or ``_``). File names sort by write order. Appending the same points twice
+starting with ``.`` or ``_``). File names sort by write order and carry the file's row count
+(``part-<time_ns>-<uuid8>-n<rows>.parquet``, see :func:`~sparkhu.storage._parquet.name_rows`), so
+counting rows opens no file. Appending the same points twice
 is harmless: reads de-duplicate on (series_id, ts) keeping the value of the latest file, and
 :meth:`Lake.compact` rewrites a partition as one sorted file with the duplicates gone.
 """
@@ -50,6 +52,7 @@ from sparkhu.storage._parquet import (
     file_uri,
     is_data_file,
     name_ns,
+    name_rows,
     point_filters,
     scan_arrow,
     sort_points,
@@ -268,7 +271,7 @@ class Lake:
 
         def one(job: tuple[str, pa.Table]) -> str:
             part_dir, part = job
-            path = f"{part_dir}/{self._namer.name()}"
+            path = f"{part_dir}/{self._namer.name(rows=part.num_rows)}"
             try:
                 self._fs.create_dir(part_dir, recursive=True)
                 write_atomic(sort_points(part) if sort else part, self._fs, path)
@@ -542,7 +545,8 @@ class Lake:
             stamps = [s for s in (name_ns(i.base_name) for i in data) if s is not None]
             files = size = 0
             if table.num_rows:
-                target = f"{path}/{self._namer.name(max(stamps) + 1 if stamps else None, compacted=True)}"
+                stamp = max(stamps) + 1 if stamps else None
+                target = f"{path}/{self._namer.name(stamp, compacted=True, rows=table.num_rows)}"
                 try:
                     write_atomic(table, self._fs, target)
                     size = self._fs.get_file_info(target).size
@@ -638,15 +642,21 @@ class Lake:
         return start, start + layout.unit_us
 
     def file_rows(self, paths: Sequence[str]) -> list[int]:
-        """The row count of each file, from the Parquet footers (read in parallel), remembered: data
-        files are immutable and their names unique, so a count never goes stale."""
+        """The row count of each file: recorded in its name at write time, else from the Parquet
+        footers (read in parallel); remembered: data files are immutable and their names unique, so
+        a count never goes stale."""
         if not paths:
             return []
         missing = [p for p in dict.fromkeys(paths) if p not in self._row_cache]
         if missing:
             if len(self._row_cache) + len(missing) > _ROW_CACHE:
                 self._row_cache.clear()
-            self._row_cache.update(zip(missing, self._footer_rows(missing), strict=True))
+            # a count the lake recorded in the name at write time needs no footer read
+            named = {p: name_rows(p[p.rfind("/") + 1 :]) for p in missing}
+            unnamed = [p for p, n in named.items() if n is None]
+            self._row_cache.update((p, n) for p, n in named.items() if n is not None)
+            if unnamed:
+                self._row_cache.update(zip(unnamed, self._footer_rows(unnamed), strict=True))
         return [self._row_cache[p] for p in paths]
 
     def _footer_rows(self, paths: list[str]) -> list[int]:
@@ -727,7 +737,8 @@ class Lake:
         if table.num_rows == 0:
             return None
         stamps = [s for s in (name_ns(os.path.basename(p)) for p in replaced) if s is not None]
-        target = f"{path}/{self._namer.name(max(stamps) + 1 if stamps else None, compacted=True)}"
+        stamp = max(stamps) + 1 if stamps else None
+        target = f"{path}/{self._namer.name(stamp, compacted=True, rows=table.num_rows)}"
         try:
             self._fs.create_dir(path, recursive=True)
             write_atomic(table, self._fs, target)

@@ -18,7 +18,7 @@ value (1 after the first).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -293,10 +293,13 @@ class PredictionStore:
         *,
         tables: Sequence[str] = ("raw", "blended"),
         dry_run: bool = False,
+        keep: Callable[[str, list[dict[str, Any]]], None] | None = None,
     ) -> int:
         """Delete rows of ``tables`` (``raw``, ``blended``) with target_ts < target_before (retention).
 
         Returns the number of rows deleted from them together; with ``dry_run``, how many would be.
+        ``keep(table, rows)`` is given each table's rows (as stored) before they are deleted, in the
+        same transaction: if it raises, nothing is deleted (retention's soft delete).
         """
         if isinstance(series, str):
             raise InputError("must be a list of series ids, not one string", field="series")
@@ -316,8 +319,26 @@ class PredictionStore:
                         sa.select(sa.func.count()).select_from(table).where(*cond)
                     ).scalar_one()
                 else:
+                    if keep is not None:
+                        name = "raw" if table is schema.forecasts_raw else "blended"
+                        keep(
+                            name, [dict(row._mapping) for row in conn.execute(sa.select(table).where(*cond))]
+                        )
                     deleted += conn.execute(sa.delete(table).where(*cond)).rowcount
         return deleted
+
+    def put_back(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert rows of ``table`` (``raw`` or ``blended``, as :meth:`delete_before` gave them to
+        ``keep``) again; a key present by now keeps its newer row. Returns how many were inserted."""
+        chosen = {"raw": schema.forecasts_raw, "blended": schema.forecasts_blended}.get(table)
+        if chosen is None:
+            raise InputError(f"unknown table {table!r}; expected raw or blended", field="table")
+        if not rows:
+            return 0
+        keys = [c.name for c in chosen.primary_key.columns]
+        stmt = dialect_insert(self._engine, chosen).on_conflict_do_nothing(index_elements=keys)
+        with write_tx(self._engine, f"putting back forecasts {table}") as conn:
+            return conn.execute(stmt, [dict(row) for row in rows]).rowcount
 
 
 def _normalise(forecasts: pa.Table) -> pa.Table:

@@ -47,7 +47,7 @@ from urllib.parse import urlparse
 
 from confluent_kafka import Consumer as _RawConsumer
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from sparkhu.errors import BackendUnavailable, BusError, ConfigError
 from sparkhu.stream.base import Bus, check_partitions, check_records, check_topic, partition_for
@@ -255,6 +255,37 @@ class KafkaBus(Bus):
         with self._lock:
             self._counts.update({name: (now, count) for name, count in counts.items()})
         return dict(sorted(counts.items()))
+
+    def topic_configs(self, topics: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The broker's values of the configs ``names`` (e.g. ``retention.ms``) of each topic; a name
+        the broker reports no value for is absent."""
+        admin = self._get_admin()
+        wanted = set(names)
+
+        def describe(left: float) -> dict[str, dict[str, str]]:
+            resources = [ConfigResource("topic", check_topic(t)) for t in topics]
+            futures = admin.describe_configs(resources, request_timeout=left) if resources else {}
+            return {
+                res.name: {
+                    n: e.value for n, e in future.result().items() if n in wanted and e.value is not None
+                }
+                for res, future in futures.items()
+            }
+
+        return self.retry("describe topic configs", describe)
+
+    def set_topic_configs(self, topic: str, values: Mapping[str, str]) -> None:
+        """Set configs of ``topic`` (e.g. ``retention.ms``) with IncrementalAlterConfigs, leaving
+        the others as they are."""
+        admin = self._get_admin()
+        entries = [ConfigEntry(n, v, incremental_operation=AlterConfigOpType.SET) for n, v in values.items()]
+        resource = ConfigResource("topic", check_topic(topic), incremental_configs=entries)
+
+        def alter(left: float) -> None:
+            for future in admin.incremental_alter_configs([resource], request_timeout=left).values():
+                future.result()
+
+        self.retry(f"set configs {sorted(values)} of topic {topic!r}", alter)
 
     def _count(self, topic: str, *, fresh: bool = False) -> int:
         self._check_open()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -371,6 +371,58 @@ class Catalog:
             f"saving watermark {owner}/{key}",
         )
 
+    # ------------------------------------------------------------------ leases
+    def acquire_lease(
+        self, name: str, holder: str, ttl_s: float, info: Mapping[str, Any] | None = None
+    ) -> tuple[int | None, dict[str, Any]]:
+        """Take the cross-process lease ``name`` for ``ttl_s`` seconds unless another holder's lease
+        is still unexpired: ``(expires_us, info)`` when taken, ``(None, holder's info)`` when not.
+
+        One atomic ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`` (SQLite and PostgreSQL),
+        so two processes never both get it; a crashed holder's lease lapses after ``ttl_s``.
+        The row is a watermark of owner ``lease`` whose ``updated_at`` is the expiry.
+        """
+        w = schema.watermarks
+        now = now_us()
+        expires = now + int(ttl_s * 1_000_000)
+        body = check_json({**(info or {}), "holder": holder, "since": now}, f"lease {name}")
+        stmt = dialect_insert(self._engine, w).values(
+            owner="lease", key=name, position=body, updated_at=expires
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["owner", "key"],
+            set_={"position": stmt.excluded.position, "updated_at": stmt.excluded.updated_at},
+            where=w.c.updated_at < now,
+        )
+        with write_tx(self._engine, f"taking lease {name}") as conn:
+            conn.execute(stmt)
+            row = conn.execute(
+                sa.select(w.c.position, w.c.updated_at).where(w.c.owner == "lease", w.c.key == name)
+            ).one()
+        current = dict(row.position)
+        current["expires"] = row.updated_at
+        return (expires if current.get("holder") == holder else None), current
+
+    def renew_lease(self, name: str, expires_us: int, ttl_s: float) -> int | None:
+        """Extend the lease ``name`` held until ``expires_us`` (as returned when taken or last renewed)
+        by ``ttl_s`` seconds from now; the new expiry, or None if it was lost meanwhile."""
+        w = schema.watermarks
+        new = max(now_us() + int(ttl_s * 1_000_000), expires_us + 1)
+        stmt = (
+            sa.update(w)
+            .where(w.c.owner == "lease", w.c.key == name, w.c.updated_at == expires_us)
+            .values(updated_at=new)
+        )
+        with write_tx(self._engine, f"renewing lease {name}") as conn:
+            return new if conn.execute(stmt).rowcount == 1 else None
+
+    def release_lease(self, name: str, expires_us: int) -> None:
+        """Give up the lease ``name`` held until ``expires_us`` (nothing if it was lost meanwhile)."""
+        w = schema.watermarks
+        stmt = sa.delete(w).where(w.c.owner == "lease", w.c.key == name, w.c.updated_at == expires_us)
+        with write_tx(self._engine, f"releasing lease {name}") as conn:
+            conn.execute(stmt)
+
     # ------------------------------------------------------------------ runs
     def start_run(self, record: RunRecord) -> None:
         """Record a run; its ``run_id`` must be new (:class:`CatalogError` otherwise)."""
@@ -435,10 +487,12 @@ class Catalog:
         kind: str | None = None,
         keep_kinds: Sequence[str] = (),
         dry_run: bool = False,
+        keep: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> int:
         """Delete finished run records (any status but ``running``) started before ``before``, of
         ``kind`` (a glob such as ``pipeline*``) when given, never of ``keep_kinds``; returns how many
-        (would be, with ``dry_run``)."""
+        (would be, with ``dry_run``). ``keep`` is given the rows (as stored) before they are deleted,
+        in the same transaction: if it raises, nothing is deleted (retention's soft delete)."""
         r = schema.runs
         cond = [r.c.started_at < to_us(before), r.c.status != "running"]
         if keep_kinds:
@@ -450,7 +504,19 @@ class Catalog:
         with write_tx(self._engine, "deleting old run records") as conn:
             if dry_run:
                 return int(conn.execute(sa.select(sa.func.count()).select_from(r).where(*cond)).scalar_one())
+            if keep is not None:
+                keep([dict(row._mapping) for row in conn.execute(sa.select(r).where(*cond))])
             return conn.execute(sa.delete(r).where(*cond)).rowcount
+
+    def put_back_runs(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert run rows (as :meth:`delete_runs` gave them to ``keep``) again; a run id present by
+        now is left as it is. Returns how many were inserted."""
+        r = schema.runs
+        if not rows:
+            return 0
+        stmt = dialect_insert(self._engine, r).on_conflict_do_nothing(index_elements=["run_id"])
+        with write_tx(self._engine, "putting back run records") as conn:
+            return conn.execute(stmt, [dict(row) for row in rows]).rowcount
 
     # ------------------------------------------------------------------ models
     def register_model(
