@@ -33,6 +33,10 @@ TRICKY = [
     ("Ab1!ééééééééééééééééééééééééééééé", False),  # 33 characters, more bytes
     ("Dog$$$$1", False),  # "dog" is a word
     ("   Xq1! zz", True),
+    # the longest words: past the 24 letters a dictionary slot holds inline
+    ("Antidisestablishmentarianism1!", False),
+    ("Antidisestablishmentarianisx1!", True),
+    ("Tetraiodophenolphthalein-7", False),  # 24 letters
 ]
 
 

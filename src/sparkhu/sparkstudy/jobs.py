@@ -208,10 +208,14 @@ def _strong_in_block(raw: np.ndarray, table: _WordTable) -> int:
     return int(_count_strong(raw, _INFO, MIN_LEN, MAX_LEN, _ALL, *table))
 
 
-# The dictionary as an open-addressing hash table over the words' bytes: slot → word index
-# (-1 empty), the words' bytes and their offsets. Built once per process.
+# The dictionary as an open-addressing hash table built once per process. A slot is four
+# uint64 (32 bytes, one cache line): length | (word index + 1) << 8 (0 = empty), then the word's
+# first 24 letters, zero-padded, so a lookup is one memory read and exact for words of up to 24
+# letters (a longer word's rest is compared in the word list).
 _WordTable = tuple[np.ndarray, np.ndarray, np.ndarray]
 _FNV_OFFSET, _FNV_PRIME = np.uint64(14695981039346656037), np.uint64(1099511628211)
+_INLINE = 24  # letters kept in a slot
+_BATCH = 4096  # candidates looked up together: their memory reads overlap
 
 
 @functools.cache
@@ -220,7 +224,9 @@ def _word_table() -> _WordTable:
     data = np.frombuffer(words.buffers()[2], dtype=np.uint8)
     offsets = np.frombuffer(words.buffers()[1], dtype=np.int32, count=len(words) + 1).astype(np.int64)
     slots = 1 << (2 * len(words)).bit_length()  # load ≤ 1/2: short probe chains
-    return _fill_table(data, offsets, np.full(slots, -1, dtype=np.int32)), data, offsets
+    table = np.zeros((slots, 4), dtype=np.uint64)
+    _fill_table(data, offsets, table)
+    return table, data, offsets
 
 
 @numba.njit(cache=True, nogil=True)
@@ -232,14 +238,22 @@ def _fnv(data: np.ndarray, start: int, stop: int) -> np.uint64:  # pragma: no co
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill_table(data: np.ndarray, offsets: np.ndarray, slots: np.ndarray) -> np.ndarray:  # pragma: no cover
-    mask = np.uint64(len(slots) - 1)
+def _fill_table(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> None:  # pragma: no cover
+    key = np.zeros(32, dtype=np.uint8)
+    packed = key.view(np.uint64)
     for w in range(len(offsets) - 1):
-        at = np.int64(_fnv(data, offsets[w], offsets[w + 1]) & mask)
-        while slots[at] >= 0:
-            at = (at + 1) & (len(slots) - 1)
-        slots[at] = w
-    return slots
+        lo, hi = offsets[w], offsets[w + 1]
+        n = min(hi - lo, 255)
+        at = np.int64(_fnv(data, lo, hi) & np.uint64(len(table) - 1))
+        while table[at, 0] != 0:
+            at = (at + 1) & (len(table) - 1)
+        key[:] = 0
+        for k in range(min(n, _INLINE)):
+            key[k] = data[lo + k]
+        table[at, 0] = np.uint64(n) | (np.uint64(w + 1) << np.uint64(8))
+        table[at, 1] = packed[0]
+        table[at, 2] = packed[1]
+        table[at, 3] = packed[2]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -249,15 +263,20 @@ def _count_strong(
     min_len: int,
     max_len: int,
     all_bits: int,
-    slots: np.ndarray,
+    table: np.ndarray,
     words: np.ndarray,
     offsets: np.ndarray,
 ) -> int:  # pragma: no cover - compiled; checked against the UDF form and the generator's answers
     """One branch-light pass over the bytes: per line its classes, its length in characters and
-    its lower-cased letters; a candidate's letters are then looked up in the hash table."""
-    scratch = np.empty(64, dtype=np.uint8)  # index masked: a longer line is no candidate anyway
-    mask = np.uint64(len(slots) - 1)
+    its lower-cased letters; a candidate's letters (hashed, packed) are kept, and the kept
+    candidates are looked up in batches (see :func:`_not_words`)."""
+    scratch = np.zeros(64, dtype=np.uint8)  # index masked: a longer line is no candidate anyway
+    packed = scratch.view(np.uint64)
+    hashes = np.empty(_BATCH, dtype=np.uint64)
+    keys = np.empty((_BATCH, 4), dtype=np.uint64)
+    letters = np.empty((_BATCH, max_len), dtype=np.uint8)
     strong = 0
+    held = 0
     bits = 0
     chars = 0
     n = 0
@@ -267,22 +286,19 @@ def _count_strong(
             if chars > 0 and raw[i - 1] == 13:  # a trailing \r is not part of the line
                 chars -= 1
             if min_len <= chars <= max_len and bits == all_bits:
-                at = np.int64(_fnv(scratch, 0, n) & mask)
-                found = False
-                while slots[at] >= 0:
-                    w = slots[at]
-                    lo, hi = offsets[w], offsets[w + 1]
-                    if hi - lo == n:
-                        same = True
-                        for k in range(n):
-                            if words[lo + k] != scratch[k]:
-                                same = False
-                                break
-                        if same:
-                            found = True
-                            break
-                    at = (at + 1) & (len(slots) - 1)
-                strong += not found
+                hashes[held] = _fnv(scratch, 0, n)
+                for k in range(n, _INLINE):
+                    scratch[k] = 0
+                keys[held, 0] = n
+                keys[held, 1] = packed[0]
+                keys[held, 2] = packed[1]
+                keys[held, 3] = packed[2]
+                if n > _INLINE:
+                    letters[held, :n] = scratch[:n]
+                held += 1
+                if held == _BATCH:
+                    strong += _not_words(hashes, keys, letters, held, table, words, offsets)
+                    held = 0
             bits = 0
             chars = 0
             n = 0
@@ -293,6 +309,47 @@ def _count_strong(
         c = v >> 8
         scratch[n & 63] = c
         n += c != 0
+    return strong + _not_words(hashes, keys, letters, held, table, words, offsets)
+
+
+@numba.njit(cache=True, nogil=True)
+def _not_words(
+    hashes: np.ndarray,
+    keys: np.ndarray,
+    letters: np.ndarray,
+    count: int,
+    table: np.ndarray,
+    words: np.ndarray,
+    offsets: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """How many of ``count`` candidates' letters are no dictionary word, compared exactly. The
+    lookups of a batch do not wait on one another, so their cache misses overlap."""
+    mask = np.uint64(len(table) - 1)
+    strong = 0
+    for c in range(count):
+        n = np.int64(keys[c, 0])
+        at = np.int64(hashes[c] & mask)
+        found = False
+        while table[at, 0] != 0:
+            head = table[at, 0]
+            if (
+                np.int64(head & np.uint64(0xFF)) == n
+                and table[at, 1] == keys[c, 1]
+                and table[at, 2] == keys[c, 2]
+                and table[at, 3] == keys[c, 3]
+            ):
+                same = True
+                if n > _INLINE:  # the rest of a long word, from the list
+                    lo = offsets[np.int64(head >> np.uint64(8)) - 1]
+                    for k in range(_INLINE, n):
+                        if words[lo + k] != letters[c, k]:
+                            same = False
+                            break
+                if same:
+                    found = True
+                    break
+            at = (at + 1) & (len(table) - 1)
+        strong += not found
     return strong
 
 
