@@ -1,6 +1,6 @@
 """The strong-password job in MB/s per core, three forms, and a resource study on a local cluster.
 
-* The embedded form (numpy on Arrow buffers, one thread) against two peers doing the same
+* The embedded form (one compiled pass over the bytes, one thread) against two peers doing the same
   count on the same file, single-threaded: a hand-written DuckDB query (``threads=1``) and a
   plain ``pyarrow.compute`` pipeline (split, regular expressions, ``is_in``). Target ≥ 100 MB/s
   per core; the original's UDF did about 1.1 MB/s per vCPU (50 GB in 1,390 s on 32 vCPU).

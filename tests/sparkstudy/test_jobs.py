@@ -33,6 +33,10 @@ TRICKY = [
     ("Ab1!ééééééééééééééééééééééééééééé", False),  # 33 characters, more bytes
     ("Dog$$$$1", False),  # "dog" is a word
     ("   Xq1! zz", True),
+    # the longest words: past the 24 letters a dictionary slot holds inline
+    ("Antidisestablishmentarianism1!", False),
+    ("Antidisestablishmentarianisx1!", True),
+    ("Tetraiodophenolphthalein-7", False),  # 24 letters
 ]
 
 
@@ -128,3 +132,15 @@ def test_punctuation_class_is_string_punctuation():
     from sparkhu.sparkstudy.words import PUNCT_RE
 
     assert {c for c in map(chr, range(128)) if re.fullmatch(PUNCT_RE, c)} == set(string.punctuation)
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_embedded_lines_longer_than_a_block(tmp_path: Path, crlf: bool):
+    # blocks of 16 bytes: most lines span several reads, so the buffer grows and carries them
+    path = tmp_path / "t.txt"
+    write_tricky(path, crlf=crlf, final_newline=False)
+    assert run_embedded("passwords", str(path), block_bytes=16).counts == {
+        "strong": sum(v for _, v in TRICKY)
+    }
+    firsts = Counter(line[:1] for line, _ in TRICKY)
+    assert run_embedded("first_char", str(path), block_bytes=16).counts == dict(sorted(firsts.items()))
