@@ -70,11 +70,8 @@ def test_every_generated_file_imports_in_airflow_fast_and_without_sparkhu(
         assert (dag["catchup"], dag["retries"], dag["start_date"][:10]) == (True, 2, "2024-01-01")
         assert "10 0 * * *" in dag["schedule"]
     deadlines = {name: dag["deadline"] for name, dag in pipelines.items()}
-    assert (
-        deadlines[f"grp_{DATASET}_pipeline.py"] is not None
-        and "3600" in deadlines[f"grp_{DATASET}_pipeline.py"]
-    )
-    assert deadlines[f"sub_{DATASET}_pipeline.py"] is None
+    assert deadlines[f"grp_{DATASET}_pipeline.py"] == [["DagRunQueuedAtDeadline", 3600.0, "builtins.print"]]
+    assert deadlines[f"sub_{DATASET}_pipeline.py"] == []
     spark = files[f"spk_{DATASET}_pipeline.py"]["dags"][f"spk_{DATASET}_pipeline"]["commands"]["quality"]
     assert "--master 'local[1]'" in spark and "cli/submit/__main__.py" in spark
     train = files[f"sub_{DATASET}_train.py"]["dags"][f"sub_{DATASET}_train"]
