@@ -242,6 +242,12 @@
           },
         }));
         setLive("live", "live");
+        // A subscription pushes what changes after the server opened it; re-read the window once
+        // after that, so that nothing written while the subscribe was on its way is missed.
+        setTimeout(() => {
+          if (generation !== state.generation) return;
+          loadWindow(generation).catch((err) => showError(String(err.message || err)));
+        }, 2 * POLL_MS);
       } else if (msg.type === "next") {
         const payload = msg.payload || {};
         if (payload.errors) { showError(payload.errors[0].message); return; }
