@@ -177,10 +177,7 @@ class PipelineSettings(_Section):
     @field_validator("schedule")
     @classmethod
     def _schedule_form(cls, schedule: str) -> str:
-        # HH:MM needs no trigger to be valid: every command loads settings, few run the scheduler.
-        if not _CLOCK_RE.fullmatch(schedule):
-            schedule_trigger(schedule)
-        return schedule
+        return check_schedule(schedule)
 
     def trigger(self) -> CronTrigger:
         """The trigger of :attr:`schedule` (see :func:`schedule_trigger`)."""
@@ -188,6 +185,19 @@ class PipelineSettings(_Section):
 
 
 _CLOCK_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+
+
+def check_schedule(schedule: str) -> str:
+    """``schedule`` if it is ``HH:MM`` or a cron expression, else the ValueError saying what was expected.
+
+    HH:MM needs no trigger to be valid: every command loads settings, few run a scheduler.
+
+    >>> check_schedule("00:10"), check_schedule("10 */6 * * *")
+    ('00:10', '10 */6 * * *')
+    """
+    if not _CLOCK_RE.fullmatch(schedule):
+        schedule_trigger(schedule)
+    return schedule
 
 
 def schedule_trigger(schedule: str, timezone: tzinfo = UTC) -> CronTrigger:
@@ -272,9 +282,7 @@ class RetentionSettings(_Section):
     @field_validator("schedule")
     @classmethod
     def _retention_schedule(cls, schedule: str) -> str:
-        if not _CLOCK_RE.fullmatch(schedule):
-            schedule_trigger(schedule)
-        return schedule
+        return check_schedule(schedule)
 
     @field_validator("timezone")
     @classmethod
@@ -334,9 +342,7 @@ class AirflowSettings(_Section):
     @field_validator("train_schedule")
     @classmethod
     def _train_schedule_form(cls, schedule: str) -> str:
-        if not _CLOCK_RE.fullmatch(schedule):
-            schedule_trigger(schedule)
-        return schedule
+        return check_schedule(schedule)
 
     @field_validator("start_date")
     @classmethod

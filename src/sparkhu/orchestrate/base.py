@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sparkhu.config import Settings
 from sparkhu.errors import ConfigError
@@ -120,6 +120,22 @@ class BuildContext:
 
 DagBuilder = Callable[[BuildContext], list[DagSpec]]
 """``builder(context) -> [DagSpec, ...]``: registered in :data:`sparkhu.orchestrate.DAG_BUILDERS`."""
+
+
+def run_settings(settings: Settings) -> dict[str, Any]:
+    """The run settings every generated DAG takes from sparkhu's: retries, timeouts, deadline.
+
+    >>> run_settings(Settings.load(toml_path=None, env={}))["retries"] >= 0
+    True
+    """
+    return {
+        "retries": settings.pipeline.retries,
+        "retry_delay_s": settings.airflow.retry_delay_s,
+        "task_timeout_s": settings.airflow.task_timeout_s,
+        "run_timeout_s": settings.airflow.run_timeout_s,
+        "deadline_s": settings.airflow.deadline_s,
+        "deadline_callback": settings.airflow.deadline_callback,
+    }
 
 
 def cron_of(schedule: str) -> str:

@@ -17,7 +17,15 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from sparkhu.errors import ConfigError
-from sparkhu.orchestrate.base import AirflowTask, BuildContext, DagSpec, cron_of, dag_id, group_tasks
+from sparkhu.orchestrate.base import (
+    AirflowTask,
+    BuildContext,
+    DagSpec,
+    cron_of,
+    dag_id,
+    group_tasks,
+    run_settings,
+)
 
 TASK_GROUPS: dict[str, tuple[str, ...]] = {
     # what the original's Spark tasks were grouped by: checks, gaps, anomalies, features
@@ -58,12 +66,7 @@ def pipeline_dags(ctx: BuildContext) -> list[DagSpec]:
                 description=f"sparkhu's daily cleaning DAG over {dataset}: one run per finished UTC day",
                 tags=("sparkhu", "pipeline", dataset),
                 catchup=settings.airflow.catchup,
-                retries=settings.pipeline.retries,
-                retry_delay_s=settings.airflow.retry_delay_s,
-                task_timeout_s=settings.airflow.task_timeout_s,
-                run_timeout_s=settings.airflow.run_timeout_s,
-                deadline_s=settings.airflow.deadline_s,
-                deadline_callback=settings.airflow.deadline_callback,
+                **run_settings(settings),
             )
         )
     return specs

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sparkhu.orchestrate.base import AirflowTask, BuildContext, DagSpec, cron_of, dag_id
+from sparkhu.orchestrate.base import AirflowTask, BuildContext, DagSpec, cron_of, dag_id, run_settings
 
 
 def retention_task() -> AirflowTask:
@@ -37,12 +37,7 @@ def retention_dags(ctx: BuildContext) -> list[DagSpec]:
             description="sparkhu retention: archive, downsample and delete by policy",
             tags=("sparkhu", "retention"),
             catchup=False,
-            retries=settings.pipeline.retries,
-            retry_delay_s=settings.airflow.retry_delay_s,
-            task_timeout_s=settings.airflow.task_timeout_s,
-            run_timeout_s=settings.airflow.run_timeout_s,
-            deadline_s=settings.airflow.deadline_s,
-            deadline_callback=settings.airflow.deadline_callback,
+            **run_settings(settings),
             timezone=settings.retention.timezone,
         )
     ]

@@ -12,13 +12,11 @@ controller that owns them.
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sparkhu.config import schedule_trigger, validation_message
+from sparkhu.config import check_schedule, validation_message
 from sparkhu.errors import ConfigError
-from sparkhu.orchestrate.base import AirflowTask, BuildContext, DagSpec, cron_of, dag_id
+from sparkhu.orchestrate.base import AirflowTask, BuildContext, DagSpec, cron_of, dag_id, run_settings
 from sparkhu.orchestrate.pipeline import start_day
 
 
@@ -36,9 +34,7 @@ class TrainingPolicy(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-            schedule_trigger(value)  # a cron expression, or a ValueError saying what was expected
-        return value
+        return None if value is None else check_schedule(value)
 
     def argv(self, dataset: str | None = None) -> tuple[str, ...]:
         """The ``sparkhu train`` arguments of this policy."""
@@ -81,12 +77,7 @@ def training_dags(ctx: BuildContext) -> list[DagSpec]:
                 description=f"sparkhu training of {dataset} ({'policy ' + name if found else 'default'})",
                 tags=("sparkhu", "train", dataset),
                 catchup=False,  # only the newest history matters for a model
-                retries=settings.pipeline.retries,
-                retry_delay_s=settings.airflow.retry_delay_s,
-                task_timeout_s=settings.airflow.task_timeout_s,
-                run_timeout_s=settings.airflow.run_timeout_s,
-                deadline_s=settings.airflow.deadline_s,
-                deadline_callback=settings.airflow.deadline_callback,
+                **run_settings(settings),
             )
         )
     return specs
