@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from tests.online.conftest import MIN, SERIES, T0, TOPIC
 
 from sparkhu.errors import CatalogError, ForecastError
 from sparkhu.forecast.models import SES
@@ -22,24 +22,9 @@ from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import PredictionStore
-from sparkhu.stream import open_bus
 from sparkhu.stream.codecs import encode_arrow, publish_points
 
-TOPIC = "points"
-SERIES = ["home/power/A", "home/power/B", "home/power/C"]
-T0 = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1_000_000)
-MIN = 60_000_000
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def bus(settings):
-    with open_bus(
-        settings.bus.uri, default_partitions=2, client=settings.bus.client, consumer=settings.bus.consumer
-    ) as b:
-        b.create_topic(TOPIC)
-        yield b
 
 
 @pytest.fixture
