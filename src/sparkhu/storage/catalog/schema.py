@@ -53,7 +53,30 @@ series = sa.Table(
     sa.Column("value_min", sa.Float),
     sa.Column("value_max", sa.Float),
     sa.Column("updated_at", TS, nullable=False),
+    sa.Column("description", sa.Text),
 )
+
+series_tags = sa.Table(
+    "series_tags",
+    metadata,
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.String, nullable=False),
+    sa.Index("ix_series_tags_key_value", "key", "value", "series_id"),
+    sqlite_with_rowid=False,
+)
+"""The user tags of ``series.tags`` one row per tag, kept in step by the catalog: the index that
+answers a search by tag without a scan of every series' JSON."""
+
+series_links = sa.Table(
+    "series_links",
+    metadata,
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Column("upstream_id", sa.String, primary_key=True),
+    sa.Index("ix_series_links_upstream", "upstream_id"),
+    sqlite_with_rowid=False,
+)
+"""Declared lineage between series (a derived series and the series it is computed from)."""
 
 datasets = sa.Table(
     "datasets",
@@ -74,7 +97,14 @@ partitions = sa.Table(
     sa.Column("rows", sa.BigInteger, nullable=False),
     sa.Column("bytes", sa.BigInteger, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+    sa.Column("first_ts", TS),
+    sa.Column("last_ts", TS),
+    sa.Column("run_id", sa.String),
+    sa.Index("ix_partitions_run_id", "run_id"),
 )
+"""One row per lake partition: files, rows and bytes as written, the time range of its rows and
+the run that wrote it last (``run_id``: a run of ``runs``, or a writer's name such as
+``sink:<topic>``)."""
 
 runs = sa.Table(
     "runs",
@@ -94,6 +124,7 @@ runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Index("ix_runs_started_at", "started_at"),
     sa.Index("ix_runs_kind_name_started_at", "kind", "name", "started_at"),
+    sa.Index("ix_runs_series_id", "series_id"),
 )
 
 models = sa.Table(
@@ -106,7 +137,24 @@ models = sa.Table(
     sa.Column("metrics", JSON, nullable=False),
     sa.Column("aliases", JSON, nullable=False),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("run_id", sa.String),
+    sa.Column("feature_view", sa.String),
+    sa.Index("ix_models_run_id", "run_id"),
+    sa.Column("feature_view_version", sa.Integer),
 )
+"""``run_id``: the catalog run (training) that made the version; ``feature_view`` and its version:
+the model inputs it was trained on (:mod:`sparkhu.metadata.features`)."""
+
+feature_views = sa.Table(
+    "feature_views",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("body", JSON, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+)
+"""Named, versioned definitions of model inputs; a version is never changed once written."""
 
 forecasts_raw = sa.Table(
     "forecasts_raw",
