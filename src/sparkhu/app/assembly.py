@@ -32,6 +32,7 @@ from sparkhu.config import dataset_name
 from sparkhu.connectors import configured_sinks
 from sparkhu.connectors.base import SinkSpec, SourceSpec
 from sparkhu.connectors.lake_sink import LakeSinkSettings
+from sparkhu.storage.writes import writing_run
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ def add_topic_consumers(
         if sink_spec.topics is not None and dataset not in sink_spec.topics:
             continue
         sink = sink_spec.open(runtime, topic, dataset)
-        platform.add(f"{sink_spec.kind} sink {sink_spec.name} {topic}", sink.run, figures=sink.figures)
+        run = as_writer(f"sink:{sink_spec.name}:{topic}", sink.run)  # who wrote the lake's partitions
+        platform.add(f"{sink_spec.kind} sink {sink_spec.name} {topic}", run, figures=sink.figures)
     forecast = settings.forecast
     predictor = OnlinePredictor(
         runtime.bus,
@@ -129,6 +131,16 @@ def add_topic_consumers(
         server.run,
         figures=lambda: {"served": len(server.serving), "swaps": server.swaps},
     )
+
+
+def as_writer(name: str, run: Callable[[threading.Event], None]) -> Callable[[threading.Event], None]:
+    """``run`` with its lake writes attributed to the writer ``name`` (see ``storage.writes.writing_run``)."""
+
+    def named(stop: threading.Event) -> None:
+        with writing_run(name):
+            run(stop)
+
+    return named
 
 
 def add_pipeline_scheduler(

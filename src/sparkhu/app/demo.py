@@ -27,6 +27,7 @@ from sparkhu.app.runtime import Runtime
 from sparkhu.config import DemoSettings, Settings
 from sparkhu.connectors.replay import ReplaySourceSettings
 from sparkhu.storage.catalog import SeriesInfo
+from sparkhu.storage.writes import writing_run
 
 SOURCE, MEASUREMENT = "ampds2", "electricity"
 DATASET = f"{SOURCE}_{MEASUREMENT}"
@@ -128,7 +129,8 @@ def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None
         ts_column="UNIX_TS",
         ts_unit="s",
     )
-    stats = ingest_to_lake(history, runtime.lake, runtime.catalog, zone="raw", dataset=DATASET)
+    with writing_run(f"ingest:{history.name}"):
+        stats = ingest_to_lake(history, runtime.lake, runtime.catalog, zone="raw", dataset=DATASET)
     runner = daily(runtime, DATASET)
     runner.run(start.date(), (now - timedelta(days=1)).date())
     replay = ReplaySourceSettings(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from sparkhu.app.runtime import Runtime
 from sparkhu.connectors.base import SourceSpec
 from sparkhu.connectors.runner import PumpStats, ingest_to_lake, pump
+from sparkhu.storage.writes import writing_run
 
 Progress = Callable[[int], None]
 
@@ -23,9 +24,17 @@ def ingest(
     (the lake sink of a running platform lands it). Resumable: the connector's watermark is kept."""
     if via_bus:
         return publish(runtime, spec, progress=progress)
-    return ingest_to_lake(
-        spec.open(), runtime.lake, runtime.catalog, zone="raw", dataset=spec.dataset, progress=progress
-    )
+    record_source(runtime, spec)
+    with writing_run(f"ingest:{spec.name}"):
+        return ingest_to_lake(
+            spec.open(), runtime.lake, runtime.catalog, zone="raw", dataset=spec.dataset, progress=progress
+        )
+
+
+def record_source(runtime: Runtime, spec: SourceSpec) -> None:
+    """Record a source (from ``[[sources]]`` or the command line) with its settings in the catalog; its
+    watermarks are kept under the same name."""
+    runtime.catalog.upsert_source(spec.name, spec.kind, spec.model_dump(mode="json"))
 
 
 def publish(
@@ -38,6 +47,7 @@ def publish(
     """Publish ``spec``'s source onto its topic until it ends or ``stop`` is set (``sparkhu replay``)."""
     topic = runtime.topic(spec.source, spec.measurement)
     runtime.bus.create_topic(topic)
+    record_source(runtime, spec)
     return pump(
         spec.open(),
         runtime.bus,

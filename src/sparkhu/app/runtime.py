@@ -16,13 +16,14 @@ runtime releases exactly what was opened.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sparkhu.config import Settings
-from sparkhu.errors import ConfigError
+from sparkhu.errors import ConfigError, SparkhuError
 
 if TYPE_CHECKING:
     from sparkhu.engine import Engine
@@ -30,9 +31,11 @@ if TYPE_CHECKING:
     from sparkhu.storage.catalog import Catalog
     from sparkhu.storage.lake import Lake
     from sparkhu.storage.predictions import PredictionStore
+    from sparkhu.storage.writes import PartitionWrite
     from sparkhu.stream import Bus
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -56,11 +59,21 @@ class Runtime:
 
     @property
     def lake(self) -> Lake:
-        """The lake (``[storage] lake``, ``layout``)."""
+        """The lake (``[storage] lake``, ``layout``); what it writes is recorded in the catalog."""
         from sparkhu.storage.lake import Lake
 
         storage = self.settings.storage
-        return self._once("lake", lambda: Lake(storage.lake, layout=storage.layout))
+        return self._once(
+            "lake", lambda: Lake(storage.lake, layout=storage.layout, on_write=self._record_writes)
+        )
+
+    def _record_writes(self, writes: Sequence[PartitionWrite]) -> None:
+        """The lake's listener: the partitions of one write, in one catalog call. A catalog that
+        fails is logged, not raised: the data is in the lake, only its record is late."""
+        try:
+            self.catalog.record_writes(writes)
+        except SparkhuError as exc:
+            log.error("cannot record the lake partitions just written: %s", exc)
 
     @property
     def catalog(self) -> Catalog:

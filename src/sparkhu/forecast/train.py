@@ -49,6 +49,7 @@ from sparkhu.forecast.models import MODELS, make_model
 from sparkhu.storage.catalog import Catalog, RunRecord
 from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import FORECAST_SCHEMA, PredictionStore
+from sparkhu.storage.writes import writing_run
 
 log = logging.getLogger(__name__)
 
@@ -419,13 +420,14 @@ def train_series(
             summary.results.append(SeriesResult(sid, "failed", reason="no points in the requested range"))
     rows = result.table.to_pylist()
     forecasts: list[pa.Table] = []
-    for done, row in enumerate(rows, start=1):
-        outcome, table = _register(registry, row, config)
-        summary.results.append(outcome)
-        if table is not None:
-            forecasts.append(table)
-        if progress is not None:
-            progress(done, len(rows))
+    with writing_run(run_id):  # the model versions registered are this run's
+        for done, row in enumerate(rows, start=1):
+            outcome, table = _register(registry, row, config)
+            summary.results.append(outcome)
+            if table is not None:
+                forecasts.append(table)
+            if progress is not None:
+                progress(done, len(rows))
     stored = predictions.write(pa.concat_tables(forecasts)) if forecasts else 0
     summary.results.sort(key=lambda r: r.series_id)
     summary.seconds = time.perf_counter() - began

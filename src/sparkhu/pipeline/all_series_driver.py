@@ -27,6 +27,7 @@ from sparkhu.pipeline.dag import QUARANTINE_OUTPUT, written_frames
 from sparkhu.pipeline.datasets import assemble, within
 from sparkhu.pipeline.runs import SeriesResult, TaskRun, failure_reason
 from sparkhu.pipeline.session import RunSession
+from sparkhu.storage.writes import writing_run
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ class AllSeriesDriver:
         def once() -> None:
             run = TaskRun(task.name, start, end, attempts=len(attempts) + 1, run_id=uuid.uuid4().hex)
             attempts.append(run)
-            self._compute(run)
+            with writing_run(run.run_id):
+                self._compute(run)
 
         def failed(attempt: int, error: Exception) -> None:
             reason = failure_reason(error)

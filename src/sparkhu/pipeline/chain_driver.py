@@ -35,6 +35,7 @@ from sparkhu.pipeline.datasets import assemble
 from sparkhu.pipeline.runs import SeriesResult, TaskRun, failure_reason
 from sparkhu.pipeline.session import RunSession
 from sparkhu.series import series_runs
+from sparkhu.storage.writes import writing_run
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,10 @@ class ChainDriver:
         quarantined = False
 
         def write_once() -> None:
+            with writing_run(run.run_id):
+                write_tables()
+
+        def write_tables() -> None:
             nonlocal quarantined
             for dataset in list(todo):  # what an earlier attempt wrote is not written again
                 session.datasets.replace(dataset, todo[dataset], run.days)

@@ -12,6 +12,7 @@ is logged, not raised: the run goes on. :meth:`RunRecords.done_days` and
 >>> from datetime import UTC, date, datetime
 >>> from sparkhu.pipeline import examples
 >>> from sparkhu.pipeline.base import Task
+from sparkhu.pipeline.dag import QUARANTINE_OUTPUT
 >>> task = Task("copy", examples.passthrough, {"points": "raw"}, {"points": "clean"})
 >>> run = TaskRun("copy", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC), run_id="r1")
 >>> with tempfile.TemporaryDirectory() as tmp:
@@ -27,10 +28,12 @@ is logged, not raised: the run goes on. :meth:`RunRecords.done_days` and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from sparkhu.errors import SparkhuError
 from sparkhu.pipeline.base import Task
+from sparkhu.pipeline.dag import QUARANTINE_OUTPUT
 from sparkhu.pipeline.hooks import PipelineHooks
 from sparkhu.pipeline.runs import TaskRun, jsonable
 from sparkhu.storage.catalog import Catalog, RunRecord
@@ -46,9 +49,11 @@ SERIES_KIND = "pipeline.series"
 class RunRecords(PipelineHooks):
     """The run records of the tasks of source dataset ``dataset`` in ``catalog``."""
 
-    def __init__(self, catalog: Catalog, dataset: str) -> None:
+    def __init__(self, catalog: Catalog, dataset: str, where: Callable[[str], str] | None = None) -> None:
         self.catalog = catalog
         self.dataset = dataset
+        self.where = where
+        """The lake ``zone/dataset`` of a DAG dataset, recorded as the task's inputs and outputs (lineage)."""
 
     def name(self, task: str) -> str:
         """The ``name`` of a task's run records: ``<dataset>/<task>``."""
@@ -63,6 +68,7 @@ class RunRecords(PipelineHooks):
                 "dataset": self.dataset,
                 "params": dict(task.params),
                 "lookback_s": task.lookback.total_seconds(),
+                **self._lineage(task),
             }
         )
         name = self.name(task.name)
@@ -105,6 +111,14 @@ class RunRecords(PipelineHooks):
             self.catalog.record_runs(records)
         except SparkhuError as exc:
             log.error("cannot record the runs of %s %s: %s", task.name, run.start.date(), exc)
+
+    def _lineage(self, task: Task) -> dict[str, list[str]]:
+        if self.where is None:
+            return {}
+        return {
+            "inputs": sorted({self.where(d) for d in task.inputs.values()}),
+            "outputs": sorted({self.where(d) for key, d in task.outputs.items() if key != QUARANTINE_OUTPUT}),
+        }
 
     def done_days(self, task: str) -> set[date]:
         """Days covered by a successful run of ``task``."""

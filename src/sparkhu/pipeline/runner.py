@@ -104,7 +104,7 @@ class PipelineRunner:
         self.threads = threads
         self.datasets = datasets or Datasets(lake, dataset)
         self.max_cache_rows = max_cache_rows
-        self.records = RunRecords(catalog, dataset)
+        self.records = RunRecords(catalog, dataset, self._where)
         self.hooks = HookRelay([self.records, *hooks])
 
     def plan(

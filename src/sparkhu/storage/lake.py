@@ -61,6 +61,7 @@ from sparkhu.storage._parquet import (
     walk_partitions,
     write_atomic,
 )
+from sparkhu.storage.writes import WriteListener, partition_writes
 from sparkhu.timeaxis import TS_TYPE, to_us
 
 ZONES = ("raw", "validated", "clean", "features", "analysis", "quarantine")
@@ -159,6 +160,7 @@ class Lake:
         layout: str = "date",
         filesystem: pafs.FileSystem | None = None,
         threads: int = 0,
+        on_write: WriteListener | None = None,
     ) -> None:
         if layout not in LAYOUTS:
             raise LakeError(f"unknown lake layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
@@ -167,6 +169,8 @@ class Lake:
         self.layout = layout
         self._layout = LAYOUTS[layout]
         self._threads = threads or os.cpu_count() or 1
+        self.on_write = on_write
+        """Told the partitions each write touched (not pickled: a worker's copy has none)."""
         if filesystem is not None:
             self._fs, base = filesystem, root
         elif "://" in root:
@@ -192,6 +196,7 @@ class Lake:
         state = self.__dict__.copy()
         for name in ("_namer", "_db_lock", "_db", "_row_cache"):
             del state[name]
+        state["on_write"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -245,7 +250,8 @@ class Lake:
             for info in self._list(f"{where}/{self._layout.day_prefix(day)}", recursive=True)
             if is_data_file(info)
         ]
-        written = self._write_parts(where, split_partitions(table, self._layout)) if table.num_rows else []
+        parts = split_partitions(table, self._layout)
+        written = self._write_parts(where, parts, replaced=True) if table.num_rows else []
         self._delete([info.path for info in old])
         for part_dir in sorted({os.path.dirname(info.path) for info in old}):
             self._remove_if_empty(part_dir, where)
@@ -265,7 +271,7 @@ class Lake:
         return self._write_parts(where, parts, sort=False)[0]
 
     def _write_parts(
-        self, where: str, parts: Iterable[tuple[str, pa.Table]], *, sort: bool = True
+        self, where: str, parts: Iterable[tuple[str, pa.Table]], *, sort: bool = True, replaced: bool = False
     ) -> list[str]:
         jobs = [(f"{where}/{key}", part) for key, part in parts]
 
@@ -280,9 +286,13 @@ class Lake:
             return path
 
         if len(jobs) <= 1 or self._threads == 1:
-            return [one(job) for job in jobs]
-        with ThreadPoolExecutor(min(self._threads, len(jobs))) as pool:
-            return list(pool.map(one, jobs))
+            written = [one(job) for job in jobs]
+        else:
+            with ThreadPoolExecutor(min(self._threads, len(jobs))) as pool:
+                written = list(pool.map(one, jobs))
+        if self.on_write is not None and written:  # the catalog's record of partitions: one call per write
+            self.on_write(partition_writes(self._fs, where, jobs, written, replaced=replaced))
+        return written
 
     # ---------------------------------------------------------------- reading
 

@@ -23,6 +23,7 @@ from sparkhu.storage.catalog.engine import (
     read_tx,
     write_tx,
 )
+from sparkhu.storage.catalog.meta import MetadataStore, source_rows
 from sparkhu.storage.catalog.records import (
     EXTRA_KEY,
     RUN_STATUSES,
@@ -36,6 +37,7 @@ from sparkhu.storage.catalog.records import (
     run_record,
     series_info,
 )
+from sparkhu.storage.writes import current_run
 from sparkhu.timeaxis import from_us, now_us, to_us
 
 __all__ = ["RUN_STATUSES", "Catalog", "RunRecord", "SeriesInfo"]
@@ -43,7 +45,7 @@ __all__ = ["RUN_STATUSES", "Catalog", "RunRecord", "SeriesInfo"]
 PARTITION_STATS = ("files", "rows", "bytes", "updated_at")
 
 
-class Catalog:
+class Catalog(MetadataStore):
     """The feature metadata store. Thread-safe; safe across processes on SQLite (WAL) and PostgreSQL.
 
     Every method is one transaction; writes are committed before they return.
@@ -110,13 +112,10 @@ class Catalog:
         self._upsert(schema.sources, [{**row, "created_at": now}], ["name"], row, f"saving source {name!r}")
 
     def sources(self) -> list[dict[str, Any]]:
-        """Known sources (name, kind, config, created_at, updated_at), by name."""
-        src = schema.sources
+        """Known sources (name, kind, config, created_at, updated_at, and ``watermarks``: the
+        positions the source saved, ``{key: position}``), by name."""
         with read_tx(self._engine, "listing sources") as conn:
-            rows = [dict(row._mapping) for row in conn.execute(sa.select(src).order_by(src.c.name))]
-        for row in rows:
-            row["created_at"], row["updated_at"] = from_us(row["created_at"]), from_us(row["updated_at"])
-        return rows
+            return source_rows(conn)
 
     def upsert_series(self, info: SeriesInfo) -> None:
         """Insert or update a series' descriptive metadata (unit, period, tags, range).
@@ -138,6 +137,7 @@ class Catalog:
                 field="value_min",
             )
         tags = check_json(info.tags, f"tags of {info.series_id}")
+        user_tags = {str(k): str(v) for k, v in tags.items() if k != EXTRA_KEY and v is not None}
         if info.extra:
             tags[EXTRA_KEY] = check_json(info.extra, f"extra metadata of {info.series_id}")
         else:  # keep what the pipeline recorded
@@ -167,7 +167,14 @@ class Catalog:
             "count": info.count,
             **descriptive,
         }
-        self._upsert(schema.series, [row], ["series_id"], descriptive, f"saving series {info.series_id!r}")
+        t = schema.series_tags
+        stmt = _upsert_stmt(self._engine, schema.series, ["series_id"], list(descriptive))
+        with write_tx(self._engine, f"saving series {info.series_id!r}") as conn:
+            conn.execute(stmt, [row])
+            conn.execute(sa.delete(t).where(t.c.series_id == info.series_id))
+            if user_tags:
+                rows = [{"series_id": info.series_id, "key": k, "value": v} for k, v in user_tags.items()]
+                conn.execute(sa.insert(t), rows)
 
     def update_series_stats(self, points: pa.Table) -> None:
         """Widen first/last timestamps and add to counts from a batch of points (one query per batch).
@@ -342,7 +349,8 @@ class Catalog:
         with read_tx(self._engine, f"listing partitions of {zone}/{dataset}") as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
         for row in rows:
-            row["updated_at"] = from_us(row["updated_at"])
+            for name in ("updated_at", "first_ts", "last_ts"):
+                row[name] = from_us(row[name])
         return rows
 
     def forget_partitions(self, zone: str, dataset: str, keys: Sequence[str]) -> int:
@@ -520,13 +528,26 @@ class Catalog:
 
     # ------------------------------------------------------------------ models
     def register_model(
-        self, name: str, version: str, series_id: str | None, uri: str, metrics: Mapping[str, float]
+        self,
+        name: str,
+        version: str,
+        series_id: str | None,
+        uri: str,
+        metrics: Mapping[str, float],
+        *,
+        run_id: str | None = None,
     ) -> None:
-        """Record (or update) a model version: where it is stored and how well it scored."""
+        """Record (or update) a model version: where it is stored, how well it scored and the run
+        that made it (``run_id``, by default the one named by :func:`~sparkhu.storage.writes.writing_run`)."""
         check_text(name, "model name")
         check_text(version, "model version")
         check_text(uri, "model uri")
-        values = {"series_id": series_id, "uri": uri, "metrics": check_json(metrics, f"metrics of {name}")}
+        values = {
+            "series_id": series_id,
+            "uri": uri,
+            "metrics": check_json(metrics, f"metrics of {name}"),
+            "run_id": run_id or current_run(),
+        }
         self._upsert(
             schema.models,
             [{"name": name, "version": version, "aliases": [], "created_at": now_us(), **values}],

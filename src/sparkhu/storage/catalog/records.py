@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +53,8 @@ class SeriesInfo:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Metadata the pipeline recorded (seasonal periods, normalisation parameters...); stored
     in the ``tags`` JSON under the reserved key :data:`EXTRA_KEY`."""
+    description: str | None = None
+    """Free-form text (edited with :meth:`~sparkhu.storage.catalog.Catalog.describe_series`)."""
 
     @classmethod
     def of(cls, series_id: str, **kwargs: Any) -> SeriesInfo:
@@ -96,6 +99,7 @@ def series_info(row: RowMapping) -> SeriesInfo:
         value_min=row["value_min"],
         value_max=row["value_max"],
         extra=dict((row["tags"] or {}).get(EXTRA_KEY) or {}),
+        description=row.get("description"),
     )
 
 
@@ -173,3 +177,49 @@ def check_json(value: Mapping[str, Any], what: str) -> dict[str, Any]:
         return json.loads(json.dumps(dict(value)))
     except (TypeError, ValueError) as exc:
         raise InputError(f"not JSON-serialisable: {exc}", field=what) from exc
+
+
+TAG_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
+"""A tag key: a letter, then letters, digits, ``_ . -`` (64 characters at most)."""
+UNSET: Any = object()
+"""A field :class:`SeriesMeta` leaves as it is in the catalog."""
+
+
+@dataclass
+class SeriesMeta:
+    """The editable metadata of one series, as an import or an edit hands it to the catalog.
+
+    A field left :data:`UNSET` keeps its stored value; ``tags`` replaces the series' tags,
+    ``upstream`` its declared upstream series. ``origin`` names the record in messages
+    (``meta.csv:3``).
+
+    >>> SeriesMeta("a/b/c", description="kitchen plug", origin="meta.json:1").tags is UNSET
+    True
+    """
+
+    series_id: str
+    description: Any = UNSET
+    tags: Any = UNSET
+    unit: Any = UNSET
+    upstream: Any = UNSET
+    origin: str = ""
+
+
+def check_tags(tags: Any, what: str) -> dict[str, str]:
+    """``tags`` as ``{key: value}`` strings; :class:`InputError` naming ``what`` and the bad tag.
+
+    >>> check_tags({"room": "kitchen", "floor": 1}, "x")
+    {'room': 'kitchen', 'floor': '1'}
+    """
+    if not isinstance(tags, Mapping):
+        raise InputError(f"tags must be a mapping of key to value, got {type(tags).__name__}", field=what)
+    out = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not TAG_KEY_RE.match(key) or key == EXTRA_KEY:
+            raise InputError(
+                f"tag key {key!r} is not a name (a letter, then letters, digits, _ . -)", field=what
+            )
+        if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
+            raise InputError(f"tag {key!r} needs a non-empty text or number value, got {value!r}", field=what)
+        out[key] = str(value)
+    return out

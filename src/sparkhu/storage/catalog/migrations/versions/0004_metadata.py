@@ -69,9 +69,8 @@ def _copy_tags() -> None:
     """Index the tags series already have (the pipeline's ``_extra`` is no tag)."""
     conn = op.get_bind()
     series = sa.table("series", sa.column("series_id", sa.String), sa.column("tags", JSON))
-    tags = sa.table(
-        "series_tags", sa.column("series_id", sa.String), sa.column("key", sa.String), sa.column("value", sa.String)
-    )
+    columns = (sa.column("series_id", sa.String), sa.column("key", sa.String), sa.column("value", sa.String))
+    tags = sa.table("series_tags", *columns)
     rows = [
         {"series_id": sid, "key": key, "value": str(value)}
         for sid, stored in conn.execute(sa.select(series.c.series_id, series.c.tags))
