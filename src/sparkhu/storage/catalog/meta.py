@@ -389,8 +389,8 @@ class MetadataStore:
         """Everything the catalog knows of where ``series_id`` comes from and what was made of it, in a
         few indexed queries: the series, its sources and watermarks, the newest run record of each
         name for the series and for its dataset's pipeline tasks (with how many there are), the
-        datasets those read and wrote (with totals), model versions and the runs that made them, forecasts by model, retention
-        actions on its datasets, declared upstream and downstream series.
+        datasets those read and wrote (with totals), model versions and the runs that made them,
+        forecasts by model, retention actions on its datasets, declared upstream and downstream series.
         :class:`~sparkhu.errors.NotFoundError` for an unknown series."""
         sid = SeriesId.parse(series_id)
         s, r, m, links = schema.series, schema.runs, schema.models, schema.series_links
