@@ -352,6 +352,17 @@ class AirflowSettings(_Section):
         return day
 
 
+class MetadataSettings(_Section):
+    """``[metadata]``: where lineage events go, in the OpenLineage format."""
+
+    openlineage: str = ""
+    """A file (``events.jsonl`` or ``file:///...``: one event a line, appended) or an ``http(s)://`` endpoint
+    (each event POSTed as JSON, e.g. ``http://marquez:5000/api/v1/lineage``); empty: none are sent."""
+    namespace: str = Field(default="sparkhu", pattern=r"^[A-Za-z0-9_.:/\-]+$")
+    """The OpenLineage namespace of sparkhu's jobs."""
+    openlineage_timeout_s: float = Field(default=10.0, gt=0.0)
+
+
 class DemoSettings(_Section):
     days: int = Field(default=14, ge=1, le=3650)
     meters: int = Field(default=11, ge=10, le=64)
@@ -437,6 +448,7 @@ class Settings(_Section):
     pipeline: PipelineSettings = PipelineSettings()
     retention: RetentionSettings = RetentionSettings()
     airflow: AirflowSettings = AirflowSettings()
+    metadata: MetadataSettings = MetadataSettings()
     sources: list[SourceSettings] = []
     sinks: list[SinkSettings] = []
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
