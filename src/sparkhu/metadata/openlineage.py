@@ -212,7 +212,7 @@ class LineageEmitter:
                     out.write(text)
             except OSError as exc:
                 raise BackendUnavailable(
-                    f"cannot append lineage events to {self._path}: {exc.strerror}"
+                    str(self._path), f"cannot append lineage events: {exc.strerror}"
                 ) from exc
             return len(events)
         url = str(self._url)
