@@ -10,8 +10,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sparkhu.app.metadata import emit_after
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import dataset_name
+from sparkhu.errors import NotFoundError
 from sparkhu.series import SeriesId
 
 if TYPE_CHECKING:
@@ -29,16 +31,39 @@ def train(
     start: datetime | None = None,
     end: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
+    feature_view: str | None = None,
 ) -> TrainSummary:
-    """Back-test the portfolio per series of ``dataset``, register each champion, store its forecasts."""
-    from sparkhu.forecast.train import train_series
+    """Back-test the portfolio per series of ``dataset``, register each champion, store its forecasts.
 
-    return train_series(
+    With ``feature_view``, the view decides the inputs (its zone and dataset, its series, its window)
+    and every model version registered records the view and its version.
+    """
+    from dataclasses import replace
+
+    from sparkhu.forecast.train import train_series
+    from sparkhu.metadata.features import get_view
+
+    view = get_view(runtime.catalog, feature_view) if feature_view else None
+    zone: str | None = None
+    series: list[str] | None = None
+    if view is not None:
+        zone, dataset = view.location
+        if (zone, dataset) not in runtime.lake.datasets(zone):
+            raise NotFoundError(
+                f"feature view {view.name!r} reads {zone}/{dataset}, which is not in the lake yet"
+            )
+        series = view.select(runtime.lake.series(zone, dataset))
+        if not series:
+            raise NotFoundError(f"feature view {view.name!r} selects no series of {zone}/{dataset}")
+        config = replace(config, max_points=view.window, period_s=view.period_s)
+    summary = train_series(
         runtime.lake,
         runtime.catalog,
         runtime.predictions,
         runtime.registry,
+        series,
         dataset=dataset,
+        zone=zone,
         prefix=prefix,
         start=start,
         end=end,
@@ -46,6 +71,10 @@ def train(
         engine=runtime.engine,
         progress=progress,
     )
+    if view is not None and view.version is not None:
+        runtime.catalog.link_feature_view(summary.run_id, view.name, view.version)
+    emit_after(runtime, [r.series_id for r in summary.results], f"training run {summary.run_id}")
+    return summary
 
 
 def train_global(

@@ -45,6 +45,12 @@ def train(
             "--global", help="Train ONE model over all the series instead: nlinear, dlinear or lstm."
         ),
     ] = None,
+    feature_view: Annotated[
+        str | None,
+        typer.Option(
+            "--feature-view", help="Train on this feature view's inputs (series, zone, window); recorded."
+        ),
+    ] = None,
 ) -> None:
     """Back-test the portfolio per series, register each champion in MLflow, store its forecasts.
 
@@ -65,7 +71,8 @@ def train(
     if since is not None and until is not None and until <= since:
         raise InputError(f"{end} is not after --start {start}", field="--end")
     with Runtime(settings) as runtime:
-        dataset = runtime.resolve_dataset(dataset)
+        # a feature view names its own dataset
+        dataset = runtime.resolve_dataset(dataset) if feature_view is None else (dataset or "")
         if global_model is not None:
             with console.status(f"training one {global_model} over {dataset} ..."):
                 summary = training.train_global(runtime, dataset, global_model, config, prefix=prefix)
@@ -86,6 +93,7 @@ def train(
                 prefix=prefix,
                 start=since,
                 end=until,
+                feature_view=feature_view,
                 progress=lambda done, total: progress.update(
                     task, description="registering", completed=done, total=total
                 ),
