@@ -32,6 +32,7 @@ from sparkhu.gateway import resolvers as r
 from sparkhu.gateway.auth import check_token
 from sparkhu.gateway.cost import QueryCost
 from sparkhu.gateway.errors import ErrorCodes
+from sparkhu.gateway.lineage import LineageQuery, MetadataMutation
 from sparkhu.gateway.retention import RetentionMutation, RetentionQuery
 from sparkhu.gateway.services import DEFAULT_MAX_DEPTH
 from sparkhu.gateway.sparkstudy import SparkStudyQuery
@@ -259,8 +260,8 @@ def build_schema(
     # One rule class for every request, so that the validation cache can hit.
     depth_rule = create_validator(max_depth, should_ignore=None)
     return GatewaySchema(
-        query=merge_types("Query", (Query, RetentionQuery, SparkStudyQuery)),
-        mutation=merge_types("Mutation", (Mutation, RetentionMutation)),
+        query=merge_types("Query", (Query, RetentionQuery, SparkStudyQuery, LineageQuery)),
+        mutation=merge_types("Mutation", (Mutation, RetentionMutation, MetadataMutation)),
         subscription=Subscription,
         extensions=[
             ErrorCodes,

@@ -53,6 +53,8 @@ class GatewayServices:
     retention: RetentionContext | None = None
     """Retention's context (policies, plans, the audit); None: the retention API answers it is off."""
     live: LiveFeeds = field(default_factory=LiveFeeds)
+    topic_prefix: str = "sparkhu."
+    """``[bus] topic_prefix``: the topic names a lineage shows."""
 
     @classmethod
     def of(cls, runtime: Runtime, **overrides: Any) -> GatewayServices:
@@ -64,6 +66,7 @@ class GatewayServices:
             "timezone": settings.timezone,
             "actuals": ("raw", "{source}_{measurement}"),
             "retention": retention_context(runtime, registry=False),
+            "topic_prefix": settings.bus.topic_prefix,
             **overrides,
         }
         return cls(lake=runtime.lake, catalog=runtime.catalog, predictions=runtime.predictions, **values)

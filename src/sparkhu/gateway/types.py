@@ -124,6 +124,7 @@ class Series:
     last_ts: datetime | None
     count: int
     tags: JSON
+    description: str | None = None
 
     @classmethod
     def of(cls, info: SeriesInfo) -> Series:
@@ -140,6 +141,7 @@ class Series:
             last_ts=info.last_ts,
             count=info.count,
             tags=JSON(dict(info.tags)),
+            description=info.description,
         )
 
     @strawberry.field(description="The newest run records that concern this series.")
