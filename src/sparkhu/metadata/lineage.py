@@ -252,6 +252,7 @@ def _run_detail(run: Mapping[str, Any], series_runs: list[dict[str, Any]] | None
     """What a lineage shows of a run record (and, for a task, this series' own newest record of it)."""
     detail = {
         "run_id": run["run_id"],
+        "name": run["name"],
         "kind": run["kind"],
         "status": run["status"],
         "runs": run.get("runs", 1),

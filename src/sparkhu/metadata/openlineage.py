@@ -135,11 +135,18 @@ def _event(
         "run": {"runId": run_uuid(run_id), "facets": {"sparkhu": facet}},
         "job": {
             "namespace": namespace,
-            "name": node.label if node.kind != "source" else f"source:{node.label}",
+            "name": _job_name(node),
         },
         "inputs": _dedup(inputs),
         "outputs": _dedup(outputs),
     }
+
+
+def _job_name(node: Node) -> str:
+    """The job of a run: the same for every run of it (a task's or training's record name)."""
+    if node.kind == "source":
+        return f"source:{node.label}"
+    return str(node.detail.get("name") or node.label)
 
 
 def _dedup(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -189,6 +189,7 @@ class MetadataStore:
 
     def describe_series(self, series_id: str, description: str | None) -> None:
         """Set (or, ``None``, clear) the free-form description of one series."""
+        self.series(series_id)  # NotFoundError for an unknown id
         self.apply_series_meta([SeriesMeta(series_id, description=description)])
 
     def apply_series_meta(self, records: Sequence[SeriesMeta]) -> int:
