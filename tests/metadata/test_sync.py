@@ -142,7 +142,7 @@ def test_import_from_a_sql_query(home: Path, tmp_path: Path, capsys):
             [("home/power/kitchen", "Kitchen", "kitchen"), ("home/power/dryer", None, "laundry")],
         )
     query = 'SELECT id AS series_id, note AS description, room AS "tag.room" FROM meters'
-    code, out, err = sparkhu(
+    code, _, err = sparkhu(
         capsys, "--home", str(home), "meta", "import", "--sql", f"sqlite:///{ops}", "--query", query
     )
     assert code == 0, err
