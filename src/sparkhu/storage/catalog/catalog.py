@@ -23,7 +23,7 @@ from sparkhu.storage.catalog.engine import (
     read_tx,
     write_tx,
 )
-from sparkhu.storage.catalog.meta import MetadataStore, source_rows
+from sparkhu.storage.catalog.meta import MetadataStore, index_words, source_rows
 from sparkhu.storage.catalog.records import (
     EXTRA_KEY,
     RUN_STATUSES,
@@ -171,6 +171,11 @@ class Catalog(MetadataStore):
         stmt = _upsert_stmt(self._engine, schema.series, ["series_id"], list(descriptive))
         with write_tx(self._engine, f"saving series {info.series_id!r}") as conn:
             conn.execute(stmt, [row])
+            described = schema.series.c.description
+            text = conn.execute(
+                sa.select(described).where(schema.series.c.series_id == info.series_id)
+            ).scalar()
+            index_words(conn, {info.series_id: text})
             conn.execute(sa.delete(t).where(t.c.series_id == info.series_id))
             if user_tags:
                 rows = [{"series_id": info.series_id, "key": k, "value": v} for k, v in user_tags.items()]

@@ -28,6 +28,7 @@ from sparkhu.storage.catalog.records import (
     check_tags,
     check_text,
     series_info,
+    words,
 )
 from sparkhu.storage.writes import PartitionWrite
 from sparkhu.timeaxis import from_us, now_us
@@ -127,28 +128,36 @@ class MetadataStore:
     def search_series(
         self, *, tags: Mapping[str, str] | None = None, text: str = "", prefix: str = "", limit: int = 100
     ) -> list[SeriesInfo]:
-        """Series carrying every tag of ``tags`` whose id or description contains ``text``
-        (case-insensitive) and whose id starts with ``prefix``, by id, at most ``limit``.
+        """Series carrying every tag of ``tags``, matching ``text`` and whose id starts with ``prefix``,
+        by id, at most ``limit``. A series matches ``text`` when its id starts with it, or when every
+        word of ``text`` starts a word of its description (any case: ``kitch`` finds "Kitchen plugs").
 
         A tag key that no series carries raises :class:`~sparkhu.errors.NotFoundError` (a typo
         would otherwise look like an empty answer).
         """
         check_limit(limit)
         wanted = check_tags(tags or {}, "tags")
-        s, t = schema.series, schema.series_tags
+        s, t, w = schema.series, schema.series_tags, schema.series_words
         query = sa.select(s).order_by(s.c.series_id).limit(limit)
-        for key, value in wanted.items():
-            query = query.where(
-                s.c.series_id.in_(sa.select(t.c.series_id).where(t.c.key == key, t.c.value == value))
+        if wanted:  # driven by the tag index: the first tag joined, the others as filters
+            (key, value), *others = wanted.items()
+            first = t.alias("first_tag")
+            query = query.join(first, first.c.series_id == s.c.series_id).where(
+                first.c.key == key, first.c.value == value
             )
-        if text:
-            pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = query.where(
-                sa.or_(
-                    sa.func.lower(s.c.series_id).like(pattern, escape="\\"),
-                    sa.func.lower(s.c.description).like(pattern, escape="\\"),
+            for key, value in others:
+                query = query.where(
+                    s.c.series_id.in_(sa.select(t.c.series_id).where(t.c.key == key, t.c.value == value))
                 )
-            )
+        if text:
+            terms = words(text)
+            by_words = [
+                sa.select(w.c.series_id).where(w.c.word >= term, w.c.word < term + "{") for term in terms
+            ]
+            matched = sa.intersect(*by_words) if len(by_words) > 1 else by_words[0] if by_words else None
+            by_id = sa.select(s.c.series_id).where(s.c.series_id >= text, s.c.series_id < text + "\uffff")
+            found_ids = sa.union(by_id, matched) if matched is not None else by_id
+            query = query.where(s.c.series_id.in_(found_ids))
         if prefix:
             query = query.where(sa.func.substr(s.c.series_id, 1, len(prefix)) == prefix)
         with read_tx(self._engine, "searching series") as conn:
@@ -222,6 +231,7 @@ class MetadataStore:
                 for chunk in _chunks(sorted(ids))
                 for row in conn.execute(sa.select(s.c.series_id, s.c.tags).where(s.c.series_id.in_(chunk)))
             }
+            described = {r.series_id: r.description for r in checked if r.description is not UNSET}
             for record in checked:
                 if record.series_id not in stored:
                     raise InputError(
@@ -260,6 +270,7 @@ class MetadataStore:
                     for k, v in r.tags.items()
                 ],
             )
+            index_words(conn, described)
             _replace_rows(
                 conn,
                 links,
@@ -272,6 +283,18 @@ class MetadataStore:
                 ],
             )
         return len(checked)
+
+    def index_series_words(self) -> int:
+        """Rebuild the text index of every series (the words of its id and description), in one
+        transaction; returns how many series. Series created by ingestion alone are found by id
+        prefix until this runs (``sparkhu meta reindex``) or their metadata is edited."""
+        s = schema.series
+        with write_tx(self._engine, "indexing the words of every series") as conn:
+            rows = conn.execute(sa.select(s.c.series_id, s.c.description)).all()
+            conn.execute(sa.delete(schema.series_words))
+            for start in range(0, len(rows), 10_000):
+                index_words(conn, dict(rows[start : start + 10_000]))
+        return len(rows)
 
     def export_series_meta(self, *, prefix: str = "") -> list[dict[str, Any]]:
         """series_id, unit, description, tags and upstream of every series (with ``prefix``), by id:
@@ -403,7 +426,7 @@ class MetadataStore:
                     "list them with `sparkhu series search`"
                 )
             facts: dict[str, Any] = {"series": series_info(row._mapping)}
-            facts["sources"] = source_rows(conn)
+            facts["sources"] = source_rows(conn, sid)
             raw = f"{sid.source}_{sid.measurement}"
             facts["series_runs"] = _newest_runs(conn, r.c.series_id == series_id)
             # the task-day runs of the series' DAG (kind pipeline, named <dataset>/<task>)
@@ -550,32 +573,61 @@ def _dataset_totals(conn: Connection, names: Sequence[str]) -> list[dict[str, An
             sa.func.max(p.c.last_ts).label("last_ts"),
             sa.func.max(p.c.updated_at).label("updated_at"),
         )
-        .where(sa.tuple_(p.c.zone, p.c.dataset).in_(pairs))
+        # IN-lists keep to the primary key's ranges; pairs outside ``names`` are dropped below
+        .where(p.c.zone.in_(sorted({z for z, _ in pairs})), p.c.dataset.in_(sorted({d for _, d in pairs})))
         .group_by(p.c.zone, p.c.dataset)
         .order_by(p.c.zone, p.c.dataset)
     )
-    return [_dataset_row(row) for row in conn.execute(query).mappings()]
+    wanted = set(pairs)
+    return [
+        _dataset_row(row) for row in conn.execute(query).mappings() if (row["zone"], row["dataset"]) in wanted
+    ]
 
 
 def _retention_actions(conn: Connection, names: Sequence[str], series_id: str) -> list[dict[str, Any]]:
-    """The newest retention actions (audit entries) on the datasets ``names`` or the series."""
+    """The newest retention actions (audit entries) on the datasets ``names`` or the series: one scan
+    of the audit log for entries naming the series' source dataset or the series, then exact matches."""
     a = schema.audit_log
-    conds = [sa.func.substr(a.c.target, 1, len(name) + 1) == name + "/" for name in names]
-    conds += [a.c.target == name for name in names]
-    conds.append(a.c.target.like(f"%{series_id}%"))
+    sid = SeriesId.parse(series_id)
+    stem = f"{sid.source}_{sid.measurement}"
+
+    def like(text: str) -> str:
+        return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
     query = (
         sa.select(a)
-        .where(sa.or_(*conds), a.c.action.notin_(["run.start", "run.finish"]))
+        .where(
+            sa.or_(a.c.target.like(like(stem), escape="\\"), a.c.target.like(like(series_id), escape="\\")),
+            a.c.action.notin_(["run.start", "run.finish"]),
+        )
         .order_by(a.c.id.desc())
-        .limit(LINEAGE_RUNS)
     )
-    return [{**row, "at": from_us(row["at"])} for row in conn.execute(query).mappings()]
+    out = []
+    for row in conn.execute(query).mappings():
+        target = row["target"]
+        if series_id in target or any(target == name or target.startswith(name + "/") for name in names):
+            out.append({**row, "at": from_us(row["at"])})
+            if len(out) == LINEAGE_RUNS:
+                break
+    return out
 
 
-def source_rows(conn: Connection) -> list[dict[str, Any]]:
-    """Every source with its watermarks (``{key: position}``)."""
+def source_rows(conn: Connection, feeding: SeriesId | None = None) -> list[dict[str, Any]]:
+    """Every source (or those that may feed the series ``feeding``: named after its source, or with
+    its source and measurement in their settings) with its watermarks (``{key: position}``)."""
     src, w = schema.sources, schema.watermarks
-    rows = [dict(x) for x in conn.execute(sa.select(src).order_by(src.c.name)).mappings()]
+    query = sa.select(src).order_by(src.c.name)
+    if feeding is not None:
+        query = query.where(
+            sa.or_(
+                src.c.name == feeding.source,
+                sa.and_(
+                    src.c.config["source"].as_string() == feeding.source,
+                    src.c.config["measurement"].as_string() == feeding.measurement,
+                ),
+            )
+        )
+    rows = [dict(x) for x in conn.execute(query).mappings()]
     if not rows:
         return []
     marks: dict[str, dict[str, Any]] = {}
@@ -671,6 +723,16 @@ def _check_acyclic(conn: Connection, records: Sequence[SeriesMeta]) -> None:
                     seen.add(sid)
                     nxt.extend(known.get(sid, []))
             frontier = nxt
+
+
+def index_words(conn: Connection, descriptions: Mapping[str, str | None]) -> None:
+    """Replace the word index of the series of ``descriptions``: the words of each id and description."""
+    rows = [
+        {"word": word, "series_id": sid}
+        for sid, text in descriptions.items()
+        for word in words(f"{sid} {text or ''}")
+    ]
+    _replace_rows(conn, schema.series_words, list(descriptions), rows)
 
 
 def _replace_rows(

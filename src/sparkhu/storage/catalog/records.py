@@ -223,3 +223,16 @@ def check_tags(tags: Any, what: str) -> dict[str, str]:
             raise InputError(f"tag {key!r} needs a non-empty text or number value, got {value!r}", field=what)
         out[key] = str(value)
     return out
+
+
+_WORD_RE = re.compile(r"[0-9a-z]+")
+
+
+def words(text: str | None) -> list[str]:
+    """The distinct words of ``text`` for the text index: lower case runs of letters and digits (64
+    characters at most), in order.
+
+    >>> words("Whole-house meter, SN0042 (whole)")
+    ['whole', 'house', 'meter', 'sn0042']
+    """
+    return list(dict.fromkeys(w[:64] for w in _WORD_RE.findall((text or "").lower())))

@@ -68,6 +68,17 @@ series_tags = sa.Table(
 """The user tags of ``series.tags`` one row per tag, kept in step by the catalog: the index that
 answers a search by tag without a scan of every series' JSON."""
 
+series_words = sa.Table(
+    "series_words",
+    metadata,
+    sa.Column("word", sa.String, primary_key=True),
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Index("ix_series_words_series", "series_id"),
+    sqlite_with_rowid=False,
+)
+"""The words of each series' description (lower case, letters and digits), kept in step by the
+catalog: a text search is a range scan of this index (``word`` starting with the searched word)."""
+
 series_links = sa.Table(
     "series_links",
     metadata,

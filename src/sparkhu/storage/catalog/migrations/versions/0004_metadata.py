@@ -1,6 +1,6 @@
-"""The feature metadata store in full: descriptions and tag index of series, declared lineage between
-series, time range and writing run of partitions, the run and feature view of model versions, and
-feature views.
+"""The feature metadata store in full: descriptions (with a word index) and tag index of series,
+declared lineage between series, time range and writing run of partitions, the run and feature view
+of model versions, and feature views.
 
 Revision ID: 0004
 Revises: 0002
@@ -12,6 +12,7 @@ keeps working, and tags already stored in ``series.tags`` are copied into ``seri
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -38,6 +39,13 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index("ix_series_tags_key_value", "series_tags", ["key", "value", "series_id"])
+    op.create_table(
+        "series_words",
+        sa.Column("word", sa.String, primary_key=True),
+        sa.Column("series_id", sa.String, primary_key=True),
+        sqlite_with_rowid=False,
+    )
+    op.create_index("ix_series_words_series", "series_words", ["series_id"])
     op.create_table(
         "series_links",
         sa.Column("series_id", sa.String, primary_key=True),
@@ -66,7 +74,7 @@ def upgrade() -> None:
 
 
 def _copy_tags() -> None:
-    """Index the tags series already have (the pipeline's ``_extra`` is no tag)."""
+    """Index the tags series already have (the pipeline's ``_extra`` is no tag) and the words of their ids."""
     conn = op.get_bind()
     series = sa.table("series", sa.column("series_id", sa.String), sa.column("tags", JSON))
     columns = (sa.column("series_id", sa.String), sa.column("key", sa.String), sa.column("value", sa.String))
@@ -79,6 +87,14 @@ def _copy_tags() -> None:
     ]
     if rows:
         conn.execute(sa.insert(tags), rows)
+    words = sa.table("series_words", sa.column("word", sa.String), sa.column("series_id", sa.String))
+    indexed = [
+        {"word": word, "series_id": sid}
+        for (sid,) in conn.execute(sa.select(series.c.series_id))
+        for word in dict.fromkeys(w[:64] for w in re.findall(r"[0-9a-z]+", sid.lower()))
+    ]
+    if indexed:
+        conn.execute(sa.insert(words), indexed)
 
 
 def downgrade() -> None:
@@ -91,5 +107,6 @@ def downgrade() -> None:
     for column in ("run_id", "last_ts", "first_ts"):
         op.drop_column("partitions", column)
     op.drop_table("series_links")
+    op.drop_table("series_words")
     op.drop_table("series_tags")
     op.drop_column("series", "description")
