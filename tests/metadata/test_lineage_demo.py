@@ -15,6 +15,8 @@ import anyio
 import httpx
 import jsonschema
 import pytest
+from tests.gateway.conftest import serve  # noqa: F401 - the uvicorn fixture
+from tests.gateway.test_dashboard_browser import browser  # noqa: F401 - the Chromium fixture
 from tests.metadata.conftest import SERIES, DemoHome, sparkhu
 
 from sparkhu.app.metadata import openlineage_events, series_lineage
@@ -190,3 +192,30 @@ def test_lineage_through_graphql(demo_home: DemoHome):
     } in lineage["edges"]
     assert body["data"]["featureViews"][0]["definition"]["window"] == 720
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_lineage_page_draws_the_stages(demo_home: DemoHome, serve, browser: Any):  # noqa: F811
+    with demo_home.runtime() as runtime:
+        url = serve(create_app(GatewayServices.of(runtime)))
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.goto(url + "/")
+        page.get_by_test_id("nav-lineage").click()
+        page.wait_for_selector("body[data-ready=true]")
+        page.get_by_test_id("lineage-series").fill(SERIES)
+        page.get_by_test_id("lineage-show").click()
+        page.wait_for_selector("[data-testid=stage-forecast]")
+        stages = [el.get_attribute("data-testid") for el in page.query_selector_all(".stage")]
+        assert stages[:4] == ["stage-source", "stage-topic", "stage-dataset", "stage-task"]
+        assert {"stage-train", "stage-model", "stage-forecast"} <= set(stages)
+        page.locator("[data-testid=stage-model] [data-testid=lineage-node]").first.click()
+        detail = page.get_by_test_id("lineage-detail").inner_text()
+        assert '"feature_view": "house"' in detail and "registers" in detail
+        page.get_by_test_id("lineage-series").fill("nope/x/y")
+        page.get_by_test_id("lineage-show").click()
+        page.wait_for_selector("[data-testid=error]:not([hidden])")
+        assert "not in the catalog" in page.get_by_test_id("error").inner_text()
+        assert problems == []
