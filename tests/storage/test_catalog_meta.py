@@ -169,3 +169,11 @@ def test_migration_0004_indexes_the_tags_already_stored(tmp_path):
     with Catalog(uri) as catalog:
         assert [s.series_id for s in catalog.search_series(tags={"room": "kitchen"})] == ["a/b/c"]
         assert catalog.series("a/b/c").extra == {"period": 60}
+
+
+def test_series_made_by_ingestion_are_found_by_id_prefix_then_by_word_after_reindex(catalog: Catalog):
+    catalog.update_series_stats(points("home/power/kettle", [0], [1.0]))
+    assert [s.series_id for s in catalog.search_series(text="home/power/ke")] == ["home/power/kettle"]
+    assert catalog.search_series(text="kettle") == []
+    assert catalog.index_series_words() == 1
+    assert [s.series_id for s in catalog.search_series(text="KETT")] == ["home/power/kettle"]

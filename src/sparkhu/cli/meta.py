@@ -2,7 +2,8 @@
 
 * ``meta sources | datasets | partitions ZONE DATASET``: what the catalog recorded of the sources
   (settings, watermarks) and of every lake write (rows, bytes, time range, writing run);
-* ``meta describe | tag | search | tags``: a series' description and tags, and the search over them;
+* ``meta describe | tag | search | tags | reindex``: a series' description and tags, and the search
+  over them;
 * ``meta import FILE | --sql URI --query Q`` and ``meta export FILE``: metadata sync (all or nothing);
 * ``lineage SERIES [--json] [--emit]``: where a series comes from and what was made of it;
 * ``feature-views apply FILE | list | describe NAME | get NAME``: named, versioned model inputs.
@@ -192,6 +193,14 @@ def tags_cmd(ctx: typer.Context) -> None:
     for key, count in rows:
         table.add_row(key, f"{count:,}")
     console.print(table)
+
+
+@meta_app.command("reindex")
+def reindex(ctx: typer.Context) -> None:
+    """Rebuild the text index of every series (the words of its id and description)."""
+    with Runtime(state(ctx).settings) as runtime:
+        count = runtime.catalog.index_series_words()
+    console.print(f"indexed the words of {count:,} series")
 
 
 @meta_app.command("import")
