@@ -151,10 +151,15 @@ class MetadataStore:
                 )
         if text:
             terms = words(text)
-            by_words = [
-                sa.select(w.c.series_id).where(w.c.word >= term, w.c.word < term + "{") for term in terms
-            ]
-            matched = sa.intersect(*by_words) if len(by_words) > 1 else by_words[0] if by_words else None
+            matched = None
+            if terms:  # the first word drives the index; the others filter (no nested compound: SQLite)
+                matched = sa.select(w.c.series_id).where(w.c.word >= terms[0], w.c.word < terms[0] + "{")
+                for term in terms[1:]:
+                    matched = matched.where(
+                        w.c.series_id.in_(
+                            sa.select(w.c.series_id).where(w.c.word >= term, w.c.word < term + "{")
+                        )
+                    )
             by_id = sa.select(s.c.series_id).where(s.c.series_id >= text, s.c.series_id < text + "\uffff")
             found_ids = sa.union(by_id, matched) if matched is not None else by_id
             query = query.where(s.c.series_id.in_(found_ids))
