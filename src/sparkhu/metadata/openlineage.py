@@ -177,9 +177,10 @@ class LineageEmitter:
     an ``http(s)://`` endpoint (one POST per event). An empty ``target`` sends nothing.
 
     >>> import json, tempfile
+    >>> from pathlib import Path
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     sent = LineageEmitter(f"{tmp}/events.jsonl").emit([{"eventType": "COMPLETE"}])
-    ...     lines = open(f"{tmp}/events.jsonl").read().splitlines()
+    ...     lines = Path(tmp, "events.jsonl").read_text().splitlines()
     >>> sent, json.loads(lines[0])
     (1, {'eventType': 'COMPLETE'})
     """

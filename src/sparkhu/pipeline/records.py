@@ -12,7 +12,6 @@ is logged, not raised: the run goes on. :meth:`RunRecords.done_days` and
 >>> from datetime import UTC, date, datetime
 >>> from sparkhu.pipeline import examples
 >>> from sparkhu.pipeline.base import Task
-from sparkhu.pipeline.dag import QUARANTINE_OUTPUT
 >>> task = Task("copy", examples.passthrough, {"points": "raw"}, {"points": "clean"})
 >>> run = TaskRun("copy", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC), run_id="r1")
 >>> with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,7 @@ This module describes the *current* schema, which the queries use; the migration
 ``migrations/versions`` build it step by step (a test checks that both agree).
 
 >>> sorted(metadata.tables)[:4]
-['audit_log', 'datasets', 'forecasts_blended', 'forecasts_raw']
+['audit_log', 'datasets', 'feature_views', 'forecasts_blended']
 """
 
 from __future__ import annotations
