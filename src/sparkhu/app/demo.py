@@ -1,14 +1,17 @@
 """``sparkhu demo``: ``sparkhu up`` on generated household power, with its history prepared.
 
 The demo owns its home (``<home>/demo``) and starts it afresh each time. :func:`prepare`
-generates AMPds2-like minutely data ending ``replay_days`` after now, ingests the part before
-now as an AMPds2-style CSV through the file source (history) and runs the daily cleaning DAG
-over it; :func:`train_champions` back-tests a small portfolio and registers each series'
-champion. What runs then is the platform of :func:`sparkhu.app.assembly.build_platform` with
-one source — the rest replayed as live data at ``speed`` × real time — exactly as ``sparkhu up``
-would run it: the lake sink, the online predictor serving the champions, the scheduler and
-the gateway. The names ``ampds2``/``electricity`` and the ``Asia/Seoul`` display timezone are
-the demo's own, not the product's defaults.
+generates AMPds2-like minutely data from ``days`` before now to ``replay_days`` after it and
+ingests the part before ``now - replay_days`` as an AMPds2-style CSV through the file source
+(history). What runs then is the platform of :func:`sparkhu.app.assembly.build_platform` with
+one source — the rest replayed as live data, the last ``replay_days`` before now at ``speed`` ×
+real time and then, caught up with the wall clock, at real time (never ahead of it) — exactly
+as ``sparkhu up`` would run it: the lake sink, the online predictor, the scheduler and the
+gateway. Meanwhile :func:`clean_history` runs the daily cleaning DAG over the history and
+:func:`train_champions` back-tests a small portfolio and registers each series' champion, which
+the online predictor then hot-swaps in: the dashboard shows actuals and forecasts from the
+first seconds, not after the training. The names ``ampds2``/``electricity`` and the
+``Asia/Seoul`` display timezone are the demo's own, not the product's defaults.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ DATASET = f"{SOURCE}_{MEASUREMENT}"
 class DemoPlan:
     """What :func:`prepare` made: files, the live part's source spec, counts."""
 
+    start: datetime
+    """The first point of the history."""
+    cut: datetime
+    """Where the history ends and the live part begins (``replay_days`` before now)."""
     folder: Path
     history_csv: Path
     live_parquet: Path
@@ -68,25 +75,27 @@ def reset_home(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
 
 
-def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None) -> DemoPlan:
-    """Generate the data, ingest the history, clean it; return what the live part needs."""
-    from sparkhu.app.pipelines import daily
+def prepare(
+    runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None, clean: bool = True
+) -> DemoPlan:
+    """Generate the data, ingest the history and, with ``clean``, clean it (else call
+    :func:`clean_history`); return what the live part needs."""
     from sparkhu.connectors.files import FileSource
     from sparkhu.connectors.runner import ingest_to_lake
     from sparkhu.demo.generator import generate
 
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     start = now - timedelta(days=demo.days)
+    cut = now - timedelta(days=demo.replay_days)
     total_days = demo.days + demo.replay_days
     data = generate(days=total_days, meters=demo.meters, seed=demo.seed, start=start)
 
     folder = runtime.settings.home / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    cut_s = int(now.timestamp())
     history_csv = folder / "Electricity_P.csv"
-    data.write_csv(history_csv, until_unix_s=cut_s)
+    data.write_csv(history_csv, until_unix_s=int(cut.timestamp()))
     live = data.points.filter(
-        pc.greater_equal(data.points["ts"], pa.scalar(now, pa.timestamp("us", tz="UTC")))
+        pc.greater_equal(data.points["ts"], pa.scalar(cut, pa.timestamp("us", tz="UTC")))
     )
     live_parquet = folder / "live.parquet"
     pq.write_table(
@@ -129,8 +138,8 @@ def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None
         ts_unit="s",
     )
     stats = ingest_to_lake(history, runtime.lake, runtime.catalog, zone="raw", dataset=DATASET)
-    runner = daily(runtime, DATASET)
-    runner.run(start.date(), (now - timedelta(days=1)).date())
+    if clean:
+        clean_history(runtime, start, cut)
     replay = ReplaySourceSettings(
         name="demo:live",
         kind="replay",
@@ -141,8 +150,11 @@ def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None
         layout="long",
         shift="0s",
         speed=runtime.settings.demo.speed,
+        future=False,  # the live part catches up with the wall clock at `speed`, then plays in real time
     )
     return DemoPlan(
+        start,
+        cut,
         folder,
         history_csv,
         live_parquet,
@@ -153,6 +165,13 @@ def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None
         stats.quarantined,
         series,
     )
+
+
+def clean_history(runtime: Runtime, start: datetime, cut: datetime) -> Any:
+    """Run the daily cleaning DAG over the history's whole days; returns its summary."""
+    from sparkhu.app.pipelines import daily
+
+    return daily(runtime, DATASET).run(start.date(), (cut - timedelta(days=1)).date())
 
 
 def train_champions(

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
 from rich.table import Table
 
-from sparkhu.app.assembly import build_platform
-from sparkhu.app.platform import Platform, StopSignals
-from sparkhu.app.runtime import Runtime
 from sparkhu.cli import models
-from sparkhu.cli.common import console, state
-from sparkhu.config import Settings
-from sparkhu.connectors import configured_sources
-from sparkhu.connectors.base import SourceSpec
-from sparkhu.errors import ConfigError
-from sparkhu.gateway.serve import add_gateway
+from sparkhu.cli.common import console, open_runtime, state
+
+if TYPE_CHECKING:
+    from sparkhu.app.platform import Platform, StopSignals
+    from sparkhu.app.runtime import Runtime
+    from sparkhu.connectors.base import SourceSpec
+
+STATUS_EVERY_S = 10.0
+"""Seconds between the plain status lines of up/demo/serve when the output is not a terminal."""
 
 
 def demo(
@@ -38,6 +38,8 @@ def demo(
 ) -> None:
     """Generate household power data, ingest, clean, train champions, then run the platform on its replay."""
     from sparkhu.app.demo import demo_settings, prepare, reset_home
+    from sparkhu.app.platform import StopSignals
+    from sparkhu.app.runtime import Runtime
 
     base = state(ctx).settings
     updates: dict[str, Any] = {}
@@ -48,17 +50,43 @@ def demo(
     settings = demo_settings(base.model_copy(update={"demo": base.demo.model_copy(update=updates)}))
     reset_home(settings)
     console.print(f"[bold]sparkhu demo[/] in {settings.home}")
+    started = time.perf_counter()
     with StopSignals() as signals, Runtime(settings) as runtime:
-        with console.status("generating and ingesting history, running the daily cleaning step ..."):
-            started = time.perf_counter()
-            plan = prepare(runtime, settings.demo)
+        with _step("generating and ingesting the history ..."):
+            plan = prepare(runtime, settings.demo, clean=False)
         console.print(
-            f"history: {plan.history_points:,} points of {len(plan.series)} series ingested and cleaned in "
+            f"history: {plan.history_points:,} points of {len(plan.series)} series ingested in "
             f"{time.perf_counter() - started:.1f} s ({plan.quarantined:,} record(s) quarantined); "
-            f"live: {plan.live_points:,} points to replay at ×{settings.demo.speed:g}"
+            f"live: the last {settings.demo.replay_days:g} day(s), {plan.live_points:,} points, replayed at "
+            f"×{settings.demo.speed:g} until caught up with the clock, then in real time"
         )
+        platform = _platform(runtime, [plan.replay], port=port)
+        platform.add("demo: clean and train", lambda stop: _clean_and_train(runtime, plan, stop))
+        _run(platform, duration, signals, settings.stop_timeout_s, started=started)
+
+
+def _step(what: str) -> Any:
+    """A spinner on a terminal; one plain line otherwise (a log shows what the demo is doing)."""
+    if console.is_terminal:
+        return console.status(what)
+    console.print(what, markup=False)
+    return contextlib.nullcontext()
+
+
+def _clean_and_train(runtime: Runtime, plan: Any, stop: Any) -> None:
+    """The demo's background work while the platform already serves: clean the history, then register
+    champions (the online predictor swaps them in)."""
+    from sparkhu.app.demo import clean_history
+
+    began = time.perf_counter()
+    summary = clean_history(runtime, plan.start, plan.cut)
+    console.print(
+        f"history cleaned: {summary.status}, {len(summary.runs)} task-day(s) "
+        f"in {time.perf_counter() - began:.1f} s",
+        markup=False,
+    )
+    if not stop.is_set():
         models.train_demo(runtime, plan.series)
-        _run(_platform(runtime, [plan.replay], port=port), duration, signals, settings.stop_timeout_s)
 
 
 def up(
@@ -66,13 +94,17 @@ def up(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
 ) -> None:
     """Run the platform of sparkhu.toml: sources, sinks, online learners serving champions, DAG, gateway."""
+    from sparkhu.app.platform import StopSignals
+    from sparkhu.connectors import configured_sources
+    from sparkhu.errors import ConfigError
+
     settings = state(ctx).settings
     sources = configured_sources(settings)
     if not sources:
         raise ConfigError(
             "no [[sources]] in the settings: add one to sparkhu.toml (see the README) or run `sparkhu demo`"
         )
-    with StopSignals() as signals, Runtime(settings) as runtime:
+    with StopSignals() as signals, open_runtime(ctx) as runtime:
         _run(_platform(runtime, sources), duration, signals, settings.stop_timeout_s)
 
 
@@ -82,14 +114,16 @@ def serve(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
 ) -> None:
     """Serve only the gateway (GraphQL, REST, metrics, dashboard) over the home's stores."""
+    from sparkhu.app.platform import StopSignals
+
     settings = state(ctx).settings
-    with StopSignals() as signals, Runtime(settings) as runtime:
+    with StopSignals() as signals, open_runtime(ctx) as runtime:
         _run(_platform(runtime, [], port=port, pipeline=False), duration, signals, settings.stop_timeout_s)
 
 
 def show_config(ctx: typer.Context) -> None:
     """Print the effective settings (after sparkhu.toml and SPARKHU_* variables)."""
-    settings: Settings = state(ctx).settings
+    settings = state(ctx).settings
     data = json.loads(settings.model_dump_json())
     if data["gateway"].get("token"):
         data["gateway"]["token"] = "***"
@@ -100,12 +134,22 @@ def _platform(
     runtime: Runtime, sources: Sequence[SourceSpec], *, port: int | None = None, pipeline: bool = True
 ) -> Platform:
     """The one platform of up, demo and serve: the assembly's services behind the gateway."""
+    from sparkhu.app.assembly import build_platform
+    from sparkhu.gateway.serve import add_gateway
+
     return build_platform(
         runtime, sources, pipeline=pipeline, serve=lambda p, r: add_gateway(p, r, port=port)
     )
 
 
-def _run(platform: Platform, duration: float | None, signals: StopSignals, stop_timeout_s: float) -> None:
+def _run(
+    platform: Platform,
+    duration: float | None,
+    signals: StopSignals,
+    stop_timeout_s: float,
+    *,
+    started: float | None = None,
+) -> None:
     """Run until ``duration``, Ctrl-C, SIGTERM or a failing service; then stop within ``stop_timeout_s``.
 
     A requested stop (all but a failure) exits with status 0.
@@ -115,14 +159,31 @@ def _run(platform: Platform, duration: float | None, signals: StopSignals, stop_
     try:
         platform.wait_ready()
         if not platform.stop_event.is_set() and platform.url:
-            console.print(f"dashboard: [link={platform.url}]{platform.url}[/link]")
+            after = (
+                "" if started is None else f" (ready {time.perf_counter() - started:.0f} s after the start)"
+            )
+            console.print(f"dashboard: [link={platform.url}]{platform.url}[/link]{after}")
         deadline = None if duration is None else time.monotonic() + duration
-        with Live(_status(platform), console=console, refresh_per_second=2, transient=False) as live:
+        if console.is_terminal:
+            from rich.live import Live
+
+            with Live(_status(platform), console=console, refresh_per_second=2, transient=False) as live:
+                while not platform.stop_event.is_set():
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                    platform.stop_event.wait(0.5)
+                    live.update(_status(platform))
+        else:  # a log or a pipe: a plain status line every STATUS_EVERY_S seconds
+            started = time.monotonic()
             while not platform.stop_event.is_set():
-                if deadline is not None and time.monotonic() >= deadline:
+                left = (
+                    STATUS_EVERY_S if deadline is None else min(STATUS_EVERY_S, deadline - time.monotonic())
+                )
+                if left <= 0 or platform.stop_event.wait(left):
                     break
-                platform.stop_event.wait(0.5)
-                live.update(_status(platform))
+                console.print(
+                    _status_line(platform, time.monotonic() - started), soft_wrap=True, markup=False
+                )
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:
@@ -141,3 +202,12 @@ def _status(platform: Platform) -> Table:
             name, ", ".join(f"{key.replace('_', ' ')} {value:,.0f}" for key, value in figures.items())
         )
     return table
+
+
+def _status_line(platform: Platform, elapsed_s: float) -> str:
+    figures = "; ".join(
+        f"{name}: " + ", ".join(f"{key.replace('_', ' ')} {value:,.0f}" for key, value in values.items())
+        for name, values in platform.figures().items()
+        if values
+    )
+    return f"live {elapsed_s:.0f} s: {figures}"
