@@ -72,8 +72,10 @@ class PlainProgress:
     ingest: 1,200 points (0 s)
     """
 
-    def __init__(self, every_s: float = 10.0, print_line: Callable[[str], None] = print) -> None:
-        self.every_s = every_s
+    def __init__(
+        self, every_s: float = 10.0, print_line: Callable[[str], None] = print, *, unit: str = ""
+    ) -> None:
+        self.every_s, self.unit = every_s, unit
         self._print = print_line
         self._tasks: dict[TaskID, dict[str, Any]] = {}
         self._started = time.monotonic()
@@ -85,7 +87,7 @@ class PlainProgress:
             task_id = cast("TaskID", len(self._tasks))
             self._tasks[task_id] = {
                 "description": description, "total": total, "completed": 0.0, "printed": time.monotonic(),
-                "unit": fields.pop("unit", ""), "fields": fields,
+                "unit": fields.pop("unit", self.unit), "fields": fields,
             }  # fmt: skip
             return task_id
 
@@ -134,7 +136,9 @@ def progress_bar(*columns: str | ProgressColumn, unit: str = "points") -> Progre
     """A rich progress bar on a terminal, :class:`PlainProgress` lines otherwise. ``columns`` are extra
     rich columns after the bar (default: the count of ``unit``)."""
     if not console.is_terminal:
-        return PlainProgress(print_line=lambda line: console.print(line, soft_wrap=True, markup=False))
+        return PlainProgress(
+            print_line=lambda line: console.print(line, soft_wrap=True, markup=False), unit=unit
+        )
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     shown = columns or (TextColumn("{task.completed:,.0f} " + unit),)

@@ -71,16 +71,12 @@ def main(
 
 
 def _usage_error(exc: BaseException) -> int | None:
-    """Print a click usage error (``sparkhu``, ``sparkhu seris``, a missing argument) as click does —
-    the usage line, a hint and the message, help for a bare group — and return its exit status;
+    """Print a click usage error (``sparkhu seris``, a missing argument) as click does — the usage line,
+    a hint and the message; the help for a bare ``sparkhu`` or group — and return its exit status (2);
     ``None`` when ``exc`` is no click error. Duck-typed: typer carries its own copy of click."""
     show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
     if not callable(show) or not isinstance(exit_code, int):
         return None
-    if type(exc).__name__ == "NoArgsIsHelpError":  # `sparkhu`, `sparkhu lake`: the group's help
-        context = getattr(exc, "ctx", None)
-        err_console.file.write(context.get_help() + "\n" if context is not None else str(exc) + "\n")
-        return 2
     show(file=err_console.file)
     return exit_code
 

@@ -181,7 +181,19 @@ def predict(
 
     with open_runtime(ctx) as runtime:
         sid = SeriesId.parse(series)
+        runtime.catalog.series(series)  # NotFoundError naming `sparkhu series` for an unknown id
         catch_up_or_warn(runtime, dataset_name(sid.source, sid.measurement), catch_up=catch_up)
+        from sparkhu.errors import NotFoundError
+
+        try:
+            versions = runtime.registry.versions(series)
+        except NotFoundError:
+            versions = []
+        if not any(alias in v.aliases for v in versions):
+            raise NotFoundError(
+                f"{series}: no model is registered as {alias!r}; train one with `sparkhu train {series}` "
+                "(`sparkhu models` lists the registered ones)"
+            )
         table = training.predict(runtime, series, horizon=horizon, alias=alias)
     out = Table("target (UTC)", "value", "lower", "upper", box=None, title=f"{series} · {table['model'][0]}")
     for row in table.select(["target_ts", "value", "lower", "upper"]).to_pylist():
