@@ -69,7 +69,8 @@ def test_help_starts_without_the_data_stack():
         "import sys\n"
         "from sparkhu.cli.main import run\n"
         "try:\n    run(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('pyarrow', 'pandas', 'sqlalchemy', 'mlflow', 'duckdb', 'numpy') if m in sys.modules]\n"
+        "heavy = [m for m in ('pyarrow', 'pandas', 'sqlalchemy', 'mlflow', 'duckdb', 'numpy')"
+        " if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
@@ -127,7 +128,9 @@ def test_every_dataset_the_pipeline_writes_is_readable(capsys, tmp_path: Path):
         }
     )
     lake.replace_table("analysis", f"{DATASET}.anomalies", flags, [DAY0.date()])
-    code, out, err = sparkhu(capsys, "--home", str(tmp_path), "lake", "read", "analysis", f"{DATASET}.anomalies")
+    code, out, err = sparkhu(
+        capsys, "--home", str(tmp_path), "lake", "read", "analysis", f"{DATASET}.anomalies"
+    )
     assert code == 0, err
     assert "2 rows" in out and "score" in out and "4.200" in out and "sigma" in out
     code, _, err = sparkhu(capsys, "--home", str(tmp_path), "lake", "read", "analysis", "nope")

@@ -1,22 +1,23 @@
 """``sparkhu demo``: ``sparkhu up`` on generated household power, with its history prepared.
 
 The demo owns its home (``<home>/demo``) and starts it afresh each time. :func:`prepare`
-generates AMPds2-like minutely data from ``days`` before now to ``replay_days`` after it and
+generates AMPds2-like minutely data from ``days`` before now to ``replay_days`` after it,
 ingests the part before ``now - replay_days`` as an AMPds2-style CSV through the file source
-(history). What runs then is the platform of :func:`sparkhu.app.assembly.build_platform` with
-one source — the rest replayed as live data, the last ``replay_days`` before now at ``speed`` ×
-real time and then, caught up with the wall clock, at real time (never ahead of it) — exactly
-as ``sparkhu up`` would run it: the lake sink, the online predictor, the scheduler and the
-gateway. Meanwhile :func:`clean_history` runs the daily cleaning DAG over the history and
-:func:`train_champions` back-tests a small portfolio and registers each series' champion, which
-the online predictor then hot-swaps in: the dashboard shows actuals and forecasts from the
-first seconds, not after the training. The names ``ampds2``/``electricity`` and the
+(history) and runs the daily cleaning DAG over it. What runs then is the platform of
+:func:`sparkhu.app.assembly.build_platform` with one source — the rest replayed as live data,
+the last ``replay_days`` before now at ``speed`` × real time and then, caught up with the wall
+clock, at real time (never ahead of it) — exactly as ``sparkhu up`` would run it: the lake sink,
+the online predictor, the scheduler and the gateway. Meanwhile :func:`train_champions`
+back-tests a small portfolio and registers each series' champion, which the online predictor
+then hot-swaps in: the dashboard shows actuals and the online forecasts from its first seconds,
+not after the training. The names ``ampds2``/``electricity`` and the
 ``Asia/Seoul`` display timezone are the demo's own, not the product's defaults.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,11 +168,20 @@ def prepare(
     )
 
 
-def clean_history(runtime: Runtime, start: datetime, cut: datetime) -> Any:
-    """Run the daily cleaning DAG over the history's whole days; returns its summary."""
+def clean_history(
+    runtime: Runtime, start: datetime, cut: datetime, *, stop: threading.Event | None = None
+) -> list[Any]:
+    """Run the daily cleaning DAG over the history's whole days, a day at a time until ``stop`` is set;
+    returns the days' summaries."""
     from sparkhu.app.pipelines import daily
 
-    return daily(runtime, DATASET).run(start.date(), (cut - timedelta(days=1)).date())
+    runner = daily(runtime, DATASET)
+    summaries = []
+    day, last = start.date(), (cut - timedelta(days=1)).date()
+    while day <= last and not (stop is not None and stop.is_set()):
+        summaries.append(runner.run(day, day))
+        day += timedelta(days=1)
+    return summaries
 
 
 def train_champions(
@@ -179,11 +189,14 @@ def train_champions(
     series: list[str],
     *,
     history_days: float = 3.0,
+    stop: threading.Event | None = None,
+    per_round: int = 4,
 ) -> Any:
     """Back-test a small portfolio on the last ``history_days`` of the history, register champions.
 
     Kept fast for the demo: three cheap models, two back-test windows, the newest days only. Returns
-    the :class:`~sparkhu.forecast.train.TrainSummary` (the CLI prints its table).
+    the :class:`~sparkhu.forecast.train.TrainSummary` (the CLI prints its table). Trains ``per_round``
+    series at a time and stops between rounds once ``stop`` is set (a demo stopped while training).
     """
     from sparkhu.forecast.train import TrainConfig, train_series
 
@@ -197,14 +210,24 @@ def train_champions(
         max_points=round(history_days * 1440),
     )
     local = {"min_rows_for_pool": 50_000} if runtime.settings.engine.uri == "local" else {}
+    summary = None
     with runtime.open_engine(**local) as engine:
-        return train_series(
-            runtime.lake,
-            runtime.catalog,
-            runtime.predictions,
-            runtime.registry,
-            series,
-            dataset=DATASET,
-            config=config,
-            engine=engine,
-        )
+        for at in range(0, len(series), per_round):
+            if stop is not None and stop.is_set():
+                break
+            done = train_series(
+                runtime.lake,
+                runtime.catalog,
+                runtime.predictions,
+                runtime.registry,
+                series[at : at + per_round],
+                dataset=DATASET,
+                config=config,
+                engine=engine,
+            )
+            if summary is None:
+                summary = done
+            else:
+                summary.results += done.results
+                summary.seconds += done.seconds
+    return summary

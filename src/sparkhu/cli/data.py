@@ -322,12 +322,14 @@ def lake_read(
             there = ", ".join(name for _, name in lake.datasets(zone)) or "none yet"
             raise NotFoundError(f"no dataset {zone}/{dataset} in the lake; {zone} holds: {there}")
         columns = lake.columns(zone, dataset)
-        if set(columns) <= {"series_id", "ts", "value"}:  # points: de-duplicated on (series_id, ts)
+        is_points = set(columns) <= {"series_id", "ts", "value"}
+        if is_points:  # de-duplicated on (series_id, ts)
             rows = lake.read(zone, dataset, series=series_id, start=since, end=until)
         else:
             rows = lake.read_table(zone, dataset, series=series_id, start=since, end=until)
     names = rows.column_names
-    table = Table(*("series" if n == "series_id" else n for n in names), title=f"{rows.num_rows:,} rows")
+    title = f"{rows.num_rows:,} {'points' if is_points else 'rows'}"
+    table = Table(*("series" if n == "series_id" else n for n in names), title=title)
     for row in rows.slice(0, limit).to_pylist():
         table.add_row(*(_cell(row[n]) for n in names))
     console.print(table)

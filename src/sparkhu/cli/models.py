@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -181,7 +182,6 @@ def predict(
 
     with open_runtime(ctx) as runtime:
         sid = SeriesId.parse(series)
-        runtime.catalog.series(series)  # NotFoundError naming `sparkhu series` for an unknown id
         catch_up_or_warn(runtime, dataset_name(sid.source, sid.measurement), catch_up=catch_up)
         from sparkhu.errors import NotFoundError
 
@@ -192,7 +192,7 @@ def predict(
         if not any(alias in v.aliases for v in versions):
             raise NotFoundError(
                 f"{series}: no model is registered as {alias!r}; train one with `sparkhu train {series}` "
-                "(`sparkhu models` lists the registered ones)"
+                "(`sparkhu models` lists the registered models, `sparkhu series` the known series)"
             )
         table = training.predict(runtime, series, horizon=horizon, alias=alias)
     out = Table("target (UTC)", "value", "lower", "upper", box=None, title=f"{series} · {table['model'][0]}")
@@ -234,11 +234,13 @@ def models(
     )
 
 
-def train_demo(runtime: Runtime, series: list[str]) -> None:
+def train_demo(runtime: Runtime, series: list[str], *, stop: threading.Event | None = None) -> None:
     """``sparkhu demo``'s training step: champions for the demo series registered, their table printed."""
     from sparkhu.app.demo import train_champions
 
     console.print("back-testing and registering champions ...")
-    summary = train_champions(runtime, series)
+    summary = train_champions(runtime, series, stop=stop)
+    if summary is None or (stop is not None and stop.is_set()):
+        return
     _show(_champion_table(summary))
     console.print(f"champions of {len(summary.results)} series registered in {summary.seconds:.1f} s")

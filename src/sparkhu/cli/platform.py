@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
@@ -52,16 +53,16 @@ def demo(
     console.print(f"[bold]sparkhu demo[/] in {settings.home}")
     started = time.perf_counter()
     with StopSignals() as signals, Runtime(settings) as runtime:
-        with _step("generating and ingesting the history ..."):
-            plan = prepare(runtime, settings.demo, clean=False)
+        with _step("generating and ingesting the history, running the daily cleaning DAG over it ..."):
+            plan = prepare(runtime, settings.demo)
         console.print(
-            f"history: {plan.history_points:,} points of {len(plan.series)} series ingested in "
+            f"history: {plan.history_points:,} points of {len(plan.series)} series ingested and cleaned in "
             f"{time.perf_counter() - started:.1f} s ({plan.quarantined:,} record(s) quarantined); "
             f"live: the last {settings.demo.replay_days:g} day(s), {plan.live_points:,} points, replayed at "
             f"×{settings.demo.speed:g} until caught up with the clock, then in real time"
         )
         platform = _platform(runtime, [plan.replay], port=port)
-        platform.add("demo: clean and train", lambda stop: _clean_and_train(runtime, plan, stop))
+        platform.add("demo: champions", lambda stop: _train_champions(runtime, plan, platform, stop))
         _run(platform, duration, signals, settings.stop_timeout_s, started=started)
 
 
@@ -73,20 +74,12 @@ def _step(what: str) -> Any:
     return contextlib.nullcontext()
 
 
-def _clean_and_train(runtime: Runtime, plan: Any, stop: Any) -> None:
-    """The demo's background work while the platform already serves: clean the history, then register
-    champions (the online predictor swaps them in)."""
-    from sparkhu.app.demo import clean_history
-
-    began = time.perf_counter()
-    summary = clean_history(runtime, plan.start, plan.cut)
-    console.print(
-        f"history cleaned: {summary.status}, {len(summary.runs)} task-day(s) "
-        f"in {time.perf_counter() - began:.1f} s",
-        markup=False,
-    )
+def _train_champions(runtime: Runtime, plan: Any, platform: Platform, stop: threading.Event) -> None:
+    """The demo's training, once the dashboard serves (it shows the online learner's forecasts meanwhile):
+    back-test and register champions, which the online predictor then swaps in. Stops between rounds."""
+    platform.wait_ready(timeout=600.0)
     if not stop.is_set():
-        models.train_demo(runtime, plan.series)
+        models.train_demo(runtime, plan.series, stop=stop)
 
 
 def up(
