@@ -49,9 +49,8 @@ def days_in(runtime: Runtime, zone: str, dataset: str) -> list[date]:
     """
     if (zone, dataset) not in runtime.lake.datasets(zone):
         return []
-    days = {
-        date(*(int(x) for x in re.findall(r"\d+", p.key)[:3])) for p in runtime.lake.partitions(zone, dataset)
-    }
+    keys = runtime.lake.partition_keys(zone, dataset)  # a listing: no file is opened
+    days = {date(*(int(x) for x in re.findall(r"\d+", key)[:3])) for key in keys}
     return sorted(days)
 
 

@@ -508,6 +508,16 @@ class Lake:
                     found.append((z, info.base_name))
         return sorted(found)
 
+    def partition_keys(self, zone: str, dataset: str) -> list[str]:
+        """The keys of the partitions that hold data files, oldest first: a listing, no file is opened
+        (:meth:`partitions` also counts rows)."""
+        where = self._dataset_dir(zone, dataset)
+        return [
+            key
+            for key, path in self._partition_dirs(where, self._layout_of(zone))
+            if any(is_data_file(i) for i in self._list(path))
+        ]
+
     def partitions(self, zone: str, dataset: str) -> list[PartitionInfo]:
         """The partitions of a dataset that hold data files, oldest first.
 
