@@ -190,7 +190,7 @@ def train_champions(
     *,
     history_days: float = 3.0,
     stop: threading.Event | None = None,
-    per_round: int = 4,
+    per_round: int = 2,
 ) -> Any:
     """Back-test a small portfolio on the last ``history_days`` of the history, register champions.
 
