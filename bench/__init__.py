@@ -77,4 +77,5 @@ BENCHES: dict[str, str] = {
     "airflow": "bench.airflow_dags",
     "spark_study": "bench.spark_study",
     "metadata": "bench.metadata",
+    "cli_startup": "bench.cli_startup",
 }

@@ -70,7 +70,7 @@ def test_train_predict_models(capsys: pytest.CaptureFixture[str], home: Path) ->
         (["train", "--models", "ses,prophet"], "unknown model(s) 'prophet' in the portfolio"),
         (["train", "nope/"], "no series of raw/ampds2_electricity starts with 'nope/'"),
         (["train", "--start", "yesterday"], "--start: 'yesterday' is not an ISO 8601 timestamp"),
-        (["predict", "ampds2/electricity/NOPE.P"], "sparkhu.ampds2.electricity.NOPE.P"),
+        (["predict", "ampds2/electricity/NOPE.P"], "no model is registered as 'champion'; train one"),
         (["predict", "not-a-series"], "series id 'not-a-series' is not source/measurement/field"),
         (["models", "--series", "a/b"], "'a/b' is neither a series id"),
     ],

@@ -58,8 +58,15 @@ def test_shift_by_3196_days_is_the_original_translation(day: pa.Table):
     assert clock.slept == 0  # infinite speed never waits
 
 
+MINUTE_US = 60_000_000
+
+
+def on_the_minute(now_us: int) -> int:
+    return now_us // MINUTE_US * MINUTE_US
+
+
 def test_end_now_puts_the_last_point_at_the_start_wall_time(day: pa.Table):
-    now = 1_700_000_000.0
+    now = 1_700_000_040.0  # a whole minute
     clock = FakeClock(now)
     batches = list(replay(day, clock, shift="end_now", speed=float("inf")).read(None, print))
     out = pa.concat_tables(b for b, _ in batches)
@@ -67,6 +74,36 @@ def test_end_now_puts_the_last_point_at_the_start_wall_time(day: pa.Table):
     assert batches[-1][1]["shift_us"] == int(now * 1e6) - ts_us(day).max()
     start = list(replay(day, FakeClock(now), shift="start_now", speed=float("inf")).read(None, print))
     assert ts_us(pa.concat_tables(b for b, _ in start)).min() == int(now * 1e6)
+
+
+def test_now_anchored_shifts_keep_minutely_data_on_whole_minutes(day: pa.Table):
+    now = 1_700_000_017.123456  # an odd wall time: the points stay on the minute, at or before it
+    for shift in ("end_now", "start_now"):
+        out = pa.concat_tables(
+            b for b, _ in replay(day, FakeClock(now), shift=shift, speed=float("inf")).read(None, print)
+        )
+        stamps = ts_us(out)
+        assert (stamps % MINUTE_US == 0).all(), shift
+        anchor = stamps.max() if shift == "end_now" else stamps.min()
+        assert anchor == on_the_minute(int(now * 1e6)), shift
+
+
+def test_a_replay_that_may_not_run_ahead_waits_for_the_wall_clock(day: pa.Table):
+    def minutes_emitted(future: bool) -> int:
+        now = 1_700_000_040.0
+        clock = FakeClock(now)
+        source = replay(day, clock, shift="start_now", speed=60.0, tick_s=1.0, future=future)
+        stamps: set[int] = set()
+        for batch, _ in source.read(None, print):
+            if batch.num_rows and not future:
+                assert ts_us(batch).max() <= clock.now * 1e6  # never stamped after the wall clock
+            stamps |= set(ts_us(batch).tolist())
+            if clock.now >= now + 180:
+                return len(stamps)
+        raise AssertionError("the replay ended early")
+
+    assert minutes_emitted(future=True) > 150  # ×60: three hours of data in three minutes, ahead of the clock
+    assert minutes_emitted(future=False) == 4  # caught up at once: real time, minutes 0 to 3
 
 
 def test_speed_sixty_emits_one_minute_of_data_per_wall_second(day: pa.Table):
@@ -103,7 +140,7 @@ def test_restart_continues_without_loss_or_duplicates_and_keeps_the_shift(day: p
     out = pa.concat_tables(first + rest)
     assert out.num_rows == day.num_rows
     shift = position["shift_us"]
-    assert shift == int(5_000.0 * 1e6) - ts_us(day).max()
+    assert shift == on_the_minute(int(5_000.0 * 1e6) - ts_us(day).max())
     key = [(s, t) for s, t in zip(out["series_id"].to_pylist(), ts_us(out).tolist(), strict=True)]
     expected = [
         (s, t + shift) for s, t in zip(day["series_id"].to_pylist(), ts_us(day).tolist(), strict=True)
@@ -213,4 +250,4 @@ def test_shifts_spelled_as_settings_spell_them(day: pa.Table):
     assert np.array_equal(np.sort(ts_us(out)), np.sort(ts_us(day) - 90 * 60_000_000))
     anchored = replay(day, FakeClock(5_000.0), shift=parse_offset("end_now"), speed=float("inf"))
     batches = list(anchored.read(None, print))
-    assert batches[-1][1]["shift_us"] == 5_000_000_000 - ts_us(day).max()
+    assert batches[-1][1]["shift_us"] == on_the_minute(5_000_000_000 - ts_us(day).max())

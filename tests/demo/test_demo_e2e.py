@@ -80,3 +80,6 @@ def test_demo_serves_blended_forecasts(tmp_path: Path, distributed_env: dict[str
     assert len(found["series"]) >= 11  # whole-house meter and at least 10 sub-meters
     assert found["points"], "actuals are served too"
     assert "Traceback" not in output
+    # piped output: plain progress lines, not bars nobody sees
+    assert "generating and ingesting the history" in output and "ready " in output
+    assert "live 10 s: source demo:live: points" in output, output

@@ -1,19 +1,23 @@
 """``sparkhu demo``: ``sparkhu up`` on generated household power, with its history prepared.
 
 The demo owns its home (``<home>/demo``) and starts it afresh each time. :func:`prepare`
-generates AMPds2-like minutely data ending ``replay_days`` after now, ingests the part before
-now as an AMPds2-style CSV through the file source (history) and runs the daily cleaning DAG
-over it; :func:`train_champions` back-tests a small portfolio and registers each series'
-champion. What runs then is the platform of :func:`sparkhu.app.assembly.build_platform` with
-one source — the rest replayed as live data at ``speed`` × real time — exactly as ``sparkhu up``
-would run it: the lake sink, the online predictor serving the champions, the scheduler and
-the gateway. The names ``ampds2``/``electricity`` and the ``Asia/Seoul`` display timezone are
-the demo's own, not the product's defaults.
+generates AMPds2-like minutely data from ``days`` before now to ``replay_days`` after it,
+ingests the part before ``now - replay_days`` as an AMPds2-style CSV through the file source
+(history) and runs the daily cleaning DAG over it. What runs then is the platform of
+:func:`sparkhu.app.assembly.build_platform` with one source — the rest replayed as live data,
+the last ``replay_days`` before now at ``speed`` × real time and then, caught up with the wall
+clock, at real time (never ahead of it) — exactly as ``sparkhu up`` would run it: the lake sink,
+the online predictor, the scheduler and the gateway. Meanwhile :func:`train_champions`
+back-tests a small portfolio and registers each series' champion, which the online predictor
+then hot-swaps in: the dashboard shows actuals and the online forecasts from its first seconds,
+not after the training. The names ``ampds2``/``electricity`` and the
+``Asia/Seoul`` display timezone are the demo's own, not the product's defaults.
 """
 
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +41,10 @@ DATASET = f"{SOURCE}_{MEASUREMENT}"
 class DemoPlan:
     """What :func:`prepare` made: files, the live part's source spec, counts."""
 
+    start: datetime
+    """The first point of the history."""
+    cut: datetime
+    """Where the history ends and the live part begins (``replay_days`` before now)."""
     folder: Path
     history_csv: Path
     live_parquet: Path
@@ -69,25 +77,27 @@ def reset_home(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
 
 
-def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None) -> DemoPlan:
-    """Generate the data, ingest the history, clean it; return what the live part needs."""
-    from sparkhu.app.pipelines import daily
+def prepare(
+    runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None, clean: bool = True
+) -> DemoPlan:
+    """Generate the data, ingest the history and, with ``clean``, clean it (else call
+    :func:`clean_history`); return what the live part needs."""
     from sparkhu.connectors.files import FileSource
     from sparkhu.connectors.runner import ingest_to_lake
     from sparkhu.demo.generator import generate
 
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     start = now - timedelta(days=demo.days)
+    cut = now - timedelta(days=demo.replay_days)
     total_days = demo.days + demo.replay_days
     data = generate(days=total_days, meters=demo.meters, seed=demo.seed, start=start)
 
     folder = runtime.settings.home / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    cut_s = int(now.timestamp())
     history_csv = folder / "Electricity_P.csv"
-    data.write_csv(history_csv, until_unix_s=cut_s)
+    data.write_csv(history_csv, until_unix_s=int(cut.timestamp()))
     live = data.points.filter(
-        pc.greater_equal(data.points["ts"], pa.scalar(now, pa.timestamp("us", tz="UTC")))
+        pc.greater_equal(data.points["ts"], pa.scalar(cut, pa.timestamp("us", tz="UTC")))
     )
     live_parquet = folder / "live.parquet"
     pq.write_table(
@@ -131,8 +141,8 @@ def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None
     )
     with writing_run(f"ingest:{history.name}"):
         stats = ingest_to_lake(history, runtime.lake, runtime.catalog, zone="raw", dataset=DATASET)
-    runner = daily(runtime, DATASET)
-    runner.run(start.date(), (now - timedelta(days=1)).date())
+    if clean:
+        clean_history(runtime, start, cut)
     replay = ReplaySourceSettings(
         name="demo:live",
         kind="replay",
@@ -143,8 +153,11 @@ def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None
         layout="long",
         shift="0s",
         speed=runtime.settings.demo.speed,
+        future=False,  # the live part catches up with the wall clock at `speed`, then plays in real time
     )
     return DemoPlan(
+        start,
+        cut,
         folder,
         history_csv,
         live_parquet,
@@ -157,16 +170,35 @@ def prepare(runtime: Runtime, demo: DemoSettings, *, now: datetime | None = None
     )
 
 
+def clean_history(
+    runtime: Runtime, start: datetime, cut: datetime, *, stop: threading.Event | None = None
+) -> list[Any]:
+    """Run the daily cleaning DAG over the history's whole days, a day at a time until ``stop`` is set;
+    returns the days' summaries."""
+    from sparkhu.app.pipelines import daily
+
+    runner = daily(runtime, DATASET)
+    summaries = []
+    day, last = start.date(), (cut - timedelta(days=1)).date()
+    while day <= last and not (stop is not None and stop.is_set()):
+        summaries.append(runner.run(day, day))
+        day += timedelta(days=1)
+    return summaries
+
+
 def train_champions(
     runtime: Runtime,
     series: list[str],
     *,
     history_days: float = 3.0,
+    stop: threading.Event | None = None,
+    per_round: int = 2,
 ) -> Any:
     """Back-test a small portfolio on the last ``history_days`` of the history, register champions.
 
     Kept fast for the demo: three cheap models, two back-test windows, the newest days only. Returns
-    the :class:`~sparkhu.forecast.train.TrainSummary` (the CLI prints its table).
+    the :class:`~sparkhu.forecast.train.TrainSummary` (the CLI prints its table). Trains ``per_round``
+    series at a time and stops between rounds once ``stop`` is set (a demo stopped while training).
     """
     from sparkhu.forecast.train import TrainConfig, train_series
 
@@ -180,14 +212,24 @@ def train_champions(
         max_points=round(history_days * 1440),
     )
     local = {"min_rows_for_pool": 50_000} if runtime.settings.engine.uri == "local" else {}
+    summary = None
     with runtime.open_engine(**local) as engine:
-        return train_series(
-            runtime.lake,
-            runtime.catalog,
-            runtime.predictions,
-            runtime.registry,
-            series,
-            dataset=DATASET,
-            config=config,
-            engine=engine,
-        )
+        for at in range(0, len(series), per_round):
+            if stop is not None and stop.is_set():
+                break
+            done = train_series(
+                runtime.lake,
+                runtime.catalog,
+                runtime.predictions,
+                runtime.registry,
+                series[at : at + per_round],
+                dataset=DATASET,
+                config=config,
+                engine=engine,
+            )
+            if summary is None:
+                summary = done
+            else:
+                summary.results += done.results
+                summary.seconds += done.seconds
+    return summary

@@ -58,3 +58,51 @@ def publish(
         stop=stop,
         progress=progress,
     )
+
+
+def replay(
+    runtime: Runtime,
+    spec: SourceSpec,
+    *,
+    to_lake: bool = True,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+) -> tuple[PumpStats, int]:
+    """``sparkhu replay``: publish ``spec``'s source onto its topic and, ``to_lake``, land the topic in
+    the lake's raw zone while it plays (the lake sink of ``sparkhu up``, in its consumer group, so
+    a running platform and this command never land a point twice). Returns the publishing stats and
+    the points landed."""
+    from sparkhu.connectors.lake_sink import LakeSinkSettings
+
+    if not to_lake:
+        return publish(runtime, spec, stop=stop, progress=progress), 0
+    topic = runtime.topic(spec.source, spec.measurement)
+    runtime.bus.create_topic(topic)
+    sink = LakeSinkSettings(name="lake").open(runtime, topic, spec.dataset)
+    done = threading.Event()
+    result: dict[str, PumpStats] = {}
+    failure: list[BaseException] = []
+
+    def play() -> None:
+        try:
+            result["stats"] = publish(runtime, spec, stop=stop, progress=progress)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    player = threading.Thread(target=play, name=f"replay {spec.name}", daemon=True)
+    player.start()
+    try:
+        while not done.is_set():
+            sink.run_once(timeout=0.5)
+        player.join()
+        if failure:
+            raise failure[0]
+        stats = result["stats"]
+        idle = 0
+        while sink.points_written < stats.points and idle < 20:  # drain what is still on the bus
+            idle = 0 if sink.run_once(timeout=0.5) else idle + 1
+        return stats, sink.points_written
+    finally:
+        sink.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sparkhu.app.runtime import Runtime
@@ -33,3 +35,31 @@ def daily(
         on_progress=on_progress,
         days_per_run=days_per_run,
     )
+
+
+def days_in(runtime: Runtime, zone: str, dataset: str) -> list[date]:
+    """The UTC days of ``zone/dataset`` that hold data files, oldest first (none for a missing dataset).
+
+    >>> import tempfile
+    >>> from sparkhu.config import Settings
+    >>> with tempfile.TemporaryDirectory() as home:
+    ...     with Runtime(Settings.load(toml_path=None, env={}, overrides={"home": home})) as runtime:
+    ...         days_in(runtime, "raw", "nothing_here")
+    []
+    """
+    if (zone, dataset) not in runtime.lake.datasets(zone):
+        return []
+    keys = runtime.lake.partition_keys(zone, dataset)  # a listing: no file is opened
+    days = {date(*(int(x) for x in re.findall(r"\d+", key)[:3])) for key in keys}
+    return sorted(days)
+
+
+def stale_days(runtime: Runtime, dataset: str, *, today: date | None = None) -> list[date]:
+    """Days of raw points newer than the clean zone's newest day: what ``train`` and ``predict`` would
+    not see in the clean zone until the pipeline has run for them (empty when nothing was cleaned yet).
+    Today (UTC) is not counted: the daily pipeline cleans a day once it is over."""
+    clean = days_in(runtime, "clean", dataset)
+    if not clean:
+        return []
+    today = datetime.now(UTC).date() if today is None else today
+    return [d for d in days_in(runtime, "raw", dataset) if clean[-1] < d < today]

@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sparkhu.app.runtime import Runtime
 from sparkhu.cli.common import console, state
-from sparkhu.errors import InputError
 
 airflow_app = typer.Typer(help="Run sparkhu's jobs from Airflow.", no_args_is_help=True)
 
@@ -43,6 +41,8 @@ def dags(
     ] = None,
 ) -> None:
     """Write one Airflow DAG file per job and dataset; parsing them does no work (no sparkhu import)."""
+    from sparkhu.app.runtime import Runtime
+    from sparkhu.errors import InputError
     from sparkhu.orchestrate.generate import generate
 
     if group_by not in GROUPINGS:

@@ -19,9 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sparkhu.app.metadata import emitter, openlineage_events, series_lineage
-from sparkhu.app.runtime import Runtime
-from sparkhu.cli.common import console, state
+from sparkhu.cli.common import console, open_runtime
 from sparkhu.errors import InputError
 
 meta_app = typer.Typer(
@@ -54,7 +52,7 @@ def _tags(pairs: list[str], option: str) -> dict[str, str]:
 @meta_app.command("sources")
 def sources(ctx: typer.Context) -> None:
     """Sources (from sparkhu.toml or the command line) with their settings and watermarks."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         rows = runtime.catalog.sources()
     table = Table("source", "kind", "feeds", "watermarks", "updated")
     for row in rows:
@@ -75,7 +73,7 @@ def datasets(
     zone: Annotated[str | None, typer.Option(help="Only this zone (raw, clean...).")] = None,
 ) -> None:
     """Lake datasets as the catalog recorded their writes: partitions, rows, bytes, time range."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         rows = runtime.catalog.datasets(zone)
     table = Table("zone", "dataset", "partitions", "files", "rows", "size", "from", "to", "updated")
     for row in rows:
@@ -100,7 +98,7 @@ def partitions(
     dataset: Annotated[str, typer.Argument()],
 ) -> None:
     """The recorded partitions of one dataset: files, rows, bytes, time range and the writing run."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         rows = runtime.catalog.list_partitions(zone, dataset)
     if not rows:
         raise InputError(
@@ -131,7 +129,7 @@ def describe(
     clear: Annotated[bool, typer.Option("--clear", help="Remove the description.")] = False,
 ) -> None:
     """Show a series' metadata, or set (or clear) its free-form description."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         if text is not None or clear:
             runtime.catalog.describe_series(series_id, None if clear else text)
         info = runtime.catalog.series(series_id)
@@ -152,7 +150,7 @@ def tag(
     remove: Annotated[list[str] | None, typer.Option("--remove", "-r", help="Tag key to remove.")] = None,
 ) -> None:
     """Add, change or remove tags of one series."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         now = runtime.catalog.tag_series(series_id, _tags(tags or [], "tags"), remove or [])
     console.print(f"{series_id}: " + (", ".join(f"{k}={v}" for k, v in sorted(now.items())) or "no tags"))
 
@@ -168,7 +166,7 @@ def search(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
 ) -> None:
     """Find series by tags and text."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         found = runtime.catalog.search_series(
             tags=_tags(tag_ or [], "--tag"), text=text, prefix=prefix, limit=limit
         )
@@ -187,7 +185,7 @@ def search(
 @meta_app.command("tags")
 def tags_cmd(ctx: typer.Context) -> None:
     """Every tag key and how many series carry it."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         rows = runtime.catalog.tag_keys()
     table = Table("tag", "series")
     for key, count in rows:
@@ -198,7 +196,7 @@ def tags_cmd(ctx: typer.Context) -> None:
 @meta_app.command("reindex")
 def reindex(ctx: typer.Context) -> None:
     """Rebuild the text index of every series (the words of its id and description)."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         count = runtime.catalog.index_series_words()
     console.print(f"indexed the words of {count:,} series")
 
@@ -223,7 +221,7 @@ def import_cmd(
     if sql is not None and not query:
         raise InputError("--sql needs --query 'SELECT ... AS series_id, ...'", field="--query")
     records = sync.read_file(path, fmt) if path is not None else sync.read_sql(str(sql), str(query))
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         count = sync.import_records(runtime.catalog, records)
     console.print(f"imported the metadata of {count} series")
 
@@ -241,7 +239,7 @@ def export_cmd(
     from sparkhu.metadata import sync
 
     sync.file_format(path, fmt)
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         rows = sync.export_rows(runtime.catalog, prefix=prefix)
     sync.write_file(rows, path, fmt)
     console.print(f"exported the metadata of {len(rows)} series to {path}")
@@ -263,7 +261,9 @@ def lineage(
 ) -> None:
     """Where a series comes from and what was made of it: source, topic, datasets, tasks, training,
     models, forecasts and retention actions."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
+        from sparkhu.app.metadata import emitter, openlineage_events, series_lineage
+
         graph = series_lineage(runtime, series_id)
         events = openlineage_events(runtime, [graph]) if (emit or openlineage) else []
         if emit:
@@ -309,7 +309,7 @@ def views_apply(
     if not isinstance(items, list) or not items:
         raise InputError("expected a list [[feature_views]] of at least one view", source=str(path))
     views = [parse_view(item, f"{path}: feature view {n}") for n, item in enumerate(items, start=1)]
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         for view in views:
             console.print(f"{view.name}: version {apply_view(runtime.catalog, view)}")
 
@@ -317,7 +317,7 @@ def views_apply(
 @views_app.command("list")
 def views_list(ctx: typer.Context) -> None:
     """The feature views, newest version each."""
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         rows = runtime.catalog.feature_views()
     table = Table("feature view", "version", "dataset", "zone", "series", "window", "description")
     for row in rows:
@@ -346,7 +346,7 @@ def views_describe(
     """One feature view's definition and the model versions trained on it."""
     from sparkhu.metadata.features import get_view
 
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         view = get_view(runtime.catalog, name, version)
         models = [m for m in runtime.catalog.models() if m["feature_view"] == name]
     print(json.dumps(view.model_dump(mode="json"), indent=2, sort_keys=True))
@@ -368,7 +368,7 @@ def views_get(
     """The features a model of this view is served: the newest window of each series."""
     from sparkhu.metadata.features import features, get_view
 
-    with Runtime(state(ctx).settings) as runtime:
+    with open_runtime(ctx) as runtime:
         view = get_view(runtime.catalog, name, version)
         table = features(runtime.lake, view, series=series)
     out = Table("series", "points", "from", "to", "last value")

@@ -6,14 +6,9 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sparkhu.app.retention import retention_context
-from sparkhu.app.runtime import Runtime
 from sparkhu.cli.common import console, state
-from sparkhu.errors import InputError
-from sparkhu.timeaxis import parse_time
 
 retention_app = typer.Typer(
     help="Retention: policies, dry-run plans, apply, restore, undo.", no_args_is_help=True
@@ -35,6 +30,8 @@ def policies_cmd(
     delete: Annotated[str | None, typer.Option(help="Remove the stored policy of this name.")] = None,
 ) -> None:
     """List the policies in force and the legal holds; set or delete a stored one."""
+    from sparkhu.app.retention import retention_context
+    from sparkhu.app.runtime import Runtime
     from sparkhu.retention import policies
 
     with Runtime(state(ctx).settings) as runtime:
@@ -85,6 +82,8 @@ def plan_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Make the dry-run plan (nothing is touched) and print it; `apply --plan ID` executes it."""
+    from sparkhu.app.retention import retention_context
+    from sparkhu.app.runtime import Runtime
     from sparkhu.retention.plan import make_plan
 
     with Runtime(state(ctx).settings) as runtime:
@@ -124,6 +123,10 @@ def apply_cmd(
     ] = None,
 ) -> None:
     """Execute a plan (by default: finish any interrupted run, then plan and apply a new pass)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sparkhu.app.retention import retention_context
+    from sparkhu.app.runtime import Runtime
     from sparkhu.retention.apply import apply_plan, exclusive, open_runs
     from sparkhu.retention.plan import load_plan, make_plan
 
@@ -167,7 +170,10 @@ def restore_cmd(
     end: Annotated[str | None, typer.Option(help="Only archives with rows before this time.")] = None,
 ) -> None:
     """Put archived rows back into the lake."""
+    from sparkhu.app.retention import retention_context
+    from sparkhu.app.runtime import Runtime
     from sparkhu.retention import archive
+    from sparkhu.timeaxis import parse_time
 
     with Runtime(state(ctx).settings) as runtime:
         rctx = retention_context(runtime, registry=False)
@@ -187,6 +193,8 @@ def undo_cmd(
     ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="The run to undo (r<µs>-<hex>).")]
 ) -> None:
     """Bring back the lake files a run deleted (within the soft-delete window)."""
+    from sparkhu.app.retention import retention_context
+    from sparkhu.app.runtime import Runtime
     from sparkhu.retention.apply import undo
 
     with Runtime(state(ctx).settings) as runtime:
@@ -205,6 +213,8 @@ def hold_cmd(
     release: Annotated[bool, typer.Option("--release", help="Lift the hold instead.")] = False,
 ) -> None:
     """Place (or --release) a legal hold: what it pins is never deleted or archived."""
+    from sparkhu.app.retention import retention_context
+    from sparkhu.app.runtime import Runtime
     from sparkhu.retention import policies
 
     with Runtime(state(ctx).settings) as runtime:
@@ -221,6 +231,8 @@ def hold_cmd(
 @retention_app.command("audit")
 def audit_cmd(ctx: typer.Context, limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
     """The audit log of retention (newest first)."""
+    from sparkhu.app.runtime import Runtime
+
     with Runtime(state(ctx).settings) as runtime:
         entries = runtime.catalog.audit_log(limit=limit)
     table = Table("at", "actor", "action", "target", "detail", title="audit log")
@@ -236,6 +248,8 @@ def audit_cmd(ctx: typer.Context, limit: Annotated[int, typer.Option(min=1)] = 5
 
 
 def _json(text: str, option: str) -> dict[str, Any]:
+    from sparkhu.errors import InputError
+
     try:
         value = json.loads(text)
     except ValueError as exc:

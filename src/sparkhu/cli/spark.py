@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sparkhu.cli.common import console, state
-from sparkhu.errors import InputError, NotFoundError
-from sparkhu.sparkstudy import advisor, jobs, report, textgen
-from sparkhu.sparkstudy.cluster import LocalCluster, workers_of
-from sparkhu.sparkstudy.settings import load_grid
-from sparkhu.sparkstudy.study import Study, run_setting, run_study
-from sparkhu.storage.lake import Lake
+
+if TYPE_CHECKING:
+    from sparkhu.sparkstudy.study import Study
 
 spark_app = typer.Typer(
     help="Spark resource studies: sample jobs, grids of settings, advice.", no_args_is_help=True
@@ -37,6 +33,8 @@ def jobs_run(
     master: Annotated[str, typer.Option(help="Spark master for the Spark forms.")] = "local[2]",
 ) -> None:
     """Run one job in one form and print its counts and throughput."""
+    from sparkhu.sparkstudy import jobs
+
     jobs.check_job(job, form)
     if form == "embedded":
         result = jobs.run_embedded(job, input_uri)
@@ -62,6 +60,17 @@ def textgen_cmd(
     seed: Annotated[int, typer.Option(help="Same seed and size, same bytes.")] = 0,
 ) -> None:
     """Write password-like text with known answers (printed as JSON)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from sparkhu.sparkstudy import textgen
+
     total = textgen.parse_size(size)
     with Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
@@ -96,6 +105,12 @@ def study_cmd(
     check_advice: Annotated[bool, typer.Option(help="Advise from the first run and run the advice.")] = False,
 ) -> None:
     """Run JOB under every setting of the grid; print the table, write CSV, plots and the lake."""
+    from sparkhu.errors import InputError
+    from sparkhu.sparkstudy import jobs, report
+    from sparkhu.sparkstudy.cluster import LocalCluster
+    from sparkhu.sparkstudy.settings import load_grid
+    from sparkhu.storage.lake import Lake
+
     settings = state(ctx).settings
     spec = load_grid(grid)
     jobs.check_job(job, form)
@@ -135,6 +150,11 @@ def _run_with_progress(
     job: str, spec: Any, input_uri: str, form: str, master: str, master_ui: str, folder: Path,
     parallel: bool, pend_timeout: float,
 ) -> Study:  # fmt: skip
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from sparkhu.sparkstudy.cluster import workers_of
+    from sparkhu.sparkstudy.study import run_study
+
     with Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(), console=console
     ) as progress:
@@ -154,6 +174,7 @@ def _run_with_progress(
 
 
 def _print_table(study: Study) -> None:
+
     table = Table(title=f"study {study.id}: {study.job} ({study.form})")
     for column in SHOWN:
         table.add_column(column, justify="left" if column in ("setting", "status") else "right")
@@ -175,6 +196,10 @@ def _check_advice(
     folder: Path,
     timeout: float,
 ) -> None:
+    from sparkhu.sparkstudy import advisor
+    from sparkhu.sparkstudy.cluster import workers_of
+    from sparkhu.sparkstudy.study import run_setting
+
     first = next((r for r in study.rows if r["status"] == "ok"), None)
     if first is None:
         console.print("no finished run to advise from")
@@ -202,6 +227,10 @@ def advise_cmd(
     ] = None,
 ) -> None:
     """Critical path, ideal executor count, predicted times and a recommended setting."""
+    from sparkhu.errors import NotFoundError
+    from sparkhu.sparkstudy import advisor
+    from sparkhu.sparkstudy.cluster import workers_of
+
     path = Path(source)
     if not path.exists():
         folder = state(ctx).settings.home / "spark-study"

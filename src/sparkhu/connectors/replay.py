@@ -8,6 +8,12 @@ looked live. :class:`ReplaySource` does that and plays it at ``speed`` times rea
 * ``"start_now"`` so its first point is then (at ``speed=1`` the data arrives as it happens),
 * a :class:`~datetime.timedelta` moves it by that much (``AMPDS2_SHIFT`` = 3196 days).
 
+The ``end_now`` and ``start_now`` shifts are whole multiples of the data's period (its most common
+step, at least a second): minutely data stays on whole minutes, the last (first) point lands on
+the last step at or before the wall time. With ``future=False`` (a ``[[sources]]`` entry's and
+``sparkhu replay``'s default) no point is emitted before the wall clock reaches its timestamp: a
+replay faster than real time catches up at ``speed`` and then plays at real time, never ahead.
+
 Settings spell it as text (``+3196d``, ``-2h``, ``end_now``): :func:`sparkhu.timeaxis.parse_offset`
 turns that into this argument.
 
@@ -68,6 +74,21 @@ def shift_to_now(table: pa.Table, now: datetime | float) -> pa.Table:
     return shift_points(table, now_us - last)
 
 
+def aligned_shift(shift_us: int, ts: np.ndarray) -> int:
+    """``shift_us`` rounded down to a whole number of the data's periods (the most common step between
+    its sorted timestamps ``ts``, in µs; whole seconds at least), so shifted data stays on its grid.
+
+    >>> minutes = np.arange(3) * 60_000_000
+    >>> aligned_shift(1_700_000_000_123_456, minutes) / 1e6
+    1699999980.0
+    """
+    gaps = np.diff(np.unique(ts))
+    step = int(np.median(gaps)) if len(gaps) else US_PER_S
+    if step <= 0 or step % US_PER_S:
+        step = US_PER_S  # irregular or sub-second data: whole seconds
+    return (shift_us // step) * step
+
+
 class ReplaySource(Source):
     """Points (or a loader of them) replayed at ``speed`` times real time, shifted (see the module)."""
 
@@ -84,6 +105,7 @@ class ReplaySource(Source):
         max_batch_rows: int = 100_000,
         max_rate: float | None = None,
         loop: bool = False,
+        future: bool = True,
     ) -> None:
         if not (isinstance(shift, timedelta) or shift in ("end_now", "start_now")):
             raise ConfigError(f"replay {name}: shift={shift!r}; expected end_now, start_now or a timedelta")
@@ -98,6 +120,7 @@ class ReplaySource(Source):
         self.shift, self.speed, self.tick_s = shift, float(speed), float(tick_s)
         self.clock, self.sleep = clock, sleep
         self.max_batch_rows, self.max_rate, self.loop = max_batch_rows, max_rate, loop
+        self.future = future
         self._points = points
         self._sorted: pa.Table | None = None
 
@@ -128,7 +151,8 @@ class ReplaySource(Source):
         elif isinstance(self.shift, timedelta):
             shift = duration_us(self.shift)
         else:
-            shift = round(wall0 * US_PER_S) - int(ts[-1] if self.shift == "end_now" else ts[0])
+            anchor = int(ts[-1] if self.shift == "end_now" else ts[0])
+            shift = aligned_shift(round(wall0 * US_PER_S) - anchor, ts)
         if pos.get("emitted_until_us") is None:
             base, emitted = int(ts[0]) + shift, int(ts[0]) + shift - 1
         else:
@@ -147,7 +171,10 @@ class ReplaySource(Source):
             if math.isinf(self.speed):
                 end = n
             else:
-                cursor = base + math.floor((self.clock() - wall0) * self.speed * US_PER_S)
+                now = self.clock()
+                cursor = base + math.floor((now - wall0) * self.speed * US_PER_S)
+                if not self.future:  # caught up with the wall clock: real time from here on
+                    cursor = min(cursor, math.floor(now * US_PER_S))
                 end = int(np.searchsorted(ts, cursor - shift, side="right"))
             if end <= start:
                 yield POINT_SCHEMA.empty_table(), {"shift_us": shift, "emitted_until_us": emitted}
@@ -178,10 +205,13 @@ class ReplaySourceSettings(FilesSettings):
     """
 
     kind: Literal["replay"] = "replay"
-    speed: float = Field(default=1.0, gt=0.0)
-    """Data seconds per wall-clock second."""
+    speed: float = Field(default=60.0, gt=0.0)
+    """Data seconds per wall-clock second (60: an hour of data a minute) while behind the wall clock."""
     shift: str = "end_now"
-    """``end_now``, ``start_now`` or a fixed offset such as ``+3196d``."""
+    """``end_now`` (the last point at the wall time of the first start, on the data's grid),
+    ``start_now`` or a fixed offset such as ``+3196d``."""
+    future: bool = False
+    """Emit points stamped after the wall clock; false: they wait for it (no replay runs ahead)."""
 
     @field_validator("shift")
     @classmethod
@@ -196,5 +226,9 @@ class ReplaySourceSettings(FilesSettings):
         """The connector this entry describes."""
         files = self.files()
         return ReplaySource(
-            self.name, lambda: read_all(files), shift=parse_offset(self.shift), speed=self.speed
+            self.name,
+            lambda: read_all(files),
+            shift=parse_offset(self.shift),
+            speed=self.speed,
+            future=self.future,
         )

@@ -414,12 +414,7 @@ class Lake:
             return conform_table(
                 pa.table({"series_id": pa.array([], pa.string()), "ts": pa.array([], TS_TYPE)}), label
             )
-        names: dict[str, None] = {}
-        for path in files:
-            try:
-                names.update(dict.fromkeys(pq.read_schema(path, filesystem=self._fs).names))
-            except _ARROW_ERRORS as exc:
-                raise self._read_error(label, files, exc) from exc
+        names = dict.fromkeys(self._columns(label, files))
         start_us, end_us = to_us(start), to_us(end)
         where, params, arrow_filter = point_filters(series, start_us, end_us)
         rest = "".join(f', "{name}"' for name in names if name not in ("series_id", "ts"))
@@ -429,6 +424,21 @@ class Lake:
         )
         result = self._query(label, files, list(names), _sql(sql), params, arrow_filter, union_by_name=True)
         return conform_table(result, label)
+
+    def columns(self, zone: str, dataset: str) -> list[str]:
+        """The columns of ``zone/dataset``: the union of its files' columns in order of appearance
+        (``series_id``, ``ts``, ``value`` for points; more for the tables of :meth:`replace_table`)."""
+        self._dataset_dir(zone, dataset, points=True)
+        return self._columns(f"{zone}/{dataset}", self.files(zone, dataset))
+
+    def _columns(self, label: str, files: list[str]) -> list[str]:
+        names: dict[str, None] = {}
+        for path in files:
+            try:
+                names.update(dict.fromkeys(pq.read_schema(path, filesystem=self._fs).names))
+            except _ARROW_ERRORS as exc:
+                raise self._read_error(label, files, exc) from exc
+        return list(names)
 
     def read_quarantine(self, dataset: str) -> pa.Table:
         """All quarantined records of ``dataset``, in the order they were quarantined."""
@@ -507,6 +517,16 @@ class Lake:
                 if info.type == pafs.FileType.Directory and self._valid_dataset(info.base_name):
                     found.append((z, info.base_name))
         return sorted(found)
+
+    def partition_keys(self, zone: str, dataset: str) -> list[str]:
+        """The keys of the partitions that hold data files, oldest first: a listing, no file is opened
+        (:meth:`partitions` also counts rows)."""
+        where = self._dataset_dir(zone, dataset)
+        return [
+            key
+            for key, path in self._partition_dirs(where, self._layout_of(zone))
+            if any(is_data_file(i) for i in self._list(path))
+        ]
 
     def partitions(self, zone: str, dataset: str) -> list[PartitionInfo]:
         """The partitions of a dataset that hold data files, oldest first.

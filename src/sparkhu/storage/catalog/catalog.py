@@ -302,7 +302,7 @@ class Catalog(MetadataStore):
         if row is None:
             raise NotFoundError(
                 f"series {series_id!r} is not in the catalog {self.uri}; "
-                "ingest it first or list the known ones with list_series()"
+                "ingest it first; `sparkhu series` (GraphQL: `series`) lists the known ones"
             )
         return series_info(row._mapping)
 
