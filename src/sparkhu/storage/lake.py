@@ -212,6 +212,15 @@ class Lake:
         pts = conform_points(table, f"{zone}/{dataset}")
         return self._write_parts(where, split_partitions(pts, self._layout)) if pts.num_rows else []
 
+    def split(self, zone: str, dataset: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+        """``(partition key, points)`` of ``table`` (conformed to POINT_SCHEMA) per partition, key order.
+
+        What :meth:`write` does before writing, for a writer that gathers partitions itself.
+        """
+        self._dataset_dir(zone, dataset, points=True)
+        pts = conform_points(table, f"{zone}/{dataset}")
+        return split_partitions(pts, self._layout) if pts.num_rows else iter(())
+
     def replace(self, zone: str, dataset: str, table: pa.Table, days: Sequence[date]) -> list[str]:
         """Replace the partitions of ``days`` with ``table`` (idempotent re-runs of a day).
 
