@@ -239,7 +239,7 @@ class Landing:
         if self.catalog is not None:
             fresh = new_points(
                 self.lake, self.catalog, self.zone, self.dataset, points,
-                last_ts=self._last_ts, before_lake_read=self._write_all,
+                last_ts=self._last_ts, before_lake_read=self._flush,
             )  # fmt: skip
             new = fresh.num_rows
             self._gather(fresh)
@@ -258,10 +258,7 @@ class Landing:
 
         Returns the files written since the last commit.
         """
-        self._write_all()
-        for write in self._writes:
-            self._written += write.result()
-        self._writes, self._writing = [], {}
+        self._flush()
         files, self._written = self._written, []
         if self.catalog is not None and self._stats:
             stats = (
@@ -300,6 +297,13 @@ class Landing:
         for name, last in zip(names.to_pylist(), stats.column("last").to_pylist(), strict=True):
             if last > self._last.get(name, np.iinfo(np.int64).min):
                 self._last[name] = last
+
+    def _flush(self) -> None:
+        """Write every held point and wait for the files (before the lake is looked up, say)."""
+        self._write_all()
+        for write in self._writes:
+            self._written += write.result()
+        self._writes, self._writing = [], {}
 
     def _write_before(self, key: str) -> None:
         for held in sorted(k for k in self._held if k < key):

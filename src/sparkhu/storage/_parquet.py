@@ -36,7 +36,9 @@ from sparkhu.errors import InputError, LakeError
 from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, conform, conform_keys, empty_points, series_runs
 from sparkhu.timeaxis import EPOCH, MIN_US, TS_TYPE, US_PER_DAY, US_PER_HOUR, from_us, to_us
 
-ROW_GROUP_SIZE = 1 << 20
+ROW_GROUP_SIZE = 1 << 17
+"""Rows per row group: files are sorted by series, so a read of a few series skips, by the row
+groups' statistics, all but the one or two groups that hold each of them."""
 _MAX_US = to_us(datetime(9999, 1, 1, tzinfo=UTC))  # year 9999 has no partition key after it
 _NAME_RE = re.compile(r"^part-(\d{20})-")
 _ROWS_RE = re.compile(r"^part-\d{20}-[0-9a-f]{8}-n(\d+)(?:-c)?\.parquet$")
