@@ -84,6 +84,7 @@ BENCHES: dict[str, str] = {
     "gateway": "bench.gateway_query",
     "gateway_load": "bench.gateway_load",
     "files": "bench.file_to_lake",
+    "read": "bench.lake_read",
     "predictions": "bench.predictions_write",
     "pipeline": "bench.pipeline_dag",
     "kafka": "bench.kafka_to_lake",

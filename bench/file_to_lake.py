@@ -141,7 +141,7 @@ def pyarrow_dataset(path: Path, out: Path) -> tuple[int, int]:
         keep = pc.invert(pc.is_nan(values))
         ids, seconds, values = ids.filter(keep), seconds.filter(keep), values.filter(keep)
     ts = pc.multiply(seconds, 1_000_000).cast(pa.timestamp("us", tz="UTC"))
-    points = pa.table({"series_id": ids, "ts": ts, "value": values, "date": pc.strftime(ts, "%Y-%m-%d")})
+    points = pa.table({"series_id": ids, "ts": ts, "value": values, "date": ts.cast(pa.date32())})
     pq.write_to_dataset(points, out, partition_cols=["date"], compression="zstd")
     return points.num_rows, _files(out)
 
