@@ -180,6 +180,7 @@ def _run(
     batches: Iterator[tuple[pa.Table | None, Position | None, list[pa.Table]]] | None = None
     pending: Position | None = None  # the position of batches delivered but not committed
     pending_points = 0
+    saved: Mapping[str, object] | None = None
 
     def save(position: Position) -> None:
         nonlocal saved
@@ -194,7 +195,6 @@ def _run(
             save(pending)
         pending, pending_points = None, 0
 
-    saved: Mapping[str, object] | None = None
     try:
         saved = catalog.get_watermark(source.name, key)
         batches = _ahead(source, saved) if read_ahead else _inline(source, saved, quarantine)
