@@ -4,11 +4,14 @@
 order a file connector produces them (all series of one minute together), then read back for
 the whole week with de-duplication. The write is measured beside pyarrow ``write_to_dataset``
 of the same table (date partitions, zstd), the read beside the same de-duplicated read written by
-hand in DuckDB over the same files; interleaved A/B/B/A, medians.
+hand in DuckDB over the same files; compaction of the week written twice beside DuckDB
+de-duplicating it into one sorted file per day (``COPY ... PARTITION_BY``), each run on a fresh
+copy; interleaved A/B/B/A, medians.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 
@@ -62,6 +65,16 @@ def _peer_read(con: duckdb.DuckDBPyConnection, root: str) -> pa.Table:
     return con.sql(sql).to_arrow_table()
 
 
+def _peer_compact(con: duckdb.DuckDBPyConnection, root: str, out: str) -> None:
+    """The dataset de-duplicated (newest file wins) and rewritten as one sorted file per day by DuckDB."""
+    con.execute(
+        f"COPY (SELECT series_id, ts, value, strftime(ts, '%Y-%m-%d') AS date FROM "
+        f"read_parquet('{root}/*/*.parquet', filename = true) "
+        "QUALIFY row_number() OVER (PARTITION BY series_id, ts ORDER BY filename DESC) = 1 "
+        f"ORDER BY series_id, ts) TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date))"
+    )
+
+
 def run(scale: float) -> list[Result]:
     """Measure write and read points/s of the lake beside pyarrow and DuckDB."""
     n_minutes = max(1, round(10_000 * scale))
@@ -99,6 +112,21 @@ def run(scale: float) -> list[Result]:
         read_s, peer_read_s = interleaved(
             read, lambda: _peer_read(con, f"{root}/daily/raw/{first}"), rounds=1
         )
+        # compaction of the dataset written twice (every point repeated), each run on a fresh copy
+        daily.write("raw", first, table)
+        source = f"{root}/daily/raw/{first}"
+        copies: list[str] = []
+        for i in range(4):
+            copies.append(f"{root}/copy{i}")
+            shutil.copytree(source, f"{copies[-1]}/raw/{first}")
+
+        def compact() -> None:
+            Lake(copies.pop(0)).compact("raw", first)
+
+        def peer_compact() -> None:
+            _peer_compact(con, f"{copies.pop()}/raw/{first}", f"{root}/peer{next(runs)}")
+
+        compact_s, peer_compact_s = interleaved(compact, peer_compact, rounds=1)
         con.close()
     return [
         _result(
@@ -116,6 +144,14 @@ def run(scale: float) -> list[Result]:
             f"{files['hourly']} files",
             "pyarrow write_to_dataset",
             peer_hourly_s,
+        ),
+        _result(
+            "compact (week written twice)",
+            2 * n,
+            compact_s,
+            "one sorted file per day",
+            "DuckDB COPY PARTITION_BY (dedup)",
+            peer_compact_s,
         ),
         _result(
             "read (one week, dedup)",
