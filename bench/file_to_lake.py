@@ -159,12 +159,20 @@ WORK: dict[str, Callable[[Path, Path], tuple[int, int]]] = dict(
 )
 
 
+def own_peak_mb() -> float:
+    """This process's peak resident memory (``VmHWM``, reset by exec), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def peak_rss_mb(side: str, path: Path, out: Path) -> float:
     """Peak RSS (MB) of a fresh process that runs ``side`` on ``path`` once (imports included)."""
+    # VmHWM, not ru_maxrss: Linux keeps a forked child's ru_maxrss at least its parent's
     code = (
-        "import json, resource, sys; from pathlib import Path; from bench.file_to_lake import WORK; "
-        "WORK[sys.argv[1]](Path(sys.argv[2]), Path(sys.argv[3])); "
-        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))"
+        "import json, sys; from pathlib import Path; from bench.file_to_lake import WORK, own_peak_mb; "
+        "WORK[sys.argv[1]](Path(sys.argv[2]), Path(sys.argv[3])); print(json.dumps(own_peak_mb()))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, side, str(path), str(out)], capture_output=True, text=True, check=True
@@ -228,7 +236,7 @@ def main() -> None:
         started = time.perf_counter()
         n, files = WORK[side](path, Path(tmp) / "out")
         took = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = own_peak_mb()
     print(f"{side}: {n:,} points in {took:.2f} s, {files} files, peak RSS {rss:,.0f} MB")
 
 
