@@ -62,7 +62,7 @@ test: install system-deps airflow
 bench:
 	$(MAKE) install EXTRAS=all
 	$(MAKE) airflow
-	$(BIN)/python -m bench $(BENCH)
+	$(BIN)/python -m bench --history $(BENCH)
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -57,6 +57,25 @@ def interleaved(
     return statistics.median(times["ours"]), statistics.median(times["peer"])
 
 
+def interleaved_all(sides: dict[str, Callable[[], object]], rounds: int = 1) -> dict[str, float]:
+    """Median wall seconds of each of ``sides``, run in order then in reverse (A/B/C/C/B/A) ``rounds`` times.
+
+    :func:`interleaved` for more than one peer.
+
+    >>> seconds = interleaved_all({"a": lambda: None, "b": lambda: None})
+    >>> sorted(seconds), all(s >= 0 for s in seconds.values())
+    (['a', 'b'], True)
+    """
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    order = [*sides, *reversed(sides)]
+    for _ in range(rounds):
+        for name in order:
+            started = time.perf_counter()
+            sides[name]()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(spent) for name, spent in times.items()}
+
+
 # name -> module path; each module has run(scale) -> list[Result]
 BENCHES: dict[str, str] = {
     "lake": "bench.lake_write",
@@ -65,6 +84,7 @@ BENCHES: dict[str, str] = {
     "gateway": "bench.gateway_query",
     "gateway_load": "bench.gateway_load",
     "files": "bench.file_to_lake",
+    "read": "bench.lake_read",
     "predictions": "bench.predictions_write",
     "pipeline": "bench.pipeline_dag",
     "kafka": "bench.kafka_to_lake",

@@ -2,7 +2,9 @@
 
 A real app over a real SQLite catalog, lake and prediction store in a temporary directory,
 called in-process through httpx's ASGI transport (no sockets: this measures the gateway,
-storage reads and serialisation, not the loopback network).
+storage reads and serialisation, not the loopback network). Peer: the same reads through a bare
+Starlette app over the same store answering plain JSON (``bench.gateway_load``'s), same client,
+run ours / bare / bare / ours; ratio = the bare app's latency over ours (> 1: ours faster).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ T0 = datetime(2024, 3, 1, tzinfo=UTC)
 MINUTE_US = 60_000_000
 BLENDED_POINTS = 1440
 HORIZON = 20
+PEER = "bare Starlette JSON endpoint over the same store"
 
 QUERY = """query($id: String!, $start: DateTime!) {
   predictions(seriesId: $id, start: $start) { ts value lower upper updates } }"""
@@ -92,6 +95,32 @@ async def _latencies(client: httpx.AsyncClient, query: str, start: str, rounds: 
     return sorted(latencies)
 
 
+async def _peer(root: Path, days: int, rounds: int) -> dict[str, Any]:
+    """The same reads through a bare Starlette app over the same store (plain JSON), same client."""
+    from bench.gateway_load import _peer_app
+
+    app = _peer_app(root)
+    start_last_day = (T0 + timedelta(days=days - 1)).isoformat()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+        params = {"id": SID, "start": start_last_day}
+        for _ in range(3):
+            (await client.get("/predictions", params=params)).raise_for_status()
+        latencies = []
+        for _ in range(rounds):
+            began = time.perf_counter()
+            await client.get("/predictions", params=params)
+            latencies.append((time.perf_counter() - began) * 1000)
+        requests = max(10, rounds // 2)
+        began = time.perf_counter()
+        total = 0
+        for i in range(requests):
+            day = T0 + timedelta(days=i % days)
+            query = {"id": SID, "start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()}
+            total += len((await client.get("/points", params=query)).json()["ts"])
+        elapsed = time.perf_counter() - began
+    return {"latencies": sorted(latencies), "points_per_s": total / elapsed}
+
+
 async def _measure(services: GatewayServices, days: int, rounds: int) -> dict[str, Any]:
     app = create_app(services)
     start_last_day = (T0 + timedelta(days=days - 1)).isoformat()
@@ -132,19 +161,32 @@ def run(scale: float) -> list[Result]:
     rounds = max(20, round(200 * scale))
     with tempfile.TemporaryDirectory(prefix="sparkhu-bench-gateway-") as tmp:
         services = _seed(Path(tmp), days)
-        try:
-            m = asyncio.run(_measure(services, days, rounds))
+        try:  # A/B/B/A: ours, the bare app twice, ours; medians of each side's figures
+            runs = [asyncio.run(_measure(services, days, rounds))]
+            peers = [asyncio.run(_peer(Path(tmp), days, rounds)) for _ in range(2)]
+            runs.append(asyncio.run(_measure(services, days, rounds)))
         finally:
             services.catalog.close()
+    m = (
+        runs[0]
+        | {key: sorted(runs[0][key] + runs[1][key]) for key in ("objects", "columns")}
+        | {"points_per_s": statistics.median([r["points_per_s"] for r in runs])}
+    )
+    peer_latencies = sorted(peers[0]["latencies"] + peers[1]["latencies"])
+    peer_points = statistics.median([p["points_per_s"] for p in peers])
+    peer_p50 = _p(peer_latencies, 0.5)
     detail = f"{m['got']} blended points, {rounds} queries, in-process ASGI"
     points_per_s, requests_per_s = m["points_per_s"], m["requests_per_s"]
     results = []
     for name, key in (("predictions", "objects"), ("predictionColumns", "columns")):
         p50, p99 = _p(m[key], 0.5), _p(m[key], 0.99)
+        peer_p = _p(peer_latencies, 0.99)
         results += [
-            Result("gateway", f"graphql {name} p50", p50, "ms", "<= 100", p50 <= 100, detail),
-            Result("gateway", f"graphql {name} p99", p99, "ms", "<= 250", p99 <= 250, detail),
-        ]
+            Result("gateway", f"graphql {name} p50", p50, "ms", "<= 100", p50 <= 100,
+                   f"{detail}; bare app p50 {peer_p50:.1f} ms", peer=PEER, ratio=peer_p50 / p50),
+            Result("gateway", f"graphql {name} p99", p99, "ms", "<= 250", p99 <= 250,
+                   f"{detail}; bare app p99 {peer_p:.1f} ms", peer=PEER, ratio=peer_p / p99),
+        ]  # fmt: skip
     return [
         *results,
         Result(
@@ -154,6 +196,9 @@ def run(scale: float) -> list[Result]:
             "points/s",
             ">= 100,000",
             points_per_s >= 100_000,
-            f"1,440 points per request, {requests_per_s:,.0f} requests/s over {days} days",
+            f"1,440 points per request, {requests_per_s:,.0f} requests/s over {days} days; "
+            f"bare app {peer_points:,.0f} points/s",
+            peer=PEER,
+            ratio=points_per_s / peer_points,
         ),
     ]

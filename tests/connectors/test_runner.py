@@ -223,7 +223,7 @@ WORKER = textwrap.dedent(
         "kill-test", csv, batch_rows=150, series_prefix="ampds2/electricity/", field_suffix=".P"
     )
     stats = ingest_to_lake(source, Lake(f"{root}/lake"), catalog, zone="raw", dataset="meters",
-                           progress=lambda n: print(n, flush=True))
+                           progress=lambda n: print(n, flush=True), checkpoint_points=2_000)
     print("done", stats.points, flush=True)
     """
 )

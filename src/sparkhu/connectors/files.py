@@ -256,8 +256,8 @@ class FileSource(Source):
         bytes cannot be; the careful path finds such rows itself.
         """
         return pa_csv.read_csv(
-            io.BytesIO(data),
-            read_options=pa_csv.ReadOptions(column_names=layout.names, use_threads=True),
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(column_names=layout.names, use_threads=True, block_size=1 << 22),
             parse_options=pa_csv.ParseOptions(delimiter=self.delimiter),
             convert_options=pa_csv.ConvertOptions(
                 column_types=self._types(layout, text),

@@ -31,10 +31,11 @@ A run that sends or quarantines anything, or fails, is recorded in the catalog (
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from sparkhu.connectors.base import Position, Source
-from sparkhu.connectors.landing import land
+from sparkhu.connectors.landing import Landing
 from sparkhu.series import check_points, quarantine_records
 
 if TYPE_CHECKING:
@@ -107,18 +108,30 @@ def ingest_to_lake(
     stop: Stop | None = None,
     progress: Callable[[int], None] | None = None,
     update_stats: bool = True,
+    checkpoint_points: int = 16_000_000,
 ) -> PumpStats:
-    """Write ``source``'s batches straight to ``zone/dataset`` of the lake, each followed by its watermark.
+    """Write ``source``'s batches straight to ``zone/dataset`` of the lake, then its watermark.
 
-    The direct path of ``sparkhu ingest`` and of the file → lake benchmark. With
-    ``update_stats`` the catalog's series statistics follow every batch, counting each point
-    once however often it is ingested (:func:`~sparkhu.connectors.landing.land`).
+    The direct path of ``sparkhu ingest`` and of the file → lake benchmark. The source is read
+    one batch ahead in a thread while the previous batch is written, and the points go through a
+    :class:`~sparkhu.connectors.landing.Landing`: one file per partition for time-ordered input,
+    written by a thread of its own. Every ``checkpoint_points`` points, and at the end or a stop,
+    the landing commits (files written, series statistics counted once, each point once however
+    often it is ingested) and the watermark is saved; a crash re-reads from the last one.
+    ``progress`` is called with the points taken so far after each batch.
     """
+    landing = Landing(lake, catalog if update_stats else None, zone, dataset)
 
     def deliver(batch: pa.Table) -> None:
-        land(lake, catalog if update_stats else None, zone, dataset, batch)
+        landing.add(batch)
 
-    return _run(source, f"lake:{zone}/{dataset}", deliver, catalog, lake, dataset, stop, progress)
+    try:
+        return _run(
+            source, f"lake:{zone}/{dataset}", deliver, catalog, lake, dataset, stop, progress,
+            commit=landing.commit, commit_points=checkpoint_points, read_ahead=True,
+        )  # fmt: skip
+    finally:
+        landing.close()
 
 
 def _run(
@@ -130,7 +143,13 @@ def _run(
     quarantine_dataset: str,
     stop: Stop | None,
     progress: Callable[[int], None] | None,
+    *,
+    commit: Callable[[], object] | None = None,
+    commit_points: int = 0,
+    read_ahead: bool = False,
 ) -> PumpStats:
+    """Deliver every batch; save the watermark after each (or, with ``commit``, after the call to
+    ``commit`` that makes the batches delivered since the last one durable)."""
     from sparkhu.storage.catalog import RunRecord
 
     stats = PumpStats()
@@ -158,24 +177,49 @@ def _run(
 
     stopped = _stopper(stop)
     started = time.perf_counter()
-    batches: Iterator[tuple[pa.Table, Position]] | None = None
+    batches: Iterator[tuple[pa.Table | None, Position | None, list[pa.Table]]] | None = None
+    pending: Position | None = None  # the position of batches delivered but not committed
+    pending_points = 0
+    saved: Mapping[str, object] | None = None
+
+    def save(position: Position) -> None:
+        nonlocal saved
+        if position != saved:
+            catalog.set_watermark(source.name, key, position)
+            saved = position
+
+    def checkpoint() -> None:
+        nonlocal pending, pending_points
+        if pending is not None and commit is not None:
+            commit()
+            save(pending)
+        pending, pending_points = None, 0
+
     try:
         saved = catalog.get_watermark(source.name, key)
-        batches = source.read(saved, quarantine)
-        for batch, position in batches:
+        batches = _ahead(source, saved) if read_ahead else _inline(source, saved, quarantine)
+        for batch, position, bad in batches:
+            for records in bad:
+                quarantine(records)
+            if batch is None or position is None:
+                continue
             batch = _checked(batch, source.name, stats.batches + 1, quarantine)
             if batch.num_rows:
                 record()
                 deliver(batch)
                 stats.points += batch.num_rows
                 stats.batches += 1
-            if position != saved:
-                catalog.set_watermark(source.name, key, position)
-                saved = position
+            if commit is None:
+                save(position)
+            else:
+                pending, pending_points = position, pending_points + batch.num_rows
+                if pending_points >= commit_points:
+                    checkpoint()
             if batch.num_rows and progress is not None:
                 progress(stats.points)
             if stopped():
                 break
+        checkpoint()
     except BaseException as exc:
         stats.seconds = time.perf_counter() - started
         record()
@@ -191,6 +235,79 @@ def _run(
     if recorded:
         catalog.finish_run(run_id, "success", rows_out=stats.points)
     return stats
+
+
+Item = tuple[pa.Table | None, Position | None, list[pa.Table]]
+"""A batch, its position and the records quarantined before it (batch None: only records)."""
+
+
+def _inline(
+    source: Source, saved: Mapping[str, object] | None, quarantine: Callable[[pa.Table], None]
+) -> Iterator[Item]:
+    """The source's batches read in this thread (bad records quarantined as they come)."""
+    reading = source.read(saved, quarantine)
+    try:
+        for batch, position in reading:
+            yield batch, position, []
+    finally:
+        close = getattr(reading, "close", None)
+        if close is not None:
+            close()
+
+
+_DONE = object()
+
+
+def _ahead(source: Source, saved: Mapping[str, object] | None, depth: int = 1) -> Iterator[Item]:
+    """The source's batches read by a thread of their own, ``depth`` batches ahead of the caller.
+
+    Parsing (pyarrow releases the GIL) then overlaps the caller's writes. Bad records travel with
+    the next batch, so the caller still stores them before it; a source's error is raised here.
+    Closing this generator stops the thread (the batches read ahead are dropped).
+    """
+    items: queue.Queue[object] = queue.Queue(maxsize=depth)
+    halt = threading.Event()
+
+    def put(item: object) -> bool:
+        while not halt.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        bad: list[pa.Table] = []
+        reading = source.read(saved, bad.append)
+        try:
+            for batch, position in reading:
+                taken, bad[:] = list(bad), []
+                if not put((batch, position, taken)):
+                    return
+            put((None, None, list(bad)))
+            put(_DONE)
+        except BaseException as exc:  # handed to the caller
+            put((None, None, list(bad)))
+            put(exc)
+        finally:
+            close = getattr(reading, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name=f"sparkhu-read-{source.name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        halt.set()
+        thread.join()
 
 
 def _checked(batch: pa.Table, name: str, number: int, quarantine: Callable[[pa.Table], None]) -> pa.Table:

@@ -36,7 +36,9 @@ from sparkhu.errors import InputError, LakeError
 from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, conform, conform_keys, empty_points, series_runs
 from sparkhu.timeaxis import EPOCH, MIN_US, TS_TYPE, US_PER_DAY, US_PER_HOUR, from_us, to_us
 
-ROW_GROUP_SIZE = 1 << 20
+ROW_GROUP_SIZE = 1 << 17
+"""Rows per row group: files are sorted by series, so a read of a few series skips, by the row
+groups' statistics, all but the one or two groups that hold each of them."""
 _MAX_US = to_us(datetime(9999, 1, 1, tzinfo=UTC))  # year 9999 has no partition key after it
 _NAME_RE = re.compile(r"^part-(\d{20})-")
 _ROWS_RE = re.compile(r"^part-\d{20}-[0-9a-f]{8}-n(\d+)(?:-c)?\.parquet$")
@@ -131,7 +133,11 @@ def split_partitions(table: pa.Table, layout: Layout, column: str = "ts") -> Ite
     """
     ts = table.column(column).combine_chunks().view(pa.int64()).to_numpy()
     buckets = np.floor_divide(ts, layout.unit_us)
-    if len(buckets) > 1 and not bool(np.all(buckets[1:] >= buckets[:-1])):
+    falls = np.flatnonzero(buckets[1:] < buckets[:-1]) + 1
+    if 0 < len(falls) <= _MAX_RUNS:  # a few ordered runs (one per column of a wide file): slices
+        yield from _split_runs(table, buckets, falls, layout)
+        return
+    if len(falls):
         low = int(buckets.min())
         span = int(buckets.max()) - low
         rel = buckets - low
@@ -143,6 +149,25 @@ def split_partitions(table: pa.Table, layout: Layout, column: str = "ts") -> Ite
     cuts = [0, *(np.flatnonzero(np.diff(buckets)) + 1).tolist(), len(buckets)]
     for lo, hi in itertools.pairwise(cuts):
         yield layout.key(int(buckets[lo])), table.slice(lo, hi - lo)
+
+
+_MAX_RUNS = 4096
+
+
+def _split_runs(
+    table: pa.Table, buckets: np.ndarray, falls: np.ndarray, layout: Layout
+) -> Iterator[tuple[str, pa.Table]]:
+    """:func:`split_partitions` of rows made of a few runs of ascending buckets: each partition is
+    the concatenation of slices of the runs (no sort, no copy), in key order."""
+    found: dict[int, list[pa.Table]] = {}
+    bounds = [0, *falls.tolist(), len(buckets)]
+    for lo, hi in itertools.pairwise(bounds):
+        run = buckets[lo:hi]
+        cuts = [0, *(np.flatnonzero(np.diff(run)) + 1).tolist(), len(run)]
+        for a, b in itertools.pairwise(cuts):
+            found.setdefault(int(run[a]), []).append(table.slice(lo + a, b - a))
+    for bucket in sorted(found):
+        yield layout.key(bucket), pa.concat_tables(found[bucket])
 
 
 def sort_points(part: pa.Table) -> pa.Table:

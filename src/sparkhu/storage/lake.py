@@ -80,6 +80,7 @@ for _scheme in LAKE_SCHEMES:
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MAX_CANDIDATES = 1024  # a bounded read probes at most this many partition dirs, else it walks
 _ARROW_ERRORS = (OSError, pa.ArrowException)
+_FEW_SERIES = 1_000  # a read of at most this many named series runs one query (no ENUM of the ids)
 _ROW_CACHE = 1_000_000  # row counts of data files remembered by a lake object
 _KEY_RE = {
     "date": re.compile(r"date=(\d{4})-(\d{2})-(\d{2})"),
@@ -216,6 +217,15 @@ class Lake:
         where = self._dataset_dir(zone, dataset, points=True)
         pts = conform_points(table, f"{zone}/{dataset}")
         return self._write_parts(where, split_partitions(pts, self._layout)) if pts.num_rows else []
+
+    def split(self, zone: str, dataset: str, table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+        """``(partition key, points)`` of ``table`` (conformed to POINT_SCHEMA) per partition, key order.
+
+        What :meth:`write` does before writing, for a writer that gathers partitions itself.
+        """
+        self._dataset_dir(zone, dataset, points=True)
+        pts = conform_points(table, f"{zone}/{dataset}")
+        return split_partitions(pts, self._layout) if pts.num_rows else iter(())
 
     def replace(self, zone: str, dataset: str, table: pa.Table, days: Sequence[date]) -> list[str]:
         """Replace the partitions of ``days`` with ``table`` (idempotent re-runs of a day).
@@ -374,6 +384,16 @@ class Lake:
         where, params, arrow_filter = point_filters(series, start_us, end_us)
         order = "series_id, ts, file_index DESC" if dedup else "series_id, ts"
 
+        def few(cur: duckdb.DuckDBPyConnection, src: str, params: dict[str, Any]) -> pa.Table:
+            """A read of named series: one query, the few ids dictionary-encoded by Arrow."""
+            sql = (
+                "SELECT series_id::VARCHAR AS series_id, ts::TIMESTAMPTZ AS ts, value::DOUBLE AS value "
+                f"FROM {src} WHERE {where} ORDER BY {order}"
+            )
+            table = cur.sql(sql, params=params).to_arrow_table()
+            ids = pc.dictionary_encode(table.column("series_id"))
+            return table.set_column(0, "series_id", ids)
+
         def run(cur: duckdb.DuckDBPyConnection, src: str, params: dict[str, Any]) -> pa.Table:
             sql = f"SELECT DISTINCT series_id::VARCHAR AS v FROM {src} WHERE {where} ORDER BY v"
             ids = cur.sql(sql, params=params).to_arrow_table()
@@ -387,7 +407,10 @@ class Lake:
             )
             return cur.sql(sql, params=params).to_arrow_table()
 
-        result = self._query(label, files, ["series_id", "ts", "value"], run, params, arrow_filter)
+        many = series is None or len(series) > _FEW_SERIES
+        result = self._query(
+            label, files, ["series_id", "ts", "value"], run if many else few, params, arrow_filter
+        )
         return sorted_points(result, dedup)
 
     def read_table(

@@ -207,19 +207,35 @@ class Catalog(MetadataStore):
         if table.column("series_id").null_count or table.column("ts").null_count:
             raise InputError("series_id and ts must not be null", source="points")
         stats = table.group_by("series_id").aggregate([("ts", "min"), ("ts", "max"), ("ts", "count")])
-        ids = stats.column("series_id").cast(pa.string()).to_pylist()
-        bad = [sid for sid in ids if not is_series_id(sid)]
-        if bad:
-            SeriesId.parse(bad[0])
-        now = now_us()
-        rows = []
-        for sid, first, last, count in zip(
-            ids,
+        self.add_series_stats(
+            stats.column("series_id").cast(pa.string()).to_pylist(),
             stats.column("ts_min").to_pylist(),
             stats.column("ts_max").to_pylist(),
             stats.column("ts_count").to_pylist(),
-            strict=True,
-        ):
+        )
+
+    def add_series_stats(
+        self, ids: Sequence[str], firsts: Sequence[int], lasts: Sequence[int], counts: Sequence[int]
+    ) -> None:
+        """Widen first/last timestamps (µs) and add to the counts of ``ids``, in one transaction.
+
+        The statistics of points already aggregated per series (what
+        :meth:`update_series_stats` does with a batch); unknown series are created.
+
+        >>> with Catalog("sqlite://") as catalog:
+        ...     catalog.add_series_stats(["a/b/c"], [0], [60_000_000], [2])
+        ...     catalog.add_series_stats(["a/b/c"], [120_000_000], [120_000_000], [1])
+        ...     catalog.series("a/b/c").count
+        3
+        """
+        bad = [sid for sid in ids if not is_series_id(sid)]
+        if bad:
+            SeriesId.parse(bad[0])
+        if not ids:
+            return
+        now = now_us()
+        rows = []
+        for sid, first, last, count in zip(ids, firsts, lasts, counts, strict=True):
             source, measurement, field_ = sid.split("/")
             rows.append(
                 {
