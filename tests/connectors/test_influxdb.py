@@ -51,7 +51,13 @@ def source(server: InfluxServer, db: str, **options) -> InfluxSource:
 def test_kinds_are_registered_and_validated() -> None:
     assert "influxdb" in SOURCES.keys() and "influxdb" in SINKS.keys()
     spec = source_settings(
-        {"name": "a", "kind": "influxdb", "url": "http://h:8086", "source": "AMPds2", "measurement": "electricity"}
+        {
+            "name": "a",
+            "kind": "influxdb",
+            "url": "http://h:8086",
+            "source": "AMPds2",
+            "measurement": "electricity",
+        }
     )
     assert spec.open().db == "AMPds2"
     with pytest.raises(Exception, match=r"sources\.a\.chunk_size"):
@@ -119,7 +125,9 @@ def test_a_server_gone_mid_poll_is_one_error_naming_the_connector(tmp_path: Path
 
     src = source(server, "d")
     src.client.retry = RetryPolicy(retries=1, backoff_s=0.0)
-    with pytest.raises(ConnectorError, match=r"influxdb source 'amp': .*SHOW TAG KEYS.* failed after 2 attempt"):
+    with pytest.raises(
+        ConnectorError, match=r"influxdb source 'amp': .*SHOW TAG KEYS.* failed after 2 attempt"
+    ):
         ingest_to_lake(src, lake, catalog, dataset="amp")
     assert catalog.get_watermark("amp", "lake:raw/amp")["until_us"] == (T0 + 240) * 10**6  # nothing lost
 
@@ -143,7 +151,11 @@ def test_forecasts_are_written_back_idempotently(influx_server, influx_db, tmp_p
     sink = InfluxForecastSink("back", store, catalog, client, db, "AMPds2_electricity")
     assert sink.write_once() == 6
     assert sink.write_once() == 0  # nothing new
-    shifted = {**rows, "origin_ts": [origin + 60_000_000] * 3, "target_ts": [origin + s * 60_000_000 for s in (2, 3, 4)]}
+    shifted = {
+        **rows,
+        "origin_ts": [origin + 60_000_000] * 3,
+        "target_ts": [origin + s * 60_000_000 for s in (2, 3, 4)],
+    }
     store.write(pa.table(shifted).cast(FORECAST_SCHEMA))
     assert sink.write_once() == 3 + 3  # the new raw forecasts, and the blended targets they touched
     catalog.set_watermark("back", sink.key, {})  # as after a crash before the watermark: written again

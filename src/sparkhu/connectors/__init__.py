@@ -3,9 +3,10 @@
 Both are found by ``kind`` in a registry of settings models: an entry of ``[[sources]]`` (or
 ``[[sinks]]``) in ``sparkhu.toml`` is validated by the model registered under its ``kind`` —
 which owns the connector's own fields and ``open``\\ s the connector — so an unknown kind or field
-stops the platform with one line naming it. Built-in kinds: sources ``file``, ``replay``, ``influxdb`` and ``kafka``;
-sinks ``lake`` and ``influxdb``. A third party adds a kind with one module (a settings model and its connector)
-and one entry point of the ``sparkhu.sources`` / ``sparkhu.sinks`` group; see docs/extending.md.
+stops the platform with one line naming it. Built-in kinds: sources ``file``, ``replay``,
+``influxdb`` and ``kafka``; sinks ``lake`` and ``influxdb``. A third party adds a kind with one
+module (a settings model and its connector) and one entry point of the ``sparkhu.sources`` /
+``sparkhu.sinks`` group; see docs/extending.md.
 
 >>> spec = source_settings({"name": "m", "kind": "file", "path": "a.csv", "source": "home",
 ...                         "measurement": "power"})
@@ -29,6 +30,7 @@ from sparkhu.connectors.base import SinkSpec, SourceSpec
 from sparkhu.connectors.files import FileSourceSettings
 from sparkhu.connectors.influx_sink import InfluxSinkSettings
 from sparkhu.connectors.influxdb import InfluxSourceSettings
+from sparkhu.connectors.kafka_topic import KafkaTopicSourceSettings
 from sparkhu.connectors.lake_sink import LakeSinkSettings
 from sparkhu.connectors.replay import ReplaySourceSettings
 from sparkhu.errors import ConfigError
@@ -48,6 +50,7 @@ SOURCES: Registry[type[SourceSpec]] = Registry("source kind", group="sparkhu.sou
 SOURCES.register("file", FileSourceSettings)
 SOURCES.register("replay", ReplaySourceSettings)
 SOURCES.register("influxdb", InfluxSourceSettings)
+SOURCES.register("kafka", KafkaTopicSourceSettings)
 
 SINKS: Registry[type[SinkSpec]] = Registry("sink kind", group="sparkhu.sinks")
 """``kind`` → the settings model of that sink (a :class:`SinkSpec` whose ``open`` builds it per topic)."""

@@ -149,7 +149,8 @@ class InfluxForecastSink:
 class InfluxSinkSettings(SinkSpec):
     """A ``[[sinks]]`` entry of ``kind = "influxdb"``: forecasts written back to InfluxDB.
 
-    >>> InfluxSinkSettings(name="back", kind="influxdb", url="http://127.0.0.1:8086", database="AMPds2").poll_s
+    >>> url = "http://127.0.0.1:8086"
+    >>> InfluxSinkSettings(name="back", kind="influxdb", url=url, database="AMPds2").poll_s
     5.0
     """
 
@@ -178,4 +179,3 @@ class InfluxSinkSettings(SinkSpec):
             blended_measurement=self.blended_measurement,
             poll_s=self.poll_s,
         )
-

@@ -178,7 +178,10 @@ class InfluxSource(Source):
                         self.name,
                         [f"time {row[0]}" for row in rows],
                         [field] * len(rows),
-                        [f"expected a number, got {row[1]!r} (has the field's type changed?)" for row in rows],
+                        [
+                            f"expected a number, got {row[1]!r} (has the field's type changed?)"
+                            for row in rows
+                        ],
                         [f"{self.measurement} {field}={row[1]!r} {row[0]}" for row in rows],
                     )
                 )
