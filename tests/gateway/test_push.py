@@ -10,7 +10,6 @@ import json
 
 import httpx
 import pytest
-
 from tests.gateway.conftest import TOKEN, Stack
 
 pytestmark = pytest.mark.anyio

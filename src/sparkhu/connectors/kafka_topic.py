@@ -8,9 +8,10 @@ topic's ``format``:
 
 * ``connect``: Kafka Connect ``JsonConverter`` envelopes ``{"schema", "payload"}`` (``schemas.enable=
   true``) or bare payloads (``false``) — of measurement records as the InfluxDB connector wrote them
-  (``{"time": .., "measurement": "electricity", "zone": "FGE", "V": ..}`` → ``<source>/electricity/FGE.V``
-  with ``tag = "zone"``) or of points; an envelope whose payload does not match its schema (a declared
-  number holding text, a missing non-optional field, a schema that is no struct) is quarantined;
+  (``{"time": .., "measurement": "electricity", "zone": "FGE", "V": ..}`` →
+  ``<source>/electricity/FGE.V``: text values are tags, as in InfluxDB) or of points; an envelope
+  whose payload does not match its schema (a declared number holding text, a missing non-optional
+  field, a schema that is no struct) is quarantined;
 * ``json``: plain JSON points or measurement records;
 * ``arrow``: sparkhu's own Arrow IPC messages;
 * ``line``: InfluxDB line protocol (series ``<source>/<measurement>/<tag values>.<field>``);
@@ -249,8 +250,9 @@ class KafkaTopicSourceSettings(SourceSpec):
     """Brokers: ``kafka://host:port[,host:port]`` or ``host:port``."""
     topic: str = Field(pattern=r"^[A-Za-z0-9._\-]{1,249}$")
     format: Literal["auto", "connect", "json", "arrow", "line"] = "auto"
-    tag: str | None = None
-    """The record key naming the series besides its fields (the original's ``zone``)."""
+    tag: str | None = "*"
+    """The record key naming the series besides its fields (the original's ``zone``); ``*`` (default):
+    every text value in key order, as the InfluxDB source and line protocol name series; none: no tag."""
     fields: list[str] | None = None
     time_field: str = "time"
     ts_unit: Literal["s", "ms", "us"] = "ms"
