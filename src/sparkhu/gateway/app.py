@@ -14,6 +14,7 @@ Routes:
 ``GET/PUT /retention/period``               the original retention API (:mod:`~sparkhu.gateway.retention`)
 ``POST /write``, ``/query``, ``/ping``      InfluxDB 1.x push for Telegraf (:mod:`~sparkhu.gateway.push`)
 ``POST /api/push``                          JSON push (Telegraf ``outputs.http``, scripts)
+``/connectors...``                          Kafka-Connect-shaped API (:mod:`~sparkhu.gateway.connectors`)
 ``GET /healthz``                            liveness + catalog reachability
 ``GET /metrics``                            Prometheus text format
 ``/``                                       the dashboard (static files)
@@ -56,7 +57,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from sparkhu.errors import ConfigError, InputError, NotFoundError, SparkhuError
-from sparkhu.gateway import push, retention
+from sparkhu.gateway import connectors, push, retention
 from sparkhu.gateway import resolvers as r
 from sparkhu.gateway.auth import mutations_enabled
 from sparkhu.gateway.encoding import JSONAnswer
@@ -311,6 +312,7 @@ def create_app(services: GatewayServices) -> Starlette:
         Route("/ping", push.influx_ping, methods=["GET", "HEAD"]),
         Route("/retention/period", retention.get_period, methods=["GET"]),
         Route("/retention/period", retention.put_period, methods=["PUT"]),
+        *(Route(path, handler, methods=methods) for path, handler, methods in connectors.ROUTES),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard"),
