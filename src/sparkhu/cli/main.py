@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from sparkhu.cli import airflow, data, models, platform, retention, spark
+from sparkhu.cli import airflow, connectors, data, models, platform, retention, spark
 from sparkhu.cli.common import State
 from sparkhu.config import DEFAULT_TOML, Settings
 from sparkhu.errors import SparkhuError
@@ -31,6 +31,7 @@ app.add_typer(data.pipeline_app, name="pipeline")
 app.add_typer(retention.retention_app, name="retention")
 app.add_typer(airflow.airflow_app, name="airflow")
 app.add_typer(spark.spark_app, name="spark")
+app.add_typer(connectors.connectors_app, name="connectors")
 app.command("demo")(platform.demo)
 app.command("up")(platform.up)
 app.command("serve")(platform.serve)
