@@ -37,7 +37,8 @@ def test_declare_list_pause_resume_delete(capsys, tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("SPARKHU_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "req.json").write_text(json.dumps(REQUEST))
-    assert sparkhu(capsys, "connectors", "put", "req.json")[:2] == (0, "connector mock_data_rewinder declared\n")
+    declared = sparkhu(capsys, "connectors", "put", "req.json")
+    assert declared[:2] == (0, "connector mock_data_rewinder declared\n")
     code, out, _ = sparkhu(capsys, "connectors", "list", "--json")
     assert code == 0 and json.loads(out) == [
         {"name": "mock_data_rewinder", "class": "sparkhu.influxdb", "state": "UNASSIGNED", "tasks": []}

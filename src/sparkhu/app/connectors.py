@@ -22,6 +22,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ConnectorManager", "influx_measurements"]
 
 
-def influx_measurements(fields: dict[str, Any]) -> list[str]:
+def influx_measurements(fields: Mapping[str, Any]) -> list[str]:
     """The measurements of the InfluxDB database a connector's fields name (``SHOW MEASUREMENTS``)."""
     client = InfluxClient(
         str(fields["url"]),

@@ -170,9 +170,9 @@ class KafkaTopicSource(Source):
                     if error is None:
                         messages.append(
                             Message(
-                                item.topic(),
-                                item.partition(),
-                                item.offset(),
+                                item.topic() or self.topic,
+                                item.partition() or 0,
+                                item.offset() or 0,
                                 item.key(),
                                 item.value() or b"",
                                 item.timestamp()[1],

@@ -67,8 +67,8 @@ def decode_json(
     try:
         doc = json.loads(body)
     except ValueError as exc:
-        bad = quarantine_records(source, ["body"], [None], [f"not JSON: {exc}"], [raw_text(body)])
-        return POINT_SCHEMA.empty_table(), bad
+        unreadable = quarantine_records(source, ["body"], [None], [f"not JSON: {exc}"], [raw_text(body)])
+        return POINT_SCHEMA.empty_table(), unreadable
     items = doc["metrics"] if isinstance(doc, dict) and isinstance(doc.get("metrics"), list) else doc
     items = items if isinstance(items, list) else [items]
     if items and all(isinstance(i, dict) and "series_id" in i for i in items):
@@ -88,7 +88,12 @@ def decode_json(
             bad.append((where, None, "expected a metric {name, tags, fields, timestamp}", json.dumps(item)))
             continue
         name, tags = item.get("name"), item.get("tags") or {}
-        if not _ok(name) or not isinstance(tags, dict) or not all(_ok(v) for v in tags.values()):
+        if (
+            not isinstance(name, str)
+            or not _ok(name)
+            or not isinstance(tags, dict)
+            or not all(_ok(v) for v in tags.values())
+        ):
             reason = "name and tag values must be letters, digits and _ . : -"
             bad.append((where, "name", reason, json.dumps(item)))
             continue
@@ -124,8 +129,9 @@ def decode_json(
         [sid, from_us_array(np.asarray(ts, dtype=np.int64)), pa.array(values, pa.float64())],
         schema=POINT_SCHEMA,
     )
-    columns = list(zip(*bad, strict=True)) if bad else [[], [], [], []]
-    return points, quarantine_records(source, *columns)
+    return points, quarantine_records(
+        source, [b[0] for b in bad], [b[1] for b in bad], [b[2] for b in bad], [b[3] for b in bad]
+    )
 
 
 def land_pushed(lake: Lake, catalog: Catalog, db: str, points: pa.Table, quarantine: pa.Table) -> Landed:
