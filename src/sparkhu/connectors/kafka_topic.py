@@ -148,18 +148,13 @@ class KafkaTopicSource(Source):
                 why = info.error.str() if info is not None and info.error is not None else "no partitions"
                 raise ConnectorError(f"{self.who}: topic {self.topic!r} at {self.bootstrap}: {why}")
             partitions = sorted(info.partitions)
-            ends: dict[int, int] = {}
-            if self.poll_s is None:  # read to the end as it is now, then stop
-                for p in partitions:
-                    _low, high = consumer.get_watermark_offsets(
-                        TopicPartition(self.topic, p), timeout=self.timeout_s
-                    )
-                    ends[p] = high
+            follow = self.poll_s is not None
+            at_end: set[int] = set()  # partitions whose end (an EOF event after their last record) was seen
             consumer.assign(
                 [TopicPartition(self.topic, p, offsets.get(p, OFFSET_BEGINNING)) for p in partitions]
             )
             while True:
-                if ends and all(offsets.get(p, 0) >= ends[p] for p in partitions):
+                if not follow and at_end.issuperset(partitions):
                     return
                 if self.stop.is_set():
                     return
@@ -168,6 +163,7 @@ class KafkaTopicSource(Source):
                 for item in raw:
                     error = item.error()
                     if error is None:
+                        at_end.discard(item.partition() or 0)
                         messages.append(
                             Message(
                                 item.topic() or self.topic,
@@ -179,7 +175,7 @@ class KafkaTopicSource(Source):
                             )
                         )
                     elif error.code() == KafkaError._PARTITION_EOF:
-                        continue
+                        at_end.add(item.partition() or 0)
                     elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
                         on_error(error)
                     elif error.fatal() or not error.retriable():
@@ -197,7 +193,7 @@ class KafkaTopicSource(Source):
                         f"{self.who}: broker {self.bootstrap} lost while reading {self.topic!r} "
                         f"(offsets reached: {reached}): {down['error']}"
                     )
-                if not ends:
+                if follow:
                     yield empty_points(), {"offsets": {str(p): o for p, o in sorted(offsets.items())}}
         finally:
             consumer.close()
