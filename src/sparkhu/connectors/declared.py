@@ -242,8 +242,9 @@ class DeclaredConnectors:
         if not saved or saved.get("generation") != declared.generation:
             state = "PAUSED" if declared.state == "PAUSED" else "UNASSIGNED"
             return ConnectorStatus(state)
+        state = "PAUSED" if declared.state == "PAUSED" else saved["state"]  # paused at once, as Connect shows
         return ConnectorStatus(
-            saved["state"], saved.get("worker_id", ""), list(saved.get("tasks", [])), saved.get("updated_at")
+            state, saved.get("worker_id", ""), list(saved.get("tasks", [])), saved.get("updated_at")
         )
 
     def report(self, name: str, generation: int, status: ConnectorStatus) -> None:
