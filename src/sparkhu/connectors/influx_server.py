@@ -6,10 +6,9 @@ no system service is involved — and waits until ``/ping`` answers. ``stop()`` 
 then SIGKILL); ``kill()`` kills it at once (a crash). Its :attr:`~InfluxServer.url` is what an
 ``influxdb`` source or sink takes.
 
->>> server = InfluxServer("/tmp/influx-doc")  # doctest: +SKIP
->>> with server:  # doctest: +SKIP
-...     server.url.startswith("http://127.0.0.1:")
-True
+>>> server = InfluxServer("/tmp/influx-doc")  # nothing runs until start() (or ``with``)
+>>> server.url.startswith("http://127.0.0.1:"), server.running
+(True, False)
 """
 
 from __future__ import annotations
