@@ -36,7 +36,7 @@ from pydantic import Field
 
 from sparkhu.connectors.base import Position, QuarantineFn, Source, SourceSpec
 from sparkhu.connectors.influx_client import InfluxClient, quote_ident
-from sparkhu.series import POINT_SCHEMA, SERIES_ID_TYPE, empty_points, quarantine_records
+from sparkhu.series import POINT_SCHEMA, empty_points, quarantine_records
 from sparkhu.timeaxis import US_PER_S, from_us_array
 
 __all__ = ["InfluxSource", "InfluxSourceSettings", "point_hashes"]
@@ -227,9 +227,17 @@ class InfluxSource(Source):
         )
         prefix = f"{self.source}/{self.series_measurement}/"
         tag_arrays = [pa.array(data[columns.index(t)], pa.string()) for t in tag_names]
-        if tag_arrays:
-            stem = pc.binary_join_element_wise(*tag_arrays, pa.scalar("."), null_handling="skip")
-            stem = pc.binary_join_element_wise(pa.scalar(prefix[:-1]), stem, pa.scalar("/"))
+        # Few tag sets, many rows: name each distinct tag set once, then reuse its index per field.
+        stem = (
+            tag_arrays[0]
+            if len(tag_arrays) == 1
+            else pc.binary_join_element_wise(*tag_arrays, pa.scalar("."), null_handling="skip")
+            if tag_arrays
+            else pa.nulls(len(rows), pa.string())
+        ).dictionary_encode()
+        stems = [prefix + (t + "." if t else "") for t in stem.dictionary.to_pylist()]
+        codes = stem.indices.fill_null(len(stems))
+        stems.append(prefix)  # rows without any tag
         tables: list[pa.Table] = []
         for index, column in enumerate(columns):
             if (
@@ -244,15 +252,13 @@ class InfluxSource(Source):
             present = good & ~np.isnan(values)
             if not present.any():
                 continue
-            if tag_arrays:
-                ids = pc.binary_join_element_wise(stem, pa.scalar(column), pa.scalar("."))
-            else:
-                ids = pa.array(np.full(len(rows), prefix + column, dtype=object), pa.string())
             mask = pa.array(present)
+            names = pa.array([s + column for s in stems], pa.string())
+            ids = pa.DictionaryArray.from_arrays(codes.filter(mask).cast(pa.int32()), names)
             tables.append(
                 pa.Table.from_arrays(
                     [
-                        ids.filter(mask).dictionary_encode().cast(SERIES_ID_TYPE),
+                        ids,
                         from_us_array(ts[present]),
                         pa.array(values[present], pa.float64()),
                     ],
