@@ -36,13 +36,14 @@ $(AIRFLOW_STAMP): $(AIRFLOW_CONSTRAINTS)
 
 airflow: $(AIRFLOW_STAMP)
 
-# Debian packages the tests drive: Chromium for the dashboard's browser test.
+# Debian packages the tests drive: Chromium for the dashboard's browser test, InfluxDB 1.x for the
+# connector tests (the tests start influxd themselves, with their own config; no system service).
 system-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/influxd ]; then \
 		if [ "$$(id -u)" = "0" ]; then \
-			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium influxdb; \
 		else \
-			echo "chromium is missing: run 'sudo apt-get install chromium' (needed by the browser tests)"; \
+			echo "chromium or influxd is missing: run 'sudo apt-get install chromium influxdb' (browser and connector tests)"; \
 		fi; \
 	fi
 

@@ -98,4 +98,5 @@ BENCHES: dict[str, str] = {
     "spark_study": "bench.spark_study",
     "metadata": "bench.metadata",
     "cli_startup": "bench.cli_startup",
+    "connectors": "bench.connectors",
 }

@@ -9,6 +9,7 @@ topic and group names never meet an earlier test's) and the engine on Spark ``lo
 The ``settings`` fixture follows the configuration, and ``distributed_env`` gives the same
 backends as ``SPARKHU_*`` variables for tests that start ``sparkhu`` in a subprocess. Tests
 marked ``integration`` run in both (``make test`` runs them again with ``distributed``).
+``influx_server`` starts a real InfluxDB 1.x (Debian's ``influxd``) for the connector tests.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sparkhu.config import Settings
+
+if TYPE_CHECKING:
+    from sparkhu.connectors.influx_client import InfluxClient
+    from sparkhu.connectors.influx_server import InfluxServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CONFIGS = ("embedded", "distributed")
@@ -155,3 +161,28 @@ def distributed_env(distributed: Distributed | None) -> dict[str, str]:
     Empty for ``embedded``; add them to a copy of ``os.environ`` (or to a ``Settings.load`` env).
     """
     return distributed.env() if distributed is not None else {}
+
+
+@pytest.fixture(scope="module")
+def influx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
+    """A real InfluxDB 1.x server (Debian's ``influxd``) for a module: its own config file, data, meta
+    and WAL folders in tmp, free ports on 127.0.0.1, no system service. Skipped (failed in CI) without it."""
+    from sparkhu.connectors.influx_server import InfluxServer, find_influxd
+
+    if find_influxd() is None:
+        pytest.skip("influxd missing: install the Debian package `influxdb` (make system-deps)")
+    with InfluxServer(tmp_path_factory.mktemp("influxdb")) as server:
+        yield server
+
+
+@pytest.fixture
+def influx_db(influx_server: InfluxServer) -> Iterator[tuple[InfluxClient, str]]:
+    """A client and a fresh database of its own on the module's InfluxDB (dropped afterwards)."""
+    from sparkhu.connectors.influx_client import InfluxClient
+
+    client = InfluxClient(influx_server.url, who="test")
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    client.execute(f'CREATE DATABASE "{name}"')
+    yield client, name
+    if influx_server.running:
+        client.execute(f'DROP DATABASE "{name}"')

@@ -9,6 +9,7 @@
   predictor serving the registry's champions (hot-swapping new ones);
 * the daily pipeline scheduler (the cleaning DAG of each source's dataset at ``[pipeline] schedule``,
   catching up missed days) and the retention scheduler (a pass at ``[retention] schedule``);
+* the connectors declared at run time (:mod:`sparkhu.app.connectors`: REST API, ``sparkhu connectors``);
 * the gateway (GraphQL, REST, metrics, dashboard) under uvicorn, which the caller hands in as
   ``serve`` (the gateway is a layer above this one).
 
@@ -60,6 +61,7 @@ def build_platform(
     if pipeline and topics:
         add_pipeline_scheduler(platform, runtime, sorted({spec.dataset for spec in sources}))
         add_retention_scheduler(platform, runtime)
+    add_declared_connectors(platform, runtime)
     if serve is not None:
         serve(platform, runtime)
     return platform
@@ -86,6 +88,14 @@ def add_source(platform: Platform, runtime: Runtime, spec: SourceSpec) -> None:
             stop.wait(spec.repeat_s)
 
     platform.add(f"source {spec.name}", run, figures=lambda: dict(published))
+
+
+def add_declared_connectors(platform: Platform, runtime: Runtime) -> None:
+    """Run the connectors declared at run time (REST API, ``sparkhu connectors``), as the catalog says."""
+    from sparkhu.app.connectors import ConnectorManager
+
+    manager = ConnectorManager(runtime)
+    platform.add("declared connectors", manager.run, figures=manager.figures)
 
 
 def add_topic_consumers(

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from sparkhu.cli import airflow, data, meta, models, platform, retention, spark
+from sparkhu.cli import airflow, connectors, data, meta, models, platform, retention, spark
 from sparkhu.cli.common import State, err_console
 
 PROG = "sparkhu"
@@ -37,6 +37,7 @@ app.add_typer(airflow.airflow_app, name="airflow")
 app.add_typer(spark.spark_app, name="spark")
 app.add_typer(meta.meta_app, name="meta")
 app.add_typer(meta.views_app, name="feature-views")
+app.add_typer(connectors.connectors_app, name="connectors")
 app.command("demo")(platform.demo)
 app.command("up")(platform.up)
 app.command("serve")(platform.serve)

@@ -3,9 +3,10 @@
 Both are found by ``kind`` in a registry of settings models: an entry of ``[[sources]]`` (or
 ``[[sinks]]``) in ``sparkhu.toml`` is validated by the model registered under its ``kind`` —
 which owns the connector's own fields and ``open``\\ s the connector — so an unknown kind or field
-stops the platform with one line naming it. Built-in kinds: sources ``file`` and ``replay``,
-sink ``lake``. A third party adds a kind with one module (a settings model and its connector)
-and one entry point of the ``sparkhu.sources`` / ``sparkhu.sinks`` group; see docs/extending.md.
+stops the platform with one line naming it. Built-in kinds: sources ``file``, ``replay``,
+``influxdb`` and ``kafka``; sinks ``lake`` and ``influxdb``. A third party adds a kind with one
+module (a settings model and its connector) and one entry point of the ``sparkhu.sources`` /
+``sparkhu.sinks`` group; see docs/extending.md.
 
 >>> spec = source_settings({"name": "m", "kind": "file", "path": "a.csv", "source": "home",
 ...                         "measurement": "power"})
@@ -14,7 +15,7 @@ and one entry point of the ``sparkhu.sources`` / ``sparkhu.sinks`` group; see do
 >>> source_settings({"name": "m", "kind": "ftp", "source": "s", "measurement": "m"})
 Traceback (most recent call last):
 ...
-sparkhu.errors.ConfigError: sources.m.kind: unknown source kind 'ftp'; known: file, replay
+sparkhu.errors.ConfigError: sources.m.kind: unknown source kind 'ftp'; known: file, influxdb, kafka, replay
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from pydantic import BaseModel, ValidationError
 from sparkhu.config import Settings, SinkSettings, SourceSettings, validation_message
 from sparkhu.connectors.base import SinkSpec, SourceSpec
 from sparkhu.connectors.files import FileSourceSettings
+from sparkhu.connectors.influx_sink import InfluxSinkSettings
+from sparkhu.connectors.influxdb import InfluxSourceSettings
+from sparkhu.connectors.kafka_topic import KafkaTopicSourceSettings
 from sparkhu.connectors.lake_sink import LakeSinkSettings
 from sparkhu.connectors.replay import ReplaySourceSettings
 from sparkhu.errors import ConfigError
@@ -45,10 +49,13 @@ SOURCES: Registry[type[SourceSpec]] = Registry("source kind", group="sparkhu.sou
 """``kind`` → the settings model of that source (a :class:`SourceSpec` whose ``open`` builds it)."""
 SOURCES.register("file", FileSourceSettings)
 SOURCES.register("replay", ReplaySourceSettings)
+SOURCES.register("influxdb", InfluxSourceSettings)
+SOURCES.register("kafka", KafkaTopicSourceSettings)
 
 SINKS: Registry[type[SinkSpec]] = Registry("sink kind", group="sparkhu.sinks")
 """``kind`` → the settings model of that sink (a :class:`SinkSpec` whose ``open`` builds it per topic)."""
 SINKS.register("lake", LakeSinkSettings)
+SINKS.register("influxdb", InfluxSinkSettings)
 
 _Spec = TypeVar("_Spec", bound=BaseModel)
 

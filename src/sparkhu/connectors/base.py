@@ -30,6 +30,7 @@ from sparkhu.config import SinkSettings, SourceSettings
 if TYPE_CHECKING:
     from sparkhu.storage.catalog import Catalog
     from sparkhu.storage.lake import Lake
+    from sparkhu.storage.predictions import PredictionStore
     from sparkhu.stream.base import Bus
 
 Position = dict[str, Any]
@@ -76,6 +77,8 @@ class Backends(Protocol):
     def catalog(self) -> Catalog: ...
     @property
     def bus(self) -> Bus: ...
+    @property
+    def predictions(self) -> PredictionStore: ...
 
 
 class TopicSink(Protocol):

@@ -172,6 +172,34 @@ class LakeSink:
             self._lake.write_quarantine(self.dataset, records)
 
 
+def dead_letter_topic(bus: Bus, topic: str) -> Callable[[list[Message]], None]:
+    """A ``dead_letter`` hook that copies rejected messages, as they came, to ``topic`` of ``bus``.
+
+    Each copy keeps its key and carries where it came from in headers (``dlq.topic``,
+    ``dlq.partition``, ``dlq.offset``), as Kafka Connect's ``errors.deadletterqueue`` does; the
+    reasons are in the quarantine dataset beside it. Durable before the batch goes on.
+
+    >>> import tempfile
+    >>> from sparkhu.stream.sqlite import SqliteBus
+    >>> with tempfile.TemporaryDirectory() as tmp, SqliteBus(f"sqlite:///{tmp}/bus.db") as bus:
+    ...     dead_letter_topic(bus, "dlq")([Message("in", 0, 7, b"k", b"oops", 0)])
+    ...     bus.end_offsets("dlq")
+    {0: 1}
+    """
+    bus.create_topic(topic, 1)
+
+    def send(messages: list[Message]) -> None:
+        for message in messages:
+            headers = {
+                "dlq.topic": message.topic.encode(),
+                "dlq.partition": str(message.partition).encode(),
+                "dlq.offset": str(message.offset).encode(),
+            }
+            bus.produce(topic, [(message.key, message.value)], headers=headers)
+
+    return send
+
+
 class LakeSinkSettings(SinkSpec):
     """The ``lake`` sink: a topic's points into the lake's ``raw`` zone, with series stats in the catalog.
 
@@ -183,6 +211,9 @@ class LakeSinkSettings(SinkSpec):
     zone: str = "raw"
     group: str = "lake-sink"
     """The consumer group; two lake sinks of one topic need two groups."""
+    dead_letter_topic: str | None = None
+    """A topic that gets a copy of every message with a quarantined record (``{topic}`` stands for
+    the consumed topic, e.g. ``{topic}.dlq``); none: the quarantine dataset only."""
 
     def open(self, backends: Backends, topic: str, dataset: str) -> LakeSink:
         """The lake sink of ``topic``, writing ``zone/dataset``."""
@@ -194,4 +225,9 @@ class LakeSinkSettings(SinkSpec):
             zone=self.zone,
             dataset=dataset,
             catalog=backends.catalog,
+            dead_letter=(
+                None
+                if self.dead_letter_topic is None
+                else dead_letter_topic(backends.bus, self.dead_letter_topic.replace("{topic}", topic))
+            ),
         )

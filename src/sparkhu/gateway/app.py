@@ -12,6 +12,9 @@ Routes:
 ``GET /api/series/{id}/predictions``        ``?start&end&limit&kind=blended|raw``
 ``GET /api/runs?kind&limit``                newest run records
 ``GET/PUT /retention/period``               the original retention API (:mod:`~sparkhu.gateway.retention`)
+``POST /write``, ``/query``, ``/ping``      InfluxDB 1.x push for Telegraf (:mod:`~sparkhu.gateway.push`)
+``POST /api/push``                          JSON push (Telegraf ``outputs.http``, scripts)
+``/connectors...``                          Kafka-Connect-shaped API (:mod:`~sparkhu.gateway.connectors`)
 ``GET /healthz``                            liveness + catalog reachability
 ``GET /metrics``                            Prometheus text format
 ``/``                                       the dashboard (static files)
@@ -54,8 +57,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from sparkhu.errors import ConfigError, InputError, NotFoundError, SparkhuError
+from sparkhu.gateway import connectors, push, retention
 from sparkhu.gateway import resolvers as r
-from sparkhu.gateway import retention
 from sparkhu.gateway.auth import mutations_enabled
 from sparkhu.gateway.encoding import JSONAnswer
 from sparkhu.gateway.errors import error_response
@@ -302,9 +305,14 @@ def create_app(services: GatewayServices) -> Starlette:
         Route(f"/api/series/{sid}/predictions", api_predictions, methods=["GET"]),
         Route(f"/api/series/{sid}", api_series_one, methods=["GET"]),
         Route("/api/runs", api_runs, methods=["GET"]),
+        Route("/api/push", push.api_push, methods=["POST"]),
         Route("/api/{rest:path}", api_unknown),
+        Route("/write", push.influx_write, methods=["POST"]),
+        Route("/query", push.influx_query, methods=["GET", "POST"]),
+        Route("/ping", push.influx_ping, methods=["GET", "HEAD"]),
         Route("/retention/period", retention.get_period, methods=["GET"]),
         Route("/retention/period", retention.put_period, methods=["PUT"]),
+        *(Route(path, handler, methods=methods) for path, handler, methods in connectors.ROUTES),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard"),

@@ -225,7 +225,8 @@ class JsonDecoder:
 
     ``source`` enables measurement records: each numeric field becomes the series
     ``source/measurement/<tag value>.<field>`` (``source/measurement/<field>`` without
-    ``tag``); ``measurement`` fixes the measurement instead of reading the record's
+    ``tag``; with ``tag="*"`` every text value of the record, in key order, as line protocol names
+    series); ``measurement`` fixes the measurement instead of reading the record's
     ``measurement`` key; ``fields`` keeps only those fields. The tag is read from the record
     or from its ``tags`` object. Times (``time_field`` for records, ``ts`` for points) are
     epoch numbers in ``ts_unit`` (``s``, ``ms`` as Kafka Connect's Timestamp, ``us``) or
@@ -264,7 +265,7 @@ class JsonDecoder:
         self.ts_unit = ts_unit
         self.strict = strict
         self._scale = EPOCH_UNITS_US[ts_unit]
-        self._skip = {time_field, "measurement", "tags", *([tag] if tag else [])}
+        self._skip = {time_field, "measurement", "tags", *([tag] if tag and tag != "*" else [])}
         self._good_parts: set[str] = set()
 
     def decode(self, values: Sequence[bytes | str], sources: Sequence[str]) -> tuple[pa.Table, pa.Table]:
@@ -375,7 +376,12 @@ class JsonDecoder:
         ts = self._time(item.get(self.time_field), self.time_field)
         measurement = self.measurement or item.get("measurement")
         prefix = f"{self.source}/{self._part(measurement, 'measurement')}/"
-        if self.tag is not None:
+        if self.tag == "*":  # every text value is a tag, in key order (as line protocol names series)
+            tags = item.get("tags")
+            pairs = tags if isinstance(tags, dict) else item
+            texts = sorted(k for k, v in pairs.items() if type(v) is str and k not in self._skip)
+            prefix += "".join(self._part(pairs[k], k) + "." for k in texts)
+        elif self.tag is not None:
             tags = item.get("tags")
             tag_value = (tags if isinstance(tags, dict) else item).get(self.tag)
             prefix += self._part(tag_value, self.tag) + "."

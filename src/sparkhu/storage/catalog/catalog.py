@@ -111,6 +111,12 @@ class Catalog(MetadataStore):
         row = {"name": name, "kind": kind, "config": config_, "updated_at": now}
         self._upsert(schema.sources, [{**row, "created_at": now}], ["name"], row, f"saving source {name!r}")
 
+    def delete_source(self, name: str) -> bool:
+        """Forget a source (its watermarks stay); True when there was one."""
+        src = schema.sources
+        with write_tx(self._engine, f"deleting source {name!r}") as conn:
+            return bool(conn.execute(sa.delete(src).where(src.c.name == name)).rowcount)
+
     def sources(self) -> list[dict[str, Any]]:
         """Known sources (name, kind, config, created_at, updated_at, and ``watermarks``: the
         positions the source saved, ``{key: position}``), by name."""
