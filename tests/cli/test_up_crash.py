@@ -56,7 +56,8 @@ def _start(exe: str, toml: Path, env: dict[str, str], log: Path) -> subprocess.P
 def test_kill_9_at_random_points_leaves_the_forecasts_of_an_uninterrupted_run(tmp_path: Path):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    # two days ahead: no finished day in the lake, so the daily pipeline has nothing to catch up
+    # two days ahead (hence future = true): no finished day in the lake, so the daily pipeline
+    # has nothing to catch up
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=2)
     data = generate(days=4 / 24, meters=10, seed=11, start=start, defects=False).points
     cut = pa.scalar(start + timedelta(hours=2), data.schema.field("ts").type)
@@ -69,6 +70,7 @@ def test_kill_9_at_random_points_leaves_the_forecasts_of_an_uninterrupted_run(tm
         f'home = "{home}"\n[gateway]\nport = 0\n'
         "[[sources]]\n"
         f'name = "live"\nkind = "replay"\npath = "{tmp_path / "live.parquet"}"\nshift = "0s"\nspeed = 600\n'
+        "future = true\n"
         'source = "ampds2"\nmeasurement = "electricity"\n'
     )
     settings = Settings.load(toml_path=toml, env={})

@@ -54,6 +54,7 @@ def test_sigterm_stops_up_gracefully_with_offsets_equal_to_what_is_stored(tmp_pa
         f'home = "{home}"\nstop_timeout_s = {STOP_TIMEOUT_S}\n[gateway]\nport = 0\n'
         "[[sources]]\n"
         f'name = "live"\nkind = "replay"\npath = "{tmp_path / "live.parquet"}"\nshift = "0s"\nspeed = 300\n'
+        "future = true\n"
         'source = "ampds2"\nmeasurement = "electricity"\n'
     )
     settings = Settings.load(toml_path=toml, env={})
