@@ -1,6 +1,7 @@
 // The Spark study page: the studies in the lake through GraphQL, a table, bars and executors over time.
-(function () {
-  "use strict";
+export function mount(root, page) {
+  // timers through the page, so that leaving the route stops them
+  const { setInterval, setTimeout, clearInterval, clearTimeout } = page.timers;
   const $ = (id) => document.getElementById(id);
   const COLORS = ["#4ea1ff", "#ffb347", "#3ecf8e", "#ff6b6b", "#c792ea", "#f5c542", "#7fdbca", "#ff9cac"];
   const QUERY = `query { sparkStudies(limit: 50) {
@@ -161,4 +162,4 @@
   }
 
   load();
-})();
+}

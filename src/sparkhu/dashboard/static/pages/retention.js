@@ -1,9 +1,9 @@
 // sparkhu dashboard, retention page: edit the backup and disposal policies (the original's page,
 // through its REST API GET/PUT /retention/period), and show the dry-run plan, storage by target and
 // the audit log (GraphQL). Plain JS, no build step.
-"use strict";
-
-(function () {
+export function mount(root, page) {
+  // timers through the page, so that leaving the route stops them
+  const { setInterval, setTimeout, clearInterval, clearTimeout } = page.timers;
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "sparkhu.token";
   const REFRESH_MS = 3000;
@@ -165,4 +165,4 @@
   }
 
   start();
-})();
+}
