@@ -1,7 +1,7 @@
 // The runs grid in Airflow's manner: the pipeline's tasks × days, coloured by status, per series
 // on demand; a cell shows its run, links to its report and re-runs the task-day (needs the token).
-const GRID = `query Grid($days: Int!, $dataset: String, $seriesId: String, $status: String, $task: String) {
-  runGrid(days: $days, dataset: $dataset, seriesId: $seriesId, status: $status, task: $task) {
+const GRID = `query Grid($days: Int!, $until: Date, $dataset: String, $seriesId: String, $status: String, $task: String) {
+  runGrid(days: $days, until: $until, dataset: $dataset, seriesId: $seriesId, status: $status, task: $task) {
     days tasks
     cells { task day status runId rowsIn rowsOut seconds error seriesSuccess seriesFailed seriesSkipped report }
   }
@@ -21,6 +21,7 @@ export function mount(root, page) {
     ...STATUSES.map((s) => el("option", { value: s, text: s || "any status", selected: s === (p.get("status") || "") })));
   const days = el("select", { class: "pick", "data-testid": "runs-days" },
     ...[7, 14, 30, 60, 90].map((d) => el("option", { value: String(d), text: `${d} days`, selected: String(d) === (p.get("days") || "30") })));
+  const until = el("input", { class: "pick", type: "date", value: p.get("until") || "", title: "last day (default: today)", "data-testid": "runs-until" });
   const grid = el("div", { class: "grid-wrap", "data-testid": "runs-grid", dataset: { cells: "0", tasks: "0" } });
   const detail = el("div", { class: "cell-detail muted", "data-testid": "cell-detail", text: "Click a cell for its run." });
   const error = el("div", { class: "error", role: "alert", "data-testid": "error", hidden: true });
@@ -30,20 +31,20 @@ export function mount(root, page) {
     el("div", { class: "panel-head" }, el("div", {}, el("h1", { text: "Pipeline runs" }),
       el("div", { class: "subtitle", text: "Tasks × days; a cell is the newest run of the task-day (its series: ✓ ok / ✗ failed)." })), legend),
     el("form", { class: "toolbar", "data-testid": "runs-filters", onsubmit: (e) => { e.preventDefault(); load(); } },
-      dataset, series, task, status, days, el("button", { type: "submit", "data-testid": "runs-apply" }, "Apply")),
+      dataset, series, task, status, days, until, el("button", { type: "submit", "data-testid": "runs-apply" }, "Apply")),
     grid, detail, error)));
 
   function showError(text) { error.textContent = text || ""; error.hidden = !text; }
 
   function vars() {
-    return { days: Number(days.value), dataset: dataset.value.trim() || null, seriesId: series.value.trim() || null,
+    return { days: Number(days.value), until: until.value || null, dataset: dataset.value.trim() || null, seriesId: series.value.trim() || null,
       status: status.value || null, task: task.value.trim() || null };
   }
 
   async function load() {
     const v = vars();
     const params = new URLSearchParams();
-    for (const [k, val] of Object.entries({ dataset: v.dataset, series: v.seriesId, task: v.task, status: v.status, days: v.days === 30 ? null : v.days }))
+    for (const [k, val] of Object.entries({ dataset: v.dataset, series: v.seriesId, task: v.task, status: v.status, days: v.days === 30 ? null : v.days, until: v.until }))
       if (val != null) params.set(k, String(val));
     page.setParams(params);
     const started = performance.now();
