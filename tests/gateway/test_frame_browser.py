@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import httpx
+import pyarrow as pa
 from tests.gateway.conftest import DATASET, actual_points, N_POINTS, OTHER, SID, TOKEN, Stack
 from tests.gateway.operator_data import DAYS, FAILED, TASKS, seed_analysis, seed_reports, seed_runs
 from tests.gateway.test_dashboard_browser import browser  # noqa: F401 (the fixture)
@@ -149,4 +150,54 @@ def test_the_runs_grid_shows_tasks_by_days_filters_links_reports_and_reruns(url:
     page.get_by_test_id("runs-apply").click()
     page.wait_for_function("() => document.querySelector('[data-testid=runs-grid]').dataset.tasks === '1'")
     assert cells.count() == len(DAYS)
+    assert problems == []
+
+
+def test_the_quality_page_charts_the_reports_and_the_correlation_heatmap(url: str, browser: Any):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    problems = watch(page)
+    page.goto(f"{url}/#/quality?series={SID}")
+    page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=15_000)
+    charts = page.get_by_test_id("quality-chart")
+    assert charts.count() == 6
+    # the reports of the 30 days up to today: the seeded 2024 days are older
+    assert page.get_by_test_id("quality-charts").get_attribute("data-days") == "0"
+    page.evaluate(f"() => {{ location.hash = '#/quality?series={SID}&days=7&until={DAYS[-1]}'; }}")
+    page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('[data-testid=quality-charts]').dataset.days === '3'")
+    gaps = page.locator("[data-testid=quality-chart][data-metric='missing.gaps']")
+    assert gaps.get_attribute("data-points") == "3"
+    assert page.locator("[data-testid=quality-chart] canvas").count() == 6
+    cell = page.locator(f'[data-testid=heatmap-cell][data-a="{SID}"]')
+    assert cell.get_attribute("data-pearson") == "0.87" and cell.get_attribute("data-lag") == "120"
+    assert "0.87 @ 120s" in cell.inner_text()
+    assert problems == []
+
+
+def test_the_models_page_browses_the_registry(stack: Stack, serve, browser: Any, tmp_path: Path):  # noqa: F811
+    import numpy as np
+    from tests.gateway.conftest import forecasts
+
+    from sparkhu.forecast.models import make_model
+    from sparkhu.forecast.registry import ModelRegistry
+
+    registry = ModelRegistry(f"sqlite:///{tmp_path}/mlflow.db", artifact_root=tmp_path / "art", catalog=stack.catalog)
+    y = 100.0 + 10.0 * np.sin(np.arange(60) / 5.0)
+    registry.log_training(SID, make_model("ses", alpha=0.5).fit(y), metrics={"mase": 0.8}, alias="champion")
+    registry.log_training(SID, make_model("ses", alpha=0.9).fit(y), metrics={"mase": 0.6}, alias="challenger")
+    challenger = forecasts(SID, 150, 2800.0)
+    stack.predictions.write(challenger.set_column(7, "model", pa.array(["challenger"] * challenger.num_rows)))
+    url = serve(create_app(stack.services(registry=lambda: registry)))
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = watch(page)
+    page.goto(f"{url}/#/models?series={SID}")
+    page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=30_000)
+    rows = page.get_by_test_id("model-row")
+    assert rows.count() == 2
+    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.aliases)")) == ["challenger", "champion"]
+    assert page.get_by_test_id("model-bar").count() == 2
+    assert page.locator("[data-testid=model-bars] .bar.champion").count() == 1
+    chart = page.get_by_test_id("model-forecasts")
+    assert chart.get_attribute("data-models") == "2"  # champion (ses) and challenger overlaid
+    assert page.locator("[data-testid=model-forecasts] canvas").count() == 1
     assert problems == []

@@ -1,6 +1,6 @@
 // Data quality: per series and day, the DAG's reports (regularity, gaps, imputation, outliers,
 // anomalies) as charts, and the dataset's correlation matrix as a heatmap with the lags.
-const REPORTS = `query Q($id: String!, $days: Int!) { qualityReports(seriesId: $id, days: $days) { day task status figures } }`;
+const REPORTS = `query Q($id: String!, $days: Int!, $until: Date) { qualityReports(seriesId: $id, days: $days, until: $until) { day task status figures } }`;
 const PAIRS = `query C($dataset: String!) { correlations(dataset: $dataset, limit: 2000) { seriesA seriesB lagS pearson spearman n } }`;
 const METRICS = [
   ["regularity", "periodic_error", "Regularity: periodic error"],
@@ -16,7 +16,7 @@ export function mount(root, page) {
   const plots = [];
   const pick = el("select", { class: "pick", "data-testid": "quality-series" });
   const days = el("select", { class: "pick", "data-testid": "quality-days" },
-    ...[7, 30, 90].map((d) => el("option", { value: String(d), text: `${d} days`, selected: d === 30 })));
+    ...[7, 30, 90].map((d) => el("option", { value: String(d), text: `${d} days`, selected: String(d) === (page.params.get("days") || "30") })));
   const charts = el("div", { class: "charts", "data-testid": "quality-charts" });
   const heat = el("div", { class: "table-wrap", "data-testid": "heatmap" });
   const error = el("div", { class: "error", role: "alert", "data-testid": "error", hidden: true });
@@ -47,7 +47,7 @@ export function mount(root, page) {
     plots.splice(0).forEach((p) => p.destroy());
     charts.replaceChildren();
     const id = pick.value;
-    const { qualityReports } = await gql(REPORTS, { id, days: Number(days.value) });
+    const { qualityReports } = await gql(REPORTS, { id, days: Number(days.value), until: page.params.get("until") || null });
     const dayList = [...new Set(qualityReports.map((r) => r.day))].sort();
     const xs = dayList.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000);
     for (const [task, key, title] of METRICS) {
@@ -98,6 +98,8 @@ export function mount(root, page) {
       showError("");
     } catch (e) { showError(String(e.message || e)); }
     const params = new URLSearchParams({ series: pick.value });
+    if (page.params.get("until")) params.set("until", page.params.get("until"));
+    if (days.value !== "30") params.set("days", days.value);
     page.setParams(params);
     document.body.dataset.ready = "true";
   }
