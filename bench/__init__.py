@@ -76,4 +76,5 @@ BENCHES: dict[str, str] = {
     "counts": "bench.exact_counts",
     "airflow": "bench.airflow_dags",
     "spark_study": "bench.spark_study",
+    "dashboard": "bench.dashboard",
 }

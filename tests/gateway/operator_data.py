@@ -30,14 +30,33 @@ def ts(*mins: float) -> pa.Array:
 def seed_analysis(stack: Stack) -> None:
     """Anomalies (2), gap slots (3) and outliers (1) of SID; correlations of the dataset."""
     days = [T0.date()]
-    anomalies = pa.table({"series_id": [SID, SID], "ts": ts(30, 90), "resid": [9.0, -8.0],
-                          "score": [6.1, 5.2], "method": ["mad", "mad"]})  # fmt: skip
+    anomalies = pa.table(
+        {
+            "series_id": [SID, SID],
+            "ts": ts(30, 90),
+            "resid": [9.0, -8.0],
+            "score": [6.1, 5.2],
+            "method": ["mad", "mad"],
+        }
+    )
     missing = pa.table({"series_id": [SID] * 3, "ts": ts(60, 61, 62), "gap_slots": [3, 3, 3]})
-    outliers = pa.table({"series_id": [SID], "ts": ts(120), "value": [1200.0], "lower": [0.0], "upper": [1150.0]})
+    outliers = pa.table(
+        {"series_id": [SID], "ts": ts(120), "value": [1200.0], "lower": [0.0], "upper": [1150.0]}
+    )
     for name, table in (("anomalies", anomalies), ("missing", missing), ("outliers", outliers)):
         stack.lake.replace_table("analysis", f"{DATASET}.{name}", table, days)
-    pairs = pa.table({"series_id": ["*"], "ts": ts(0), "series_a": [SID], "series_b": [OTHER],
-                      "lag_s": [120.0], "pearson": [0.87], "spearman": [0.8], "n": [180]})  # fmt: skip
+    pairs = pa.table(
+        {
+            "series_id": ["*"],
+            "ts": ts(0),
+            "series_a": [SID],
+            "series_b": [OTHER],
+            "lag_s": [120.0],
+            "pearson": [0.87],
+            "spearman": [0.8],
+            "n": [180],
+        }
+    )
     stack.lake.replace_table("analysis", f"{DATASET}.correlation", pairs, days)
 
 
@@ -50,15 +69,37 @@ def seed_runs(stack: Stack) -> None:
             failed = (task, day) == FAILED
             name = f"{DATASET}/{task}"
             run_id = f"{task}-{day}"
-            common = dict(started_at=start + timedelta(days=1), finished_at=start + timedelta(days=1, seconds=2),
-                          interval_start=start, interval_end=start + timedelta(days=1))  # fmt: skip
-            records.append(RunRecord(run_id, RUN_KIND, name, "failed" if failed else "success", rows_in=180,
-                                     rows_out=180, params={"seconds": 1.5}, error="boom" if failed else None,
-                                     **common))  # fmt: skip
+            common = dict(
+                started_at=start + timedelta(days=1),
+                finished_at=start + timedelta(days=1, seconds=2),
+                interval_start=start,
+                interval_end=start + timedelta(days=1),
+            )
+            records.append(
+                RunRecord(
+                    run_id,
+                    RUN_KIND,
+                    name,
+                    "failed" if failed else "success",
+                    rows_in=180,
+                    rows_out=180,
+                    params={"seconds": 1.5},
+                    error="boom" if failed else None,
+                    **common,
+                )
+            )
             for i, sid in enumerate((SID, OTHER)):
                 bad = failed and sid == OTHER
-                records.append(RunRecord(f"{run_id}-{i}", SERIES_KIND, name, "failed" if bad else "success",
-                                         series_id=sid, **common))  # fmt: skip
+                records.append(
+                    RunRecord(
+                        f"{run_id}-{i}",
+                        SERIES_KIND,
+                        name,
+                        "failed" if bad else "success",
+                        series_id=sid,
+                        **common,
+                    )
+                )
     stack.catalog.record_runs(records)
 
 

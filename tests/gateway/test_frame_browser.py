@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
 import pyarrow as pa
-from tests.gateway.conftest import DATASET, actual_points, N_POINTS, OTHER, SID, TOKEN, Stack
+import pytest
+from tests.gateway.conftest import DATASET, N_POINTS, OTHER, SID, TOKEN, Stack, actual_points
 from tests.gateway.operator_data import DAYS, FAILED, TASKS, seed_analysis, seed_reports, seed_runs
 from tests.gateway.test_dashboard_browser import browser  # noqa: F401 (the fixture)
 
@@ -46,11 +46,28 @@ def url(stack: Stack, serve, tmp_path: Path) -> str:
         later = start + timedelta(days=3)
         name = f"{dataset}/{task}"
         stack.catalog.record_runs(
-            [RunRecord(f"rerun-{task}-{day}", RUN_KIND, name, "success", later, interval_start=start,
-                       interval_end=start + timedelta(days=1)),
-             RunRecord(f"rerun-{task}-{day}-0", SERIES_KIND, name, "success", later, series_id=OTHER,
-                       interval_start=start, interval_end=start + timedelta(days=1))]
-        )  # fmt: skip
+            [
+                RunRecord(
+                    f"rerun-{task}-{day}",
+                    RUN_KIND,
+                    name,
+                    "success",
+                    later,
+                    interval_start=start,
+                    interval_end=start + timedelta(days=1),
+                ),
+                RunRecord(
+                    f"rerun-{task}-{day}-0",
+                    SERIES_KIND,
+                    name,
+                    "success",
+                    later,
+                    series_id=OTHER,
+                    interval_start=start,
+                    interval_end=start + timedelta(days=1),
+                ),
+            ]
+        )
         return "success"
 
     return serve(create_app(stack.services(reports=tmp_path / "reports", rerun=rerun)))
@@ -88,22 +105,30 @@ def test_zooming_fetches_finer_buckets_and_panning_moves_the_window(stack: Stack
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.42, box["y"] + 50, steps=5)
     page.mouse.up()
-    page.wait_for_function("() => document.querySelector('[data-testid=explorer-chart]').dataset.zooms === '1'")
-    page.wait_for_function("() => document.querySelector('[data-testid=explorer-chart]').dataset.bucket === '1m'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=explorer-chart]').dataset.zooms === '1'"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=explorer-chart]').dataset.bucket === '1m'"
+    )
     start = chart.get_attribute("data-start")
     page.get_by_test_id("pan-1").click()
-    page.wait_for_function(f"() => document.querySelector('[data-testid=explorer-chart]').dataset.start !== '{start}'")
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=explorer-chart]').dataset.start !== '{start}'"
+    )
     assert chart.get_attribute("data-start") > start
     # overlaid, then stacked: one chart per series
     page.locator(f'[data-testid=explorer-item][data-series-id="{OTHER}"] input').check()
-    page.wait_for_function("() => document.querySelector('[data-testid=explorer-chart]').dataset.series === '2'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=explorer-chart]').dataset.series === '2'"
+    )
     assert page.locator("[data-testid=explorer-plot]").count() == 1
     page.get_by_test_id("mode-stacked").click()
     assert page.locator("[data-testid=explorer-plot]").count() == 2
     assert problems == []
 
 
-def test_the_runs_grid_shows_tasks_by_days_filters_links_reports_and_reruns(url: str, browser: Any, stack: Stack):  # noqa: F811
+def test_the_runs_grid_shows_tasks_by_days_filters_links_reports_and_reruns(url: str, browser: Any):  # noqa: F811
     page = browser.new_page(viewport={"width": 1400, "height": 950})
     problems = watch(page)
     page.goto(f"{url}/#/runs?days=7&until={DAYS[-1]}")
@@ -129,20 +154,28 @@ def test_the_runs_grid_shows_tasks_by_days_filters_links_reports_and_reruns(url:
     assert cells.count() == len(TASKS) * len(DAYS)
     page.get_by_test_id("runs-series").fill("")
     page.get_by_test_id("runs-apply").click()
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=grid-cell][data-status=failed]').length === 1")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=grid-cell][data-status=failed]').length === 1"
+    )
     page.locator("[data-testid=grid-cell][data-status=failed]").click()
 
     # a re-run needs the token; with it, the pipeline runs the task-day again
     page.get_by_test_id("rerun").click()
-    page.wait_for_function("() => document.querySelector('[data-testid=rerun-result]').dataset.status === 'error'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=rerun-result]').dataset.status === 'error'"
+    )
     assert "AUTH" in page.get_by_test_id("rerun-result").inner_text()
     assert RERUNS == []
     page.get_by_test_id("token").fill(TOKEN)
     page.get_by_test_id("token").dispatch_event("change")
     page.get_by_test_id("cell-detail").get_by_test_id("rerun").click()
-    page.wait_for_function("() => document.querySelector('[data-testid=rerun-result]').dataset.status === 'success'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=rerun-result]').dataset.status === 'success'"
+    )
     assert RERUNS == [(DATASET, FAILED[0], FAILED[1])]
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=grid-cell][data-status=failed]').length === 0")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=grid-cell][data-status=failed]').length === 0"
+    )
 
     # filters: status, task, one series
     page.get_by_test_id("runs-status").select_option("success")
@@ -164,7 +197,9 @@ def test_the_quality_page_charts_the_reports_and_the_correlation_heatmap(url: st
     assert page.get_by_test_id("quality-charts").get_attribute("data-days") == "0"
     page.evaluate(f"() => {{ location.hash = '#/quality?series={SID}&days=7&until={DAYS[-1]}'; }}")
     page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=15_000)
-    page.wait_for_function("() => document.querySelector('[data-testid=quality-charts]').dataset.days === '3'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=quality-charts]').dataset.days === '3'"
+    )
     gaps = page.locator("[data-testid=quality-chart][data-metric='missing.gaps']")
     assert gaps.get_attribute("data-points") == "3"
     assert page.locator("[data-testid=quality-chart] canvas").count() == 6
@@ -181,7 +216,9 @@ def test_the_models_page_browses_the_registry(stack: Stack, serve, browser: Any,
     from sparkhu.forecast.models import make_model
     from sparkhu.forecast.registry import ModelRegistry
 
-    registry = ModelRegistry(f"sqlite:///{tmp_path}/mlflow.db", artifact_root=tmp_path / "art", catalog=stack.catalog)
+    registry = ModelRegistry(
+        f"sqlite:///{tmp_path}/mlflow.db", artifact_root=tmp_path / "art", catalog=stack.catalog
+    )
     y = 100.0 + 10.0 * np.sin(np.arange(60) / 5.0)
     registry.log_training(SID, make_model("ses", alpha=0.5).fit(y), metrics={"mase": 0.8}, alias="champion")
     registry.log_training(SID, make_model("ses", alpha=0.9).fit(y), metrics={"mase": 0.6}, alias="challenger")

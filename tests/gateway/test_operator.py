@@ -19,7 +19,8 @@ from sparkhu.gateway.app import STATIC_DIR, create_app
 anyio = pytest.mark.anyio
 
 BUCKETS = """query($id: String!, $bucket: String!, $start: DateTime, $end: DateTime) {
-  pointBuckets(seriesId: $id, bucket: $bucket, start: $start, end: $end) { bucket buckets ts min max mean last count } }"""
+  pointBuckets(seriesId: $id, bucket: $bucket, start: $start, end: $end) {
+    bucket buckets ts min max mean last count } }"""
 
 
 @pytest.fixture
@@ -41,7 +42,11 @@ async def test_point_buckets_aggregate_min_max_mean_last_count(client: httpx.Asy
     assert b["ts"][:2] == ["2024-03-01T00:00:00Z", "2024-03-01T00:05:00Z"]
     assert b["min"][1] == values[5] and b["max"][1] == values[9] and b["last"][1] == values[9]
     assert b["mean"][1] == pytest.approx(values[5:10].mean()) and set(b["count"]) == {5}
-    part = await gql(client, BUCKETS, {"id": SID, "bucket": "1h", "start": minutes(30).isoformat(), "end": minutes(90).isoformat()})
+    part = await gql(
+        client,
+        BUCKETS,
+        {"id": SID, "bucket": "1h", "start": minutes(30).isoformat(), "end": minutes(90).isoformat()},
+    )
     assert part["data"]["pointBuckets"]["count"] == [30, 30]
 
 
@@ -60,9 +65,15 @@ async def test_point_buckets_equal_the_hand_written_duckdb_query(stack: Stack, c
 @anyio
 @pytest.mark.parametrize(
     ("bucket", "code", "words"),
-    [("5x", "BAD_INPUT", "bucket"), ("10ms", "BAD_INPUT", "at least 1s"), ("1s", "LIMIT_EXCEEDED", "buckets of 1s")],
+    [
+        ("5x", "BAD_INPUT", "bucket"),
+        ("10ms", "BAD_INPUT", "at least 1s"),
+        ("1s", "LIMIT_EXCEEDED", "buckets of 1s"),
+    ],
 )
-async def test_bad_or_too_many_buckets_are_refused_with_a_message(stack: Stack, bucket: str, code: str, words: str):
+async def test_bad_or_too_many_buckets_are_refused_with_a_message(
+    stack: Stack, bucket: str, code: str, words: str
+):
     app = create_app(stack.services(settings=GatewaySettings(token=TOKEN, max_points=1000)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as c:
         body = await gql(c, BUCKETS, {"id": SID, "bucket": bucket})
@@ -103,7 +114,9 @@ async def test_run_grid_is_tasks_by_days_with_series_counts_and_report_links(cli
     assert (await client.get(bad["report"])).status_code == 200
     mine = (await gql(client, query, {"until": DAYS[-1].isoformat(), "series": SID}))["data"]["runGrid"]
     assert {c["status"] for c in mine["cells"]} == {"success"}
-    failed = (await gql(client, query, {"until": DAYS[-1].isoformat(), "status": "failed"}))["data"]["runGrid"]
+    failed = (await gql(client, query, {"until": DAYS[-1].isoformat(), "status": "failed"}))["data"][
+        "runGrid"
+    ]
     assert len(failed["cells"]) == 1
     body = await gql(client, "{ runGrid(days: 400) { days } }")
     assert error_code(body) == "BAD_INPUT"
@@ -129,19 +142,29 @@ async def test_quality_reports_correlations_and_model_versions(stack: Stack, cli
     assert len(reports) == 5 * len(DAYS)
     gaps = [r["figures"]["gaps"] for r in reports if r["task"] == "missing"]
     assert gaps == [0, 1, 2]
-    assert data["correlations"] == [{"seriesA": SID, "seriesB": OTHER, "lagS": 120.0, "pearson": 0.87, "n": 180}]
+    assert data["correlations"] == [
+        {"seriesA": SID, "seriesB": OTHER, "lagS": 120.0, "pearson": 0.87, "n": 180}
+    ]
     assert data["modelVersions"] == [
         {"name": "sparkhu.ampds2.electricity.WHE.P", "version": "1", "aliases": [], "metrics": {"mase": 0.7}}
     ]
     missing = await gql(client, '{ correlations(dataset: "nope") { pearson } }')
-    assert error_code(missing) == "NOT_FOUND" and "correlation task has not run" in missing["errors"][0]["message"]
+    assert (
+        error_code(missing) == "NOT_FOUND"
+        and "correlation task has not run" in missing["errors"][0]["message"]
+    )
 
 
 @anyio
 async def test_graphiql_is_served_from_vendored_assets(client: httpx.AsyncClient):
     page = await client.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200 and "/graphiql/graphiql.min.js" in page.text
-    for src in ("graphiql.min.js", "graphiql.min.css", "react.production.min.js", "react-dom.production.min.js"):
+    for src in (
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+    ):
         assert (await client.get(f"/graphiql/{src}")).status_code == 200
     assert "https://" not in page.text and "http://" not in page.text
     assert (STATIC_DIR / "graphiql" / "graphiql.LICENSE.txt").exists()

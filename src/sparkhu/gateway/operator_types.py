@@ -287,7 +287,9 @@ class OperatorQuery:
     ) -> list[QualityReport]:
         found = await call(op.quality_reports, info.context.services, series_id, days, until)
         return [
-            QualityReport(day=q.day, task=q.task, status=q.status, figures=JSON(q.figures), totals=JSON(q.totals))
+            QualityReport(
+                day=q.day, task=q.task, status=q.status, figures=JSON(q.figures), totals=JSON(q.totals)
+            )
             for q in found
         ]
 

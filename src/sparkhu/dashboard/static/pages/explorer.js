@@ -200,7 +200,7 @@ export function mount(root, page) {
     const opts = {
       width: Math.max(320, chart.clientWidth - 8), height, cursor: { sync: { key: "explorer" }, drag: { x: true, y: false } },
       scales: { x: { time: true, min: state.start, max: state.end } },
-      axes: [{ stroke: "#9aa4b2", grid: { stroke: "#252b36" }, values: (u, splits) => splits.map((s) => fmtTime(s * 1000).slice(5)) },
+      axes: [{ stroke: "#9aa4b2", grid: { stroke: "#252b36" }, space: 110, values: (u, splits) => splits.map((s) => fmtTime(s * 1000).slice(5)) },
              { stroke: "#9aa4b2", grid: { stroke: "#252b36" }, size: 64 }],
       series, plugins: [markerPlugin(ids)], hooks: { setScale: [(u, key) => { if (key === "x") onZoom(u); }] },
     };
