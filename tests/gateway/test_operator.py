@@ -101,7 +101,7 @@ async def test_forecast_buckets_anomalies_gaps_outliers_and_annotations(client: 
 @anyio
 async def test_run_grid_is_tasks_by_days_with_series_counts_and_report_links(client: httpx.AsyncClient):
     query = """query($until: Date!, $series: String, $status: String) {
-      runGrid(days: 5, until: $until, seriesId: $series, status: $status) {
+      runGrid(days: 5, until: $until, seriesId: $series, status: $status, seriesCounts: true) {
         days tasks cells { task day status seriesSuccess seriesFailed report runId } } }"""
     grid = (await gql(client, query, {"until": DAYS[-1].isoformat()}))["data"]["runGrid"]
     assert len(grid["days"]) == 5 and grid["days"][-1] == DAYS[-1].isoformat()

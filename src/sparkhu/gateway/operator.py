@@ -254,12 +254,15 @@ def run_grid(
     series_id: str | None = None,
     status: str | None = None,
     task: str | None = None,
+    series_counts: bool = False,
 ) -> RunGrid:
     """The pipeline's task-days of the ``days`` days up to ``until`` (default: today, UTC).
 
-    Without ``series_id``: per task-day, the newest ``pipeline`` record and the counts of its
-    series by status; with it, the outcome of that one series. ``status`` keeps the cells of
-    that status; ``task`` the tasks whose name contains it.
+    Without ``series_id``: per task-day, the newest ``pipeline`` record (and, with
+    ``series_counts``, the counts of its series by status, read per task through the catalog's
+    ``(kind, name)`` index: ask for them for a few tasks — one cell's — not for a whole grid of
+    1,000 series); with ``series_id``, the outcome of that one series. ``status`` keeps the cells
+    of that status; ``task`` the tasks whose name contains it.
     """
     if not 1 <= days <= MAX_GRID_DAYS:
         raise InputError(f"must be between 1 and {MAX_GRID_DAYS} (got {days})", field="days")
@@ -295,18 +298,18 @@ def run_grid(
                 float(seconds) if isinstance(seconds, int | float) else None,
                 record.error,
             )
-    if series_id is None:
-        for name, start, state, count in services.catalog.run_counts(
-            SERIES_KIND, name_prefix=prefix, since=since, until=end
-        ):
-            cell = cells.get((name, to_utc(start).date()))
-            if cell is not None:
-                cell.series[state] = cell.series.get(state, 0) + count
+    names = sorted({name for name, _ in cells if not task or task in name})
+    if series_id is None and series_counts:
+        for one in names:
+            for name, start, state, count in services.catalog.run_counts(
+                SERIES_KIND, name=one, since=since, until=end
+            ):
+                cell = cells.get((name, to_utc(start).date()))
+                if cell is not None:
+                    cell.series[state] = cell.series.get(state, 0) + count
     for cell in cells.values():
         cell.report = report_path(services, cell.task, cell.day)
-    tasks = sorted({name for name, _ in cells})
-    if task:
-        tasks = [name for name in tasks if task in name]
+    tasks = names
     shown = [c for c in cells.values() if c.task in tasks and (status is None or c.status == status)]
     shown.sort(key=lambda c: (c.task, c.day))
     return RunGrid([first + timedelta(days=i) for i in range(days)], tasks, shown)

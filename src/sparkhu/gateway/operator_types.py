@@ -240,7 +240,10 @@ class OperatorQuery:
         found = await call(op.time_annotations, info.context.services, series_id, start, end)
         return [Annotation(ts=a.ts, kind=a.kind, label=a.label, status=a.status) for a in found]
 
-    @strawberry.field(description="The pipeline's tasks × days (newest record per task-day), Airflow's grid.")
+    @strawberry.field(
+        description="The pipeline's tasks × days (newest record per task-day), Airflow's grid; seriesCounts: "
+        "count each task-day's series by status (ask for one task: it reads every series record of it)."
+    )
     async def run_grid(
         self,
         info: Info,
@@ -250,6 +253,7 @@ class OperatorQuery:
         series_id: str | None = None,
         status: str | None = None,
         task: str | None = None,
+        series_counts: bool = False,
     ) -> RunGrid:
         grid = await call(
             lambda: op.run_grid(
@@ -260,6 +264,7 @@ class OperatorQuery:
                 series_id=series_id,
                 status=status,
                 task=task,
+                series_counts=series_counts,
             )
         )
         cells = [

@@ -491,13 +491,15 @@ class Catalog:
         self,
         kind: str,
         *,
+        name: str | None = None,
         name_prefix: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         series_id: str | None = None,
     ) -> list[tuple[str, datetime, str, int]]:
         """``(name, interval_start, status, records)`` of the run records that match, counted in
-        the database (a grid of 1,000 series × 13 tasks × 30 days is 390,000 records).
+        the database (a grid of 1,000 series × 13 tasks × 30 days is 390,000 records). With ``name``
+        the ``(kind, name, started_at)`` index narrows the scan to that task's records.
 
         >>> import tempfile
         >>> from datetime import UTC
@@ -512,7 +514,7 @@ class Catalog:
         records = sa.func.count().label("records")
         query = (
             sa.select(r.c.name, r.c.interval_start, r.c.status, records)
-            .where(*_run_filters(kind, None, name_prefix, since, until, series_id))
+            .where(*_run_filters(kind, name, name_prefix, since, until, series_id))
             .where(r.c.interval_start.is_not(None))
             .group_by(r.c.name, r.c.interval_start, r.c.status)
         )
