@@ -4,6 +4,7 @@ correlations, model versions, the token-guarded re-run, GraphiQL served offline.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -168,3 +169,30 @@ async def test_graphiql_is_served_from_vendored_assets(client: httpx.AsyncClient
         assert (await client.get(f"/graphiql/{src}")).status_code == 200
     assert "https://" not in page.text and "http://" not in page.text
     assert (STATIC_DIR / "graphiql" / "graphiql.LICENSE.txt").exists()
+
+
+@pytest.mark.slow
+def test_rerun_runs_one_task_day_of_the_pipeline_and_the_grid_shows_it(tmp_path: Path):
+    from sparkhu.app.runtime import Runtime
+    from sparkhu.cli.main import run
+    from sparkhu.config import Settings
+    from sparkhu.demo.generator import generate
+    from sparkhu.gateway import operator as op
+    from sparkhu.gateway.services import GatewayServices
+
+    csv = generate(2, 10, 7, start=datetime(2024, 1, 1, tzinfo=UTC)).write_csv(tmp_path / "Electricity_P.csv")
+    home = tmp_path / "home"
+    argv = ["--home", str(home), "ingest", str(csv), "--source", "ampds2", "--measurement", "electricity"]
+    with pytest.raises(SystemExit) as done:
+        run([*argv, "--field-suffix", ".P"])
+    assert done.value.code in (0, None)
+    settings = Settings.load(toml_path=None, env={}, overrides={"home": str(home)})
+    with Runtime(settings) as runtime:
+        services = GatewayServices.of(runtime)
+        day = date(2024, 1, 2)
+        assert op.rerun(services, f"{DATASET}/validate", day, "test") == "success"
+        grid = op.run_grid(services, days=2, until=day, series_counts=True)
+        [cell] = grid.cells
+        assert (cell.task, cell.day, cell.status) == (f"{DATASET}/validate", day, "success")
+        assert sum(cell.series.values()) >= 10 and cell.series.get("failed", 0) == 0
+        assert runtime.catalog.audit_log(limit=1)[0]["action"] == "rerun_task_day"
