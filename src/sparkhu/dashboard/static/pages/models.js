@@ -47,7 +47,7 @@ export function mount(root, page) {
     const rows = versions.filter((v) => typeof (v.metrics || {})[m] === "number");
     const top = Math.max(...rows.map((v) => Math.abs(v.metrics[m])), 1e-12);
     bars.replaceChildren(...rows.map((v) => el("div", { class: "bar-row", "data-testid": "model-bar" },
-      el("span", { text: `${v.name.split(".").slice(-1)[0]} v${v.version}` }),
+      el("span", { text: `v${v.version}${v.aliases.length ? ` (${v.aliases.join(", ")})` : ""}` }),
       el("div", {}, el("div", { class: `bar${v.aliases.includes("champion") ? " champion" : ""}`, style: `width: ${(100 * Math.abs(v.metrics[m])) / top}%` })),
       el("span", { class: "value", text: fmtNum(v.metrics[m], 4) }))));
   }
