@@ -106,9 +106,11 @@ async function route() {
     try { if (current.cleanup) current.cleanup(); } catch (e) { console.warn(e); }
     current.timers.stop();
   }
-  const root = $("page");
-  root.replaceChildren();
-  root.dataset.route = "";
+  // a fresh root per visit: a page's late callbacks write to its own detached root, not the next page
+  const holder = $("page");
+  const root = el("div", { class: "page-root" });
+  holder.replaceChildren(root);
+  holder.dataset.route = "";
   delete document.body.dataset.ready;
   delete document.body.dataset.loaded;
   for (const a of $("nav").children) a.classList.toggle("active", a.dataset.path === entry.path);
@@ -120,7 +122,7 @@ async function route() {
     const [mod, nodes] = await Promise.all([entry.load(), entry.template ? template(entry.template) : []]);
     if (mine !== generation) return;
     root.append(...nodes.filter(Boolean));
-    root.dataset.route = entry.path;
+    holder.dataset.route = entry.path;
     const page = { root, params, config, timers: pageTimers, gql, el, fmtTime, fmtNum, setParams, token };
     current.cleanup = (await mod.mount(root, page)) || null;
   } catch (e) {

@@ -7,7 +7,8 @@ export function mount(root, page) {
   const POLL_MS = 1000;
   const RUNS_MS = 5000;
   const WS_RETRY_MS = 5000;
-  const $ = (id) => document.getElementById(id);
+  // ids within this page first (it may outlive its route: then it writes to its detached root)
+  const $ = (id) => root.querySelector(`#${CSS.escape(id)}`) || document.getElementById(id) || document.createElement("div");
 
   const state = {
     timezone: "UTC",

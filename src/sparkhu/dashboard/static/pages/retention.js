@@ -4,7 +4,8 @@
 export function mount(root, page) {
   // timers through the page, so that leaving the route stops them
   const { setInterval, setTimeout, clearInterval, clearTimeout } = page.timers;
-  const $ = (id) => document.getElementById(id);
+  // ids within this page first (it may outlive its route: then it writes to its detached root)
+  const $ = (id) => root.querySelector(`#${CSS.escape(id)}`) || document.getElementById(id) || document.createElement("div");
   const TOKEN_KEY = "sparkhu.token";
   const REFRESH_MS = 3000;
 
