@@ -99,4 +99,5 @@ BENCHES: dict[str, str] = {
     "metadata": "bench.metadata",
     "cli_startup": "bench.cli_startup",
     "connectors": "bench.connectors",
+    "dashboard": "bench.dashboard",
 }

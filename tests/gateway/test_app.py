@@ -288,15 +288,27 @@ async def test_dashboard_is_served_without_external_resources(client: httpx.Asyn
     page = await client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     html = page.text
-    assert 'data-testid="chart"' in html
+    assert 'data-testid="page"' in html and 'src="frame.js"' in html  # the frame; pages are modules
     for asset in re.findall(r'(?:src|href)="([^"]+)"', html):
         if asset.startswith("data:"):
             continue
         assert not asset.startswith(("http:", "https:", "//")), asset
         assert (await client.get(f"/{asset}")).status_code == 200, asset
-    for name in ("index.html", "app.js", "style.css"):
+    names = [
+        "index.html",
+        "frame.js",
+        "style.css",
+        "pages.css",
+        "forecasts.html",
+        "retention.html",
+        "spark.html",
+    ]
+    names += [f"pages/{p.name}" for p in (STATIC_DIR / "pages").glob("*.js")]
+    for name in names:
         text = (STATIC_DIR / name).read_text(encoding="utf-8")
         assert not re.search(r"https?://(?!\$\{)", text), f"{name} names an external URL"
+        assert (await client.get(f"/{name}")).status_code == 200, name
+    assert 'data-testid="chart"' in (await client.get("/forecasts.html")).text
     assert (STATIC_DIR / "uPlot.LICENSE.txt").exists()
 
 

@@ -75,7 +75,7 @@ def test_dashboard_charts_actuals_and_forecasts_live(stack: Stack, serve, browse
 
     # live: the subscription is up, then new forecasts and points reach the chart
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=live-status]').dataset.mode === 'live'", timeout=15_000
+        "() => document.querySelector('[data-testid=live-status]')?.dataset.mode === 'live'", timeout=15_000
     )
     stack.predictions.write(forecasts(SID, N_POINTS - 1, 2500.0))  # targets 180..199: 20 new
     page.wait_for_function(
@@ -102,11 +102,11 @@ def test_dashboard_falls_back_to_polling_without_websockets(stack: Stack, serve,
     page.add_init_script("delete window.WebSocket;")
     page.goto(f"{url}/?series={SID}")  # the series can be preselected by URL
     page.wait_for_function(
-        "() => document.querySelector('[data-testid=live-status]').dataset.mode === 'polling'",
+        "() => document.querySelector('[data-testid=live-status]')?.dataset.mode === 'polling'",
         timeout=15_000,
     )
     page.wait_for_function(
-        f"() => +document.querySelector('[data-testid=chart]').dataset.forecastPoints === {HORIZON + 1}",
+        f"() => +document.querySelector('[data-testid=chart]')?.dataset.forecastPoints === {HORIZON + 1}",
         timeout=15_000,
     )
     stack.predictions.write(forecasts(SID, N_POINTS - 1, 2500.0))

@@ -74,7 +74,7 @@ def test_the_spark_page_shows_table_bars_and_executors(stack: Stack, serve, brow
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
 
     page.goto(url + "/")
-    page.get_by_test_id("spark-link").click()
+    page.get_by_test_id("nav-spark").click()
     page.wait_for_function("() => document.body.dataset.loaded === 'true'", timeout=15_000)
     assert "passwords (udf)" in page.get_by_test_id("study-title").inner_text()
     rows = page.locator("#study-rows tr")
@@ -90,6 +90,6 @@ def test_the_spark_page_shows_table_bars_and_executors(stack: Stack, serve, brow
     shot = tmp_path / "spark.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
-    page.get_by_test_id("back-link").click()
+    page.get_by_test_id("nav-forecasts").click()  # the frame: back to the first page
     page.get_by_test_id("series-list").wait_for()
     assert problems == []

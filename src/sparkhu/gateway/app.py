@@ -17,6 +17,8 @@ Routes:
 ``/connectors...``                          Kafka-Connect-shaped API (:mod:`~sparkhu.gateway.connectors`)
 ``GET /healthz``                            liveness + catalog reachability
 ``GET /metrics``                            Prometheus text format
+``/reports/<dataset>/<day>/<task>.html``    the pipeline's reports (when the services name their folder)
+``/graphiql/...``                           GraphiQL's vendored assets (``GET /graphql`` in a browser)
 ``/``                                       the dashboard (static files)
 ==========================================  ================================================
 
@@ -282,6 +284,14 @@ def _route_label(scope: Scope) -> str:
 # --- the app ---------------------------------------------------------------------------
 
 
+def _reports(services: GatewayServices) -> list[BaseRoute]:
+    """``/reports/<dataset>/<day>/<task>.html``: the pipeline's reports, linked from the runs grid."""
+    if services.reports is None:
+        return []
+    files = StaticFiles(directory=services.reports, check_dir=False, html=True)
+    return [Mount("/reports", files, name="reports")]
+
+
 def create_app(services: GatewayServices) -> Starlette:
     """The gateway over ``services``; raises ConfigError for an unknown display timezone."""
     try:
@@ -315,6 +325,7 @@ def create_app(services: GatewayServices) -> Starlette:
         *(Route(path, handler, methods=methods) for path, handler, methods in connectors.ROUTES),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *_reports(services),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard"),
     ]
     app = Starlette(

@@ -17,22 +17,21 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from graphql.error import GraphQLError
 from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
 from strawberry.extensions.query_depth_limiter import create_validator
-from strawberry.permission import BasePermission
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from sparkhu.config import GatewaySettings
 from sparkhu.gateway import resolvers as r
-from sparkhu.gateway.auth import check_token
 from sparkhu.gateway.cost import QueryCost
 from sparkhu.gateway.errors import ErrorCodes
 from sparkhu.gateway.lineage import LineageQuery, MetadataMutation
+from sparkhu.gateway.operator_types import OperatorMutation, OperatorQuery
 from sparkhu.gateway.retention import RetentionMutation, RetentionQuery
 from sparkhu.gateway.services import DEFAULT_MAX_DEPTH
 from sparkhu.gateway.sparkstudy import SparkStudyQuery
@@ -50,6 +49,7 @@ from sparkhu.gateway.types import (
     RawForecast,
     Run,
     Series,
+    TokenRequired,
     call,
     floats,
     to_blended,
@@ -172,18 +172,6 @@ class Query:
         return [Run.of(record) for record in records]
 
 
-class TokenRequired(BasePermission):
-    """Mutations need ``Authorization: Bearer <gateway token>``."""
-
-    message = "a valid bearer token is required"
-
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        """Raise the precise AuthError instead of answering False."""
-        context = info.context
-        check_token(context.services.settings.token, context.request.headers.get("authorization"))
-        return True
-
-
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
@@ -260,8 +248,8 @@ def build_schema(
     # One rule class for every request, so that the validation cache can hit.
     depth_rule = create_validator(max_depth, should_ignore=None)
     return GatewaySchema(
-        query=merge_types("Query", (Query, RetentionQuery, SparkStudyQuery, LineageQuery)),
-        mutation=merge_types("Mutation", (Mutation, RetentionMutation, MetadataMutation)),
+        query=merge_types("Query", (Query, RetentionQuery, SparkStudyQuery, LineageQuery, OperatorQuery)),
+        mutation=merge_types("Mutation", (Mutation, RetentionMutation, MetadataMutation, OperatorMutation)),
         subscription=Subscription,
         extensions=[
             ErrorCodes,

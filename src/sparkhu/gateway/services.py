@@ -14,9 +14,14 @@ without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+from sparkhu.app.pipelines import rerun_task_day
 from sparkhu.app.retention import retention_context
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import GatewaySettings
@@ -55,6 +60,12 @@ class GatewayServices:
     live: LiveFeeds = field(default_factory=LiveFeeds)
     topic_prefix: str = "sparkhu."
     """``[bus] topic_prefix``: the topic names a lineage shows."""
+    reports: Path | None = None
+    """Folder of the pipeline's reports (``<home>/reports``); None: no report links."""
+    rerun: Callable[[str, str, date], str] | None = None
+    """``rerun(dataset, task, day) -> status``: run one task-day again; None: re-runs are off."""
+    registry: Callable[[], Any] | None = None
+    """Opens the model registry on first use (its aliases); None: model versions from the catalog."""
 
     @classmethod
     def of(cls, runtime: Runtime, **overrides: Any) -> GatewayServices:
@@ -67,6 +78,9 @@ class GatewayServices:
             "actuals": ("raw", "{source}_{measurement}"),
             "retention": retention_context(runtime, registry=False),
             "topic_prefix": settings.bus.topic_prefix,
+            "reports": Path(settings.home) / "reports",
+            "rerun": partial(rerun_task_day, runtime),
+            "registry": lambda: runtime.registry,
             **overrides,
         }
         return cls(lake=runtime.lake, catalog=runtime.catalog, predictions=runtime.predictions, **values)

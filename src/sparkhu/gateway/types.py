@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio.to_thread
 import pyarrow as pa
 import strawberry
+from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 
 from sparkhu.errors import InputError
 from sparkhu.gateway import resolvers as r
+from sparkhu.gateway.auth import check_token
 from sparkhu.gateway.services import GatewayServices
 from sparkhu.storage.catalog import RunRecord, SeriesInfo
 from sparkhu.timeaxis import parse_time, to_utc
@@ -46,6 +48,18 @@ class GatewayContext:
 
 
 Info = strawberry.Info[GatewayContext, None]
+
+
+class TokenRequired(BasePermission):
+    """Mutations need ``Authorization: Bearer <gateway token>``."""
+
+    message = "a valid bearer token is required"
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        """Raise the precise AuthError instead of answering False."""
+        context = info.context
+        check_token(context.services.settings.token, context.request.headers.get("authorization"))
+        return True
 
 
 _thread = threading.local()

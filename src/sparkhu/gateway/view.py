@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio
 from cross_web import HTTPException
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 
 EXECUTORS = 16
 """GraphQL operations executing at once (worker threads); more wait their turn."""
+
+GRAPHIQL_PAGE = Path(__file__).resolve().parent.parent / "dashboard" / "static" / "graphiql" / "index.html"
+"""GraphiQL served offline: its page loads the vendored assets under ``/graphiql/``, never a CDN."""
 
 _MESSAGE_TYPES = frozenset({"connection_init", "ping", "pong", "subscribe", "complete"})
 
@@ -195,6 +199,10 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         self.settings = settings
         self.sockets: set[GatewayTransportWS] = set()
         self._executors: anyio.CapacityLimiter | None = None
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from the dashboard's vendored assets (strawberry's page loads them from a CDN)."""
+        return HTMLResponse(GRAPHIQL_PAGE.read_text(encoding="utf-8"))
 
     def executors(self) -> anyio.CapacityLimiter:
         """The worker threads operations execute in (made on first use, inside the event loop)."""

@@ -1,11 +1,11 @@
 // sparkhu dashboard, connectors page: each declared connector's state, and per task its points,
 // throughput, watermark, lag and quarantined records (GET /connectors?expand=status&expand=info);
 // pause, resume and restart with the gateway token. Plain JS, no build step.
-"use strict";
-
-(function () {
-  const $ = (id) => document.getElementById(id);
-  const TOKEN_KEY = "sparkhu.token";
+export function mount(root, page) {
+  // timers through the page, so that leaving the route stops them
+  const { setInterval, setTimeout, clearInterval, clearTimeout } = page.timers;
+  // ids within this page first (it may outlive its route: then it writes to its detached root)
+  const $ = (id) => root.querySelector(`#${CSS.escape(id)}`) || document.getElementById(id) || document.createElement("div");
   const REFRESH_MS = 2000;
 
   function showError(text) {
@@ -96,8 +96,6 @@
     }
   }
 
-  $("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
-  $("token").addEventListener("change", () => sessionStorage.setItem(TOKEN_KEY, $("token").value.trim()));
   refresh();
   setInterval(refresh, REFRESH_MS);
-})();
+}

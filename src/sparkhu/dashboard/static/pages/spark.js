@@ -1,7 +1,9 @@
 // The Spark study page: the studies in the lake through GraphQL, a table, bars and executors over time.
-(function () {
-  "use strict";
-  const $ = (id) => document.getElementById(id);
+export function mount(root, page) {
+  // timers through the page, so that leaving the route stops them
+  const { setInterval, setTimeout, clearInterval, clearTimeout } = page.timers;
+  // ids within this page first (it may outlive its route: then it writes to its detached root)
+  const $ = (id) => root.querySelector(`#${CSS.escape(id)}`) || document.getElementById(id) || document.createElement("div");
   const COLORS = ["#4ea1ff", "#ffb347", "#3ecf8e", "#ff6b6b", "#c792ea", "#f5c542", "#7fdbca", "#ff9cac"];
   const QUERY = `query { sparkStudies(limit: 50) {
     id job form input started
@@ -161,4 +163,4 @@
   }
 
   load();
-})();
+}

@@ -1,10 +1,11 @@
 // sparkhu dashboard, retention page: edit the backup and disposal policies (the original's page,
 // through its REST API GET/PUT /retention/period), and show the dry-run plan, storage by target and
 // the audit log (GraphQL). Plain JS, no build step.
-"use strict";
-
-(function () {
-  const $ = (id) => document.getElementById(id);
+export function mount(root, page) {
+  // timers through the page, so that leaving the route stops them
+  const { setInterval, setTimeout, clearInterval, clearTimeout } = page.timers;
+  // ids within this page first (it may outlive its route: then it writes to its detached root)
+  const $ = (id) => root.querySelector(`#${CSS.escape(id)}`) || document.getElementById(id) || document.createElement("div");
   const TOKEN_KEY = "sparkhu.token";
   const REFRESH_MS = 3000;
 
@@ -165,4 +166,4 @@
   }
 
   start();
-})();
+}

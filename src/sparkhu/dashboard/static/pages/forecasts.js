@@ -1,13 +1,14 @@
-// sparkhu dashboard: series list, actuals vs blended forecasts (live), latest runs.
-// Plain JS, no build step; talks to the gateway's GraphQL endpoint (queries over HTTP,
+// The forecasts page: series list, actuals vs blended forecasts (live), latest runs.
+// A page of the frame (frame.js); plain JS, no build step; talks to the gateway's GraphQL endpoint (queries over HTTP,
 // subscriptions over WebSocket with graphql-transport-ws) and falls back to polling.
-"use strict";
-
-(function () {
+export function mount(root, page) {
+  // timers through the page, so that leaving the route stops them
+  const { setInterval, setTimeout, clearInterval, clearTimeout } = page.timers;
   const POLL_MS = 1000;
   const RUNS_MS = 5000;
   const WS_RETRY_MS = 5000;
-  const $ = (id) => document.getElementById(id);
+  // ids within this page first (it may outlive its route: then it writes to its detached root)
+  const $ = (id) => root.querySelector(`#${CSS.escape(id)}`) || document.getElementById(id) || document.createElement("div");
 
   const state = {
     timezone: "UTC",
@@ -455,10 +456,6 @@
 
   // ---------- wiring -------------------------------------------------------------------
 
-  function tick() {
-    $("clock").textContent = fmtTime.format(new Date());
-  }
-
   async function main() {
     try {
       const config = await (await fetch("/api/config")).json();
@@ -468,8 +465,6 @@
     }
     makeFormatters();
     $("tz").textContent = state.timezone;
-    tick();
-    setInterval(tick, 1000);
     $("filter").addEventListener("input", renderSeriesList);
     for (const btn of document.querySelectorAll("#range button")) {
       btn.addEventListener("click", () => {
@@ -498,4 +493,5 @@
   }
 
   main();
-})();
+  return () => { state.generation += 1; stopLive(); if (state.plot) state.plot.destroy(); };
+}

@@ -1,9 +1,10 @@
 // sparkhu dashboard, lineage page: the graph of the GraphQL `lineage` query, one column per stage of
 // the data's way; a node's record and its neighbours on click. Plain JS, no build step.
-"use strict";
-
-(function () {
-  const $ = (id) => document.getElementById(id);
+export function mount(root, page) {
+  // timers through the page, so that leaving the route stops them
+  const { setInterval, setTimeout, clearInterval, clearTimeout } = page.timers;
+  // ids within this page first (it may outlive its route: then it writes to its detached root)
+  const $ = (id) => root.querySelector(`#${CSS.escape(id)}`) || document.getElementById(id) || document.createElement("div");
   const STAGES = [
     ["source", "Sources"], ["topic", "Topics"], ["dataset", "Datasets"], ["task", "Pipeline tasks"],
     ["train", "Training runs"], ["model", "Model versions"], ["forecast", "Forecasts"],
@@ -87,11 +88,11 @@
     try {
       const data = await gql(QUERY, { id: seriesId });
       draw(data.lineage);
-      document.body.dataset.ready = "true";
-      history.replaceState(null, "", `?series=${encodeURIComponent(seriesId)}`);
+      root.dataset.ready = "true"; document.body.dataset.ready = "true";
+      page.setParams(new URLSearchParams({ series: seriesId }));
     } catch (err) {
       showError(err.message);
-      document.body.dataset.ready = "true";
+      root.dataset.ready = "true"; document.body.dataset.ready = "true";
     }
   }
 
@@ -107,9 +108,9 @@
   }
 
   $("pick").addEventListener("submit", (ev) => { ev.preventDefault(); show($("series").value.trim()); });
-  const wanted = new URLSearchParams(location.search).get("series");
+  const wanted = page.params.get("series");
   fillSeries().then(() => {
     if (wanted) $("series").value = wanted;
     if ($("series").value) show($("series").value);
   });
-})();
+}
