@@ -58,10 +58,15 @@ def test_the_advisor_reads_the_pipeline_run_on_spark(demo_home: Path, tmp_path: 
     assert found, out
     wall, busy = float(found[2]), float(found[3])
     assert 0 < busy < wall
-    critical = float(re.search(r"critical path \(unlimited executors\): ([\d.]+) s of tasks", out)[1])  # type: ignore[index]
+
+    def grab(pattern: str) -> str:
+        match = re.search(pattern, out)
+        assert match, (pattern, out)
+        return match[1]
+
+    critical = float(grab(r"critical path \(unlimited executors\): ([\d.]+) s of tasks"))
     assert 0 < critical <= busy * 1.05
-    ideal = int(re.search(r"ideal executor count: (\d+)", out)[1])  # type: ignore[index]
-    assert ideal >= 1
+    assert int(grab(r"ideal executor count: (\d+)")) >= 1
     predicted = dict(
         (int(n), float(s)) for n, s in re.findall(r"(\d+) → ([\d.]+) s", out.split("predicted wall time:")[1])
     )
