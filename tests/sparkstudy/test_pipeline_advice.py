@@ -72,9 +72,9 @@ def test_the_advisor_reads_the_pipeline_run_on_spark(demo_home: Path, tmp_path: 
     )
     assert {1, 2, 4, 8} <= predicted.keys()
     # replaying the run on its own executor gives back its wall time; no count beats the time
-    # outside the tasks plus the critical path
+    # outside the tasks plus the critical path (0.2: four figures printed to 0.1 s)
     assert predicted[1] == pytest.approx(wall, rel=0.25)
-    assert min(predicted.values()) >= wall - busy + critical - 0.05
+    assert min(predicted.values()) >= wall - busy + critical - 0.2
     assert "pending executors: none" in out
     assert re.search(r"recommended: \d+ executor\(s\) × 2 core\(s\)", out)
     assert "replaying the run itself gives" in out
