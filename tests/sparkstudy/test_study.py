@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -148,7 +149,9 @@ def test_results_go_to_csv_plots_and_the_lake(study, tmp_path: Path):
     assert sum(len(t) for t in stored["timelines"].values()) == sum(len(t) for t in result.timelines.values())
 
 
-def test_cli_study_in_parallel_on_a_running_cluster(cluster, tmp_path: Path, passwords_file, capsys):
+def test_cli_study_in_parallel_on_a_running_cluster_and_its_advice_checked(
+    cluster, tmp_path: Path, passwords_file, capsys
+):
     from sparkhu.cli.main import run
     from sparkhu.config import Settings
 
@@ -162,7 +165,7 @@ def test_cli_study_in_parallel_on_a_running_cluster(cluster, tmp_path: Path, pas
     home = tmp_path / "home"
     argv = ["--home", str(home), "spark", "study", "first_char", "--grid", str(grid), "--input", str(path),
             "--form", "vectorised", "--master", cluster.uri, "--master-ui", cluster.ui, "--parallel",
-            "--out", str(tmp_path / "out")]  # fmt: skip
+            "--out", str(tmp_path / "out"), "--check-advice"]  # fmt: skip
     try:
         run(argv)
     except SystemExit as exit_info:
@@ -171,7 +174,19 @@ def test_cli_study_in_parallel_on_a_running_cluster(cluster, tmp_path: Path, pas
     assert (
         "huge: all 1 executor(s) will pend: each asks 1 cores and 4096 MB" in out and "(memory short)" in out
     )
+    # --check-advice: advice from the first finished run, the recommended setting run, both times shown
+    flat = " ".join(out.split())
+    assert "advice from the run of a:" in flat and "ideal executor count:" in flat
+    checked = re.search(
+        r"advised setting \((\d+) executor\(s\)\): predicted ([\d.]+) s, measured ([\d.]+) s", flat
+    )
+    assert checked, out
+    advised, predicted, measured = int(checked[1]), float(checked[2]), float(checked[3])
+    assert 1 <= advised <= 2  # what the two workers of one core hold
+    # the prediction keeps the first run's start-up, which varies from run to run on a shared machine
+    assert predicted > 0 and measured / 3 <= predicted <= measured * 3, (predicted, measured)
     [folder] = [p for p in (tmp_path / "out").iterdir() if (p / "runs.csv").exists()]
+    assert list((folder / "advised" / "events").iterdir())
     with (folder / "runs.csv").open() as f:
         rows = {r["setting"]: r for r in csv.DictReader(f)}
     assert rows["a"]["status"] == rows["b"]["status"] == "ok" and rows["huge"]["status"] == "will pend"

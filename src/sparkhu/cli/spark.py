@@ -202,8 +202,9 @@ def _check_advice(
 
     first = next((r for r in study.rows if r["status"] == "ok"), None)
     if first is None:
-        console.print("no finished run to advise from")
-        return
+        console.print("[red]--check-advice[/]: no finished run to advise from")
+        raise typer.Exit(1)
+    console.print(f"advice from the run of {first['setting']}:")
     advice = advisor.advise(first["event_log"], workers=workers_of(master_ui))
     for line in advice.lines():
         console.print(line)
@@ -214,8 +215,14 @@ def _check_advice(
             advice.recommended, job, form, input_uri, master=master, master_ui=master_ui,
             workdir=folder / "advised", prices=study.prices, pend_timeout_s=timeout,
         )  # fmt: skip
-    measured = row["wall_s"]
-    console.print(f"advised setting: predicted {predicted:.1f} s, measured {measured} s ({row['status']})")
+    if row["status"] != "ok":  # the advice could not be checked: the command's work failed
+        console.print(f"[red]advised setting did not finish[/]: {row['status']}: {row['reason']}")
+        raise typer.Exit(1)
+    measured = float(row["wall_s"])
+    console.print(
+        f"advised setting ({n} executor(s)): predicted {predicted:.1f} s, measured {measured:.1f} s "
+        f"({(measured - predicted) / predicted:+.0%})"
+    )
 
 
 @spark_app.command("advise")

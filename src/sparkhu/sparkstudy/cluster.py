@@ -134,6 +134,8 @@ class LocalCluster:
                             stderr=subprocess.STDOUT,
                             # one process group each: stop() ends the JVM's children too
                             start_new_session=True,
+                            # and if this process dies without stop() (killed), so does the cluster
+                            preexec_fn=_die_with_parent,
                         )
                     )
             self._await_workers()
@@ -176,6 +178,20 @@ class LocalCluster:
     def worker_states(self) -> list[WorkerState]:
         """The workers as the master reports them now."""
         return workers_of(self.ui)
+
+
+def _die_with_parent() -> None:
+    """In the child before ``exec``: SIGTERM when the process that started it dies (Linux only).
+
+    ``spark-class`` ends in ``exec java …``, and the signal survives ``exec``, so a master or
+    worker left behind by a killed study or test session stops on its own. (Linux sends it when
+    the starting *thread* ends: start a cluster from the thread that owns it.)
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:

@@ -249,4 +249,3 @@ def _row(setting: Setting, **values: Any) -> dict[str, Any]:
     )
     row.update(values)
     return row
-
