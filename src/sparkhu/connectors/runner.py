@@ -109,14 +109,16 @@ def ingest_to_lake(
     progress: Callable[[int], None] | None = None,
     update_stats: bool = True,
     checkpoint_points: int = 16_000_000,
+    checkpoint_s: float = 10.0,
 ) -> PumpStats:
     """Write ``source``'s batches straight to ``zone/dataset`` of the lake, then its watermark.
 
     The direct path of ``sparkhu ingest`` and of the file → lake benchmark. The source is read
     one batch ahead in a thread while the previous batch is written, and the points go through a
     :class:`~sparkhu.connectors.landing.Landing`: one file per partition for time-ordered input,
-    written by a thread of its own. Every ``checkpoint_points`` points, and at the end or a stop,
-    the landing commits (files written, series statistics counted once, each point once however
+    written by a thread of its own. Every ``checkpoint_points`` points or ``checkpoint_s`` seconds,
+    when the source has had nothing new for a second (a polling source waiting), and at the end or
+    a stop, the landing commits (files written, series statistics counted once, each point once however
     often it is ingested) and the watermark is saved; a crash re-reads from the last one.
     ``progress`` is called with the points taken so far after each batch.
     """
@@ -128,7 +130,8 @@ def ingest_to_lake(
     try:
         return _run(
             source, f"lake:{zone}/{dataset}", deliver, catalog, lake, dataset, stop, progress,
-            commit=landing.commit, commit_points=checkpoint_points, read_ahead=True,
+            commit=landing.commit, commit_points=checkpoint_points, commit_s=checkpoint_s,
+            read_ahead=True,
         )  # fmt: skip
     finally:
         landing.close()
@@ -146,6 +149,7 @@ def _run(
     *,
     commit: Callable[[], object] | None = None,
     commit_points: int = 0,
+    commit_s: float = float("inf"),
     read_ahead: bool = False,
 ) -> PumpStats:
     """Deliver every batch; save the watermark after each (or, with ``commit``, after the call to
@@ -180,6 +184,7 @@ def _run(
     batches: Iterator[tuple[pa.Table | None, Position | None, list[pa.Table]]] | None = None
     pending: Position | None = None  # the position of batches delivered but not committed
     pending_points = 0
+    committed_at = time.monotonic()
     saved: Mapping[str, object] | None = None
 
     def save(position: Position) -> None:
@@ -189,15 +194,16 @@ def _run(
             saved = position
 
     def checkpoint() -> None:
-        nonlocal pending, pending_points
+        nonlocal pending, pending_points, committed_at
         if pending is not None and commit is not None:
             commit()
             save(pending)
-        pending, pending_points = None, 0
+        pending, pending_points, committed_at = None, 0, time.monotonic()
 
     try:
         saved = catalog.get_watermark(source.name, key)
-        batches = _ahead(source, saved) if read_ahead else _inline(source, saved, quarantine)
+        # held points of a source that waits (a poll) are committed, not kept until its next batch
+        batches = _ahead(source, saved, idle=checkpoint) if read_ahead else _inline(source, saved, quarantine)
         for batch, position, bad in batches:
             for records in bad:
                 quarantine(records)
@@ -213,7 +219,7 @@ def _run(
                 save(position)
             else:
                 pending, pending_points = position, pending_points + batch.num_rows
-                if pending_points >= commit_points:
+                if pending_points >= commit_points or time.monotonic() - committed_at >= commit_s:
                     checkpoint()
             if batch.num_rows and progress is not None:
                 progress(stats.points)
@@ -258,8 +264,18 @@ def _inline(
 _DONE = object()
 
 
-def _ahead(source: Source, saved: Mapping[str, object] | None, depth: int = 1) -> Iterator[Item]:
+def _ahead(
+    source: Source,
+    saved: Mapping[str, object] | None,
+    depth: int = 1,
+    *,
+    idle: Callable[[], object] | None = None,
+    idle_s: float = 1.0,
+) -> Iterator[Item]:
     """The source's batches read by a thread of their own, ``depth`` batches ahead of the caller.
+
+    ``idle`` is called (in the caller's thread, between two batches) each time the source has had
+    nothing new for ``idle_s`` seconds.
 
     Parsing (pyarrow releases the GIL) then overlaps the caller's writes. Bad records travel with
     the next batch, so the caller still stores them before it; a source's error is raised here.
@@ -299,7 +315,12 @@ def _ahead(source: Source, saved: Mapping[str, object] | None, depth: int = 1) -
     thread.start()
     try:
         while True:
-            item = items.get()
+            try:
+                item = items.get(timeout=idle_s) if idle is not None else items.get()
+            except queue.Empty:
+                assert idle is not None
+                idle()
+                continue
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
