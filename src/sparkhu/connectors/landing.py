@@ -30,6 +30,7 @@ live batch is exact, since its points are then newer than the last counted one).
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -321,7 +322,9 @@ class Landing:
         earlier = self._writing.get(key)
         if earlier is not None:  # files of one partition are named in write order: one at a time
             earlier.result()
-        self._writing[key] = write = self._writer.submit(self._write_partition, parts)
+        # in the caller's context, so that the writing run (storage.writes) follows the files
+        context = contextvars.copy_context()
+        self._writing[key] = write = self._writer.submit(context.run, self._write_partition, parts)
         self._writes.append(write)
 
     def _write_partition(self, parts: list[pa.Table]) -> list[str]:

@@ -31,6 +31,7 @@ A run that sends or quarantines anything, or fails, is recorded in the catalog (
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -227,6 +228,10 @@ def _run(
                 break
         checkpoint()
     except BaseException as exc:
+        if isinstance(exc, Exception) and pending is not None:
+            # the batches delivered before a source's error are kept (a crash re-reads them instead)
+            with contextlib.suppress(Exception):
+                checkpoint()
         stats.seconds = time.perf_counter() - started
         record()
         catalog.finish_run(
