@@ -40,7 +40,8 @@ def test_a_failed_task_exits_1_naming_it_and_the_reports(capsys, fresh_home):
         "--day",
         DAY,
     )
-    out = capsys.readouterr().out.replace("\n", "")
+    captured = capsys.readouterr()  # the summary on stdout, each failure on stderr
+    out = (captured.out + captured.err).replace("\n", "")
     assert code == 1
     assert "failed: 2 task-day(s)" in out
     assert f"dedup {DAY} failed: cannot write {blocker}" in out
