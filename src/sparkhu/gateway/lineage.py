@@ -14,12 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 
 from sparkhu.errors import InputError
-from sparkhu.gateway.auth import check_token
-from sparkhu.gateway.types import Info, Series, call
+from sparkhu.gateway.types import Info, Series, TokenRequired, call
 from sparkhu.metadata.lineage import LineageGraph, lineage
 
 __all__ = ["LineageQuery", "MetadataMutation"]
@@ -133,22 +131,10 @@ class LineageQuery:
         ]
 
 
-class MetadataTokenRequired(BasePermission):
-    """Metadata edits need ``Authorization: Bearer <gateway token>``."""
-
-    message = "a valid bearer token is required"
-
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        """Raise the precise AuthError instead of answering False."""
-        context = info.context
-        check_token(context.services.settings.token, context.request.headers.get("authorization"))
-        return True
-
-
 @strawberry.type
 class MetadataMutation:
     @strawberry.mutation(
-        description="Set (or, null, clear) a series' description.", permission_classes=[MetadataTokenRequired]
+        description="Set (or, null, clear) a series' description.", permission_classes=[TokenRequired]
     )
     async def describe_series(self, info: Info, series_id: str, description: str | None) -> Series:
         catalog = info.context.services.catalog
@@ -157,7 +143,7 @@ class MetadataMutation:
 
     @strawberry.mutation(
         description="Add or change tags (an object) and remove tag keys of a series.",
-        permission_classes=[MetadataTokenRequired],
+        permission_classes=[TokenRequired],
     )
     async def tag_series(
         self, info: Info, series_id: str, tags: JSON | None = None, remove: list[str] | None = None

@@ -23,7 +23,7 @@ from strawberry.scalars import JSON
 
 from sparkhu.gateway import operator as op
 from sparkhu.gateway import resolvers as r
-from sparkhu.gateway.types import Info, TokenRequired, call, floats
+from sparkhu.gateway.types import Info, TokenRequired, actor, call, floats
 
 
 @strawberry.type(description="Values in time buckets (columns), each bucket named by its start.")
@@ -327,11 +327,6 @@ class OperatorQuery:
         ]
 
 
-def _actor(info: Info) -> str:
-    request = info.context.request
-    return f"token@{request.client.host}" if request.client else "token"
-
-
 @strawberry.type
 class OperatorMutation:
     @strawberry.mutation(
@@ -339,5 +334,5 @@ class OperatorMutation:
         permission_classes=[TokenRequired],
     )
     async def rerun_task_day(self, info: Info, name: str, day: date) -> Rerun:
-        status = await call(op.rerun, info.context.services, name, day, _actor(info))
+        status = await call(op.rerun, info.context.services, name, day, actor(info))
         return Rerun(name=name, day=day, status=status)

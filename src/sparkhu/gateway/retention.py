@@ -24,13 +24,12 @@ import strawberry
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 
 from sparkhu.errors import AuthError, GatewayError, InputError, SparkhuError
 from sparkhu.gateway.auth import check_token
 from sparkhu.gateway.errors import error_response
-from sparkhu.gateway.types import Info, call
+from sparkhu.gateway.types import Info, TokenRequired, actor, call
 from sparkhu.retention import archive, periods, policies
 from sparkhu.retention.apply import apply_plan, run, trash_runs, undo
 from sparkhu.retention.context import RetentionContext
@@ -242,67 +241,50 @@ class RetentionQuery:
         return JSON(await call(trash_runs, _ctx(info.context.services)))
 
 
-class RetentionTokenRequired(BasePermission):
-    """Retention mutations need ``Authorization: Bearer <gateway token>``."""
-
-    message = "a valid bearer token is required"
-
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        """Raise the precise AuthError instead of answering False."""
-        context = info.context
-        check_token(context.services.settings.token, context.request.headers.get("authorization"))
-        return True
-
-
 def _fields(value: object, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError("expected an object of fields", field=name)
     return value
 
 
-def _actor(info: Info) -> str:
-    request = info.context.request
-    return f"token@{request.client.host}" if request.client else "token"
-
-
 @strawberry.type
 class RetentionMutation:
     @strawberry.mutation(
         description="Set (store) a retention policy; fields as in sparkhu.toml.",
-        permission_classes=[RetentionTokenRequired],
+        permission_classes=[TokenRequired],
     )
     async def set_retention_policy(self, info: Info, policy: JSON) -> RetentionPolicy:
         ctx = _ctx(info.context.services)
         return RetentionPolicy.of(
-            await call(lambda: policies.set_policy(ctx, _fields(policy, "policy"), actor=_actor(info)))
+            await call(lambda: policies.set_policy(ctx, _fields(policy, "policy"), actor=actor(info)))
         )
 
     @strawberry.mutation(
-        description="Delete a stored retention policy.", permission_classes=[RetentionTokenRequired]
+        description="Delete a stored retention policy.", permission_classes=[TokenRequired]
     )
     async def delete_retention_policy(self, info: Info, name: str) -> bool:
         ctx = _ctx(info.context.services)
-        await call(lambda: policies.delete_policy(ctx, name, actor=_actor(info)))
+        await call(lambda: policies.delete_policy(ctx, name, actor=actor(info)))
         return True
 
-    @strawberry.mutation(description="Place a legal hold.", permission_classes=[RetentionTokenRequired])
+    @strawberry.mutation(description="Place a legal hold.", permission_classes=[TokenRequired])
     async def set_legal_hold(self, info: Info, hold: JSON) -> LegalHold:
         ctx = _ctx(info.context.services)
-        placed = await call(lambda: policies.set_hold(ctx, _fields(hold, "hold"), actor=_actor(info)))
+        placed = await call(lambda: policies.set_hold(ctx, _fields(hold, "hold"), actor=actor(info)))
         return LegalHold(**placed.model_dump())
 
-    @strawberry.mutation(description="Lift a legal hold.", permission_classes=[RetentionTokenRequired])
+    @strawberry.mutation(description="Lift a legal hold.", permission_classes=[TokenRequired])
     async def release_legal_hold(self, info: Info, name: str) -> bool:
         ctx = _ctx(info.context.services)
-        await call(lambda: policies.release_hold(ctx, name, actor=_actor(info)))
+        await call(lambda: policies.release_hold(ctx, name, actor=actor(info)))
         return True
 
     @strawberry.mutation(
-        description="Execute a stored plan exactly.", permission_classes=[RetentionTokenRequired]
+        description="Execute a stored plan exactly.", permission_classes=[TokenRequired]
     )
     async def apply_retention_plan(self, info: Info, plan_id: str) -> RetentionRun:
         ctx = _ctx(info.context.services)
-        result = await call(lambda: apply_plan(ctx, load_plan(ctx, plan_id), actor=_actor(info)))
+        result = await call(lambda: apply_plan(ctx, load_plan(ctx, plan_id), actor=actor(info)))
         return RetentionRun(
             run_id=result.run_id,
             plan_id=result.plan_id,
@@ -315,16 +297,16 @@ class RetentionMutation:
 
     @strawberry.mutation(
         description="Bring back the files a run deleted (soft-delete window).",
-        permission_classes=[RetentionTokenRequired],
+        permission_classes=[TokenRequired],
     )
     async def undo_retention_run(self, info: Info, run_id: str) -> int:
         ctx = _ctx(info.context.services)
-        return await call(lambda: undo(ctx, run_id, actor=_actor(info)))
+        return await call(lambda: undo(ctx, run_id, actor=actor(info)))
 
     @strawberry.mutation(
         description="Restore archived rows of a zone/dataset into the lake; returns rows.",
-        permission_classes=[RetentionTokenRequired],
+        permission_classes=[TokenRequired],
     )
     async def restore_archive(self, info: Info, zone: str | None = None, dataset: str | None = None) -> float:
         ctx = _ctx(info.context.services)
-        return (await call(lambda: archive.restore(ctx, zone=zone, dataset=dataset, actor=_actor(info))))[1]
+        return (await call(lambda: archive.restore(ctx, zone=zone, dataset=dataset, actor=actor(info))))[1]

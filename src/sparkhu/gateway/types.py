@@ -62,6 +62,12 @@ class TokenRequired(BasePermission):
         return True
 
 
+def actor(info: Info) -> str:
+    """Who made a token-guarded change, for the audit log: the token and the client's address."""
+    request = info.context.request
+    return f"token@{request.client.host}" if request.client else "token"
+
+
 _thread = threading.local()
 
 
