@@ -12,14 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import re
-import statistics
 from pathlib import Path
 
 import pytest
 
 from sparkhu.sparkstudy import report
 from sparkhu.sparkstudy.advisor import advise, observed_busy, simulate
-from sparkhu.sparkstudy.eventlog import read_eventlog
+from sparkhu.sparkstudy.eventlog import AppLog, read_eventlog
 from sparkhu.sparkstudy.settings import Setting, grid_from_dict, placement
 from sparkhu.sparkstudy.study import Study, run_setting, run_study
 from sparkhu.sparkstudy.textgen import generate
@@ -30,8 +29,10 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
 # Predicted vs measured seconds of tasks at two executors. The replay predicts the schedule
 # from the tasks' durations; on a shared two-core machine each task of the two-executor run may
 # also run slower (the cores are not really free), which no replay can know. So the measured
-# slowdown of a task (median duration, two executors over one) is applied to the prediction,
-# and the schedule must then come within TOLERANCE of the measured task time.
+# slowdown (the tasks' total time, two executors over one) is applied to the prediction, and the
+# schedule must then come within TOLERANCE of the measured task time. The total, not the median
+# task: a schedule's length scales with the sum of its tasks, and under load the many short
+# tasks slow down far more than the long ones that make up most of the time.
 TOLERANCE = 0.35
 
 GRID = {
@@ -106,9 +107,7 @@ def test_the_advisor_predicts_the_two_executor_run(study):
     rows = {r["setting"]: r for r in study[0].rows}
     one, two = read_eventlog(rows["one"]["event_log"]), read_eventlog(rows["two"]["event_log"])
     predicted, measured = simulate(one, 2, 1), observed_busy(two)
-    slowdown = statistics.median(t.duration_ms for t in two.tasks) / statistics.median(
-        t.duration_ms for t in one.tasks
-    )
+    slowdown = _task_seconds(two) / _task_seconds(one)
     assert abs(predicted * slowdown - measured) <= TOLERANCE * measured, (predicted, slowdown, measured)
     # the replay of a run on its own executors comes close to what it measured
     assert simulate(one, 1, 1) == pytest.approx(observed_busy(one), rel=0.25)
@@ -196,3 +195,7 @@ def test_cli_study_in_parallel_on_a_running_cluster_and_its_advice_checked(
     settings = Settings.load(toml_path=None, env={"SPARKHU_HOME": str(home)})
     [stored] = report.read_studies(Lake(settings.storage.lake))
     assert stored["id"] == folder.name and len(stored["runs"]) == 3
+
+
+def _task_seconds(app: AppLog) -> float:
+    return sum(t.duration_ms for t in app.tasks if not t.failed) / 1000
