@@ -60,7 +60,7 @@ def test_sources_from_toml(tmp_path: Path):
             {"SPARKHU_STORAGE__LAKE": "s3:bucket"},
             r"SPARKHU_STORAGE__LAKE: storage.lake: expected a folder",
         ),
-        ("[storage]\nlake = 'ftp://host/lake'\n", {}, r"storage.lake: unknown URI scheme 'ftp'"),
+        ("[storage]\nlake = 'nosuch://host/lake'\n", {}, r"storage.lake: unknown URI scheme 'nosuch'"),
         ("[storage]\nlake = 's3://'\n", {}, r"storage.lake: the URI names no bucket or folder"),
         ("[gateway\nport=1", {}, r"sparkhu.toml: not valid TOML"),
         ("[forecast]\nalpha = 1.5\n", {}, r"forecast.alpha"),

@@ -60,8 +60,17 @@ class _Section(BaseModel):
 
 LAKE_SCHEMES = ("file", "local", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "mock")
 """URI schemes of a lake root that pyarrow's filesystems serve (``storage.lake``); plug-ins add theirs
-to the ``sparkhu.filesystems`` entry point group."""
+to the ``sparkhu.filesystems`` entry point group; any other scheme fsspec knows is opened through it."""
 _LAKE_FORMS = "a folder path or a URI such as file:///srv/lake or s3://bucket/lake"
+
+
+def fsspec_schemes() -> frozenset[str]:
+    """URI schemes fsspec can open (its built-in and registered implementations); empty without fsspec."""
+    try:
+        from fsspec.registry import known_implementations, registry
+    except ImportError:
+        return frozenset()
+    return frozenset({*known_implementations, *registry})
 
 
 class StorageSettings(_Section):
@@ -79,9 +88,10 @@ class StorageSettings(_Section):
         if "://" in root:
             scheme, _, rest = root.partition("://")
             known = {*LAKE_SCHEMES, *entry_point_names("sparkhu.filesystems")}
-            if scheme not in known:
+            if scheme not in known and scheme not in fsspec_schemes():
                 raise ValueError(
-                    f"unknown URI scheme {scheme!r}; expected {_LAKE_FORMS} ({', '.join(sorted(known))})"
+                    f"unknown URI scheme {scheme!r}; expected {_LAKE_FORMS} "
+                    f"({', '.join(sorted(known))}, or a scheme of an installed fsspec implementation)"
                 )
             if not rest.strip("/"):
                 raise ValueError(f"the URI names no bucket or folder; expected {_LAKE_FORMS}")

@@ -69,6 +69,27 @@ def test_embedded_gives_the_generators_answers_across_blocks(passwords_file):
     )
 
 
+def test_embedded_reads_any_fsspec_uri(tmp_path: Path):
+    """A scheme pyarrow has no filesystem for (fsspec's ``memory``) is read through fsspec."""
+    import fsspec
+
+    local = tmp_path / "tricky.txt"
+    write_tricky(local, crlf=True)
+    uri = "memory://sparkhu-test/tricky.txt"
+    with fsspec.open(uri, "wb") as f:
+        f.write(local.read_bytes())
+    try:
+        assert run_embedded("passwords", uri).counts == run_embedded("passwords", str(local)).counts
+        assert (
+            run_embedded("first_char", uri, block_bytes=16).counts
+            == run_embedded("first_char", str(local)).counts
+        )
+    finally:
+        fsspec.filesystem("memory").rm("/sparkhu-test", recursive=True)
+    with pytest.raises(InputError, match=r"input: cannot open nosuch://x/p.txt: unknown URI scheme 'nosuch'"):
+        run_embedded("passwords", "nosuch://x/p.txt")
+
+
 def test_generator_is_deterministic_and_sized(tmp_path: Path):
     a, b, c = (tmp_path / n for n in "abc")
     sa, sb, _ = generate(a, 50_000, seed=1), generate(b, 50_000, seed=1), generate(c, 50_000, seed=2)
@@ -124,6 +145,17 @@ def test_spark_forms_give_the_same_counts(session, passwords_file, tmp_path: Pat
             got = run_spark(session, "first_char", form, uri).counts
             assert got == dict(sorted(firsts.items())), (uri, form, json.dumps(got))
         assert run_embedded("passwords", uri).counts == {"strong": strong}
+    import fsspec
+
+    with fsspec.open("memory://sparkhu-spark/p.txt", "wb") as f:
+        f.write(b"Tr0ub4dor&3x\n")
+    try:  # Spark cannot read what only fsspec serves: said before any job starts
+        with pytest.raises(
+            InputError, match="Spark reads through Hadoop filesystems, and memory:// is served"
+        ):
+            run_spark(session, "passwords", "vectorised", "memory://sparkhu-spark/p.txt")
+    finally:
+        fsspec.filesystem("memory").rm("/sparkhu-spark", recursive=True)
 
 
 def test_punctuation_class_is_string_punctuation():

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from sparkhu.errors import ConfigError, NotFoundError, StorageError
 from sparkhu.retention.context import RetentionContext
-from sparkhu.storage.lake import FILESYSTEMS
+from sparkhu.storage.lake import open_filesystem
 from sparkhu.timeaxis import to_us
 
 MANIFESTS = "_manifests"
@@ -45,11 +45,8 @@ class ArchiveRoot:
     def open(cls, uri: str) -> ArchiveRoot:
         """Open ``uri`` (a folder or a URI with a registered scheme); ConfigError naming it otherwise."""
         try:
-            if "://" in uri:
-                fs, base = FILESYSTEMS.get(uri.split("://", 1)[0])(uri)
-            else:
-                fs, base = pafs.LocalFileSystem(), os.path.abspath(uri)
-        except (OSError, pa.ArrowException, ValueError) as exc:
+            fs, base = open_filesystem(uri)
+        except (OSError, pa.ArrowException, ValueError, ConfigError) as exc:
             raise ConfigError(f"[retention] archive: cannot open {uri!r}: {exc}") from exc
         return cls(uri, fs, base.rstrip("/") or "/")
 

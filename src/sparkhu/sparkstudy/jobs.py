@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from sparkhu.errors import InputError, NotFoundError
+from sparkhu.errors import ConfigError, InputError, NotFoundError
 from sparkhu.sparkstudy.words import (
     DIGIT_RE,
     LOWER_RE,
@@ -48,6 +48,7 @@ from sparkhu.sparkstudy.words import (
     dictionary_table,
     is_strong,
 )
+from sparkhu.storage.lake import FILESYSTEMS, open_filesystem
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -354,12 +355,10 @@ def _not_words(
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        try:
-            return pafs.FileSystem.from_uri(uri)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-            raise InputError(f"cannot open {uri}: {exc}", field="input") from exc
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
+    try:
+        return open_filesystem(uri)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, ConfigError) as exc:
+        raise InputError(f"cannot open {uri}: {exc}", field="input") from exc
 
 
 # ---------------------------------------------------------------------- the Spark forms
@@ -405,4 +404,13 @@ def _first_char(line: str) -> str:
 
 
 def _spark_path(uri: str) -> str:
-    return uri if "://" in uri else "file://" + os.path.abspath(uri)
+    if "://" not in uri:
+        return "file://" + os.path.abspath(uri)
+    scheme = uri.split("://", 1)[0]
+    if scheme not in FILESYSTEMS:  # a scheme only fsspec serves: Spark's readers are Hadoop's
+        raise InputError(
+            f"{uri}: Spark reads through Hadoop filesystems, and {scheme}:// is served by fsspec only; "
+            "run the embedded form on it, or give Spark a Hadoop URI (file://, hdfs://, s3a://...)",
+            field="input",
+        )
+    return uri

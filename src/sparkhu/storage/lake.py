@@ -37,7 +37,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sparkhu.config import LAKE_SCHEMES
+from sparkhu.config import LAKE_SCHEMES, fsspec_schemes
 from sparkhu.errors import ConfigError, LakeError
 from sparkhu.plugins import Registry
 from sparkhu.series import QUARANTINE_SCHEMA, empty_points
@@ -88,6 +88,44 @@ entry point of the ``sparkhu.filesystems`` group."""
 
 for _scheme in LAKE_SCHEMES:
     FILESYSTEMS.register(_scheme, pafs.FileSystem.from_uri)
+
+
+def open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of ``uri`` and the path inside it.
+
+    A plain path is a local one. A URI's scheme is looked up in :data:`FILESYSTEMS` (pyarrow's
+    own, then plug-ins'); a scheme only fsspec knows (``memory``, ``sftp``, ``http``...) is
+    opened through fsspec, wrapped for pyarrow. An unknown scheme, or one whose fsspec package is
+    not installed, raises :class:`ConfigError` naming it.
+
+    >>> fs, path = open_filesystem("memory://study/p.txt")
+    >>> fs.type_name, path
+    ('py::fsspec+memory', '/study/p.txt')
+    >>> try:
+    ...     open_filesystem("nosuch://x")
+    ... except ConfigError as exc:
+    ...     print(str(exc).split(";")[0])
+    unknown URI scheme 'nosuch' in 'nosuch://x'
+    """
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    scheme = uri.split("://", 1)[0]
+    if scheme in FILESYSTEMS:
+        return FILESYSTEMS.get(scheme)(uri)
+    if scheme not in fsspec_schemes():
+        known = ", ".join(FILESYSTEMS.keys())
+        raise ConfigError(
+            f"unknown URI scheme {scheme!r} in {uri!r}; "
+            f"known: {known}, or a scheme of an installed fsspec implementation"
+        )
+    import fsspec.core
+
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except ImportError as exc:  # the scheme's own package (gcsfs, sshfs...) is missing
+        raise ConfigError(f"cannot open {uri!r}: {exc}") from exc
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
 
 _DATASET_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MAX_CANDIDATES = 1024  # a bounded read probes at most this many partition dirs, else it walks
@@ -188,8 +226,7 @@ class Lake:
             self._fs, base = filesystem, root
         elif "://" in root:
             try:
-                opener = FILESYSTEMS.get(root.split("://", 1)[0])
-                self._fs, base = opener(root)
+                self._fs, base = open_filesystem(root)
             except (*_ARROW_ERRORS, ValueError, ConfigError) as exc:
                 raise LakeError(f"cannot open lake root {root!r}: {exc}") from exc
         else:
