@@ -17,6 +17,7 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -234,4 +235,26 @@ def run(scale: float) -> list[Result]:
                     peer=f"setting {base_name}", ratio=base / row["wall_s"] if base else None,
                 )
             )  # fmt: skip
+        results += _advisor_rows(study.rows)
     return results
+
+
+def _advisor_rows(rows: list[dict[str, Any]]) -> list[Result]:
+    """The advisor's prediction of the 2x1c run from the 1x1c run's event log, against 2x1c's measure."""
+    from sparkhu.sparkstudy.advisor import advise, observed_busy, simulate
+    from sparkhu.sparkstudy.eventlog import read_eventlog
+
+    by_name = {r["setting"]: r for r in rows if r["status"] == "ok"}
+    if "1x1c" not in by_name or "2x1c" not in by_name:
+        return []
+    one, two = read_eventlog(by_name["1x1c"]["event_log"]), read_eventlog(by_name["2x1c"]["event_log"])
+    predicted_wall, measured_wall = advise(one, counts=[2]).predicted_wall(2), by_name["2x1c"]["wall_s"]
+    predicted_busy, measured_busy = simulate(one, 2, 1), observed_busy(two)
+    return [
+        Result(
+            BENCH, "advisor: 2x1c wall predicted from 1x1c", predicted_wall, "s",
+            detail=f"measured {measured_wall:,.1f} s; error {predicted_wall / measured_wall - 1:+.0%}; "
+            f"tasks' time predicted {predicted_busy:,.1f} s, measured {measured_busy:,.1f} s "
+            f"({predicted_busy / measured_busy - 1:+.0%})",
+        )
+    ]  # fmt: skip
