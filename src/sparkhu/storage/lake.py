@@ -61,7 +61,7 @@ from sparkhu.storage._parquet import (
     walk_partitions,
     write_atomic,
 )
-from sparkhu.storage.writes import WriteListener, partition_writes
+from sparkhu.storage.writes import WriteListener, partition_writes, tell
 from sparkhu.timeaxis import TS_TYPE, to_us
 
 BUCKET_SCHEMA = pa.schema(
@@ -312,8 +312,8 @@ class Lake:
         else:
             with ThreadPoolExecutor(min(self._threads, len(jobs))) as pool:
                 written = list(pool.map(one, jobs))
-        if self.on_write is not None and written:  # the catalog's record of partitions: one call per write
-            self.on_write(partition_writes(self._fs, where, jobs, written, replaced=replaced))
+        if self.on_write is not None and written:  # the catalog's record: one call per write (or batch)
+            tell(self.on_write, partition_writes(self._fs, where, jobs, written, replaced=replaced))
         return written
 
     # ---------------------------------------------------------------- reading
