@@ -146,7 +146,9 @@ def test_a_landing_records_its_partitions_in_one_catalog_call_per_commit(tmp_pat
             assert calls == [3]  # one call for the three partitions of every file
         finally:
             landing.close()
-        recorded = {p["key"]: (p["files"], p["rows"], p["bytes"]) for p in catalog.list_partitions("raw", "m")}
+        recorded = {
+            p["key"]: (p["files"], p["rows"], p["bytes"]) for p in catalog.list_partitions("raw", "m")
+        }
     assert calls == [3]
     assert recorded == {p.key: (p.files, p.rows, p.bytes) for p in lake.partitions("raw", "m")}
 

@@ -127,7 +127,9 @@ def test_chunks_gather_several_messages_up_to_max_points(bus: SqliteBus, lake: L
 
 def test_a_chunk_and_its_quarantine_are_recorded_in_one_catalog_call(bus: SqliteBus, tmp_path: Path) -> None:
     told: list[list[tuple[str, str]]] = []
-    lake = Lake(str(tmp_path / "lake"), on_write=lambda writes: told.append([(w.zone, w.key) for w in writes]))
+    lake = Lake(
+        str(tmp_path / "lake"), on_write=lambda writes: told.append([(w.zone, w.key) for w in writes])
+    )
     bus.create_topic(TOPIC, 1)
     publish_points(bus, TOPIC, meters(n_series=2, per_series=2_000), max_rows=1_000)  # three days
     bus.produce(TOPIC, [(b"k", b"not a batch")])

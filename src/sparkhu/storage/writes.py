@@ -178,6 +178,20 @@ def writing_run(run_id: str | None) -> Iterator[None]:
         _WRITING_RUN.reset(token)
 
 
+def time_range(table: pa.Table) -> tuple[int | None, int | None]:
+    """The first and last time (µs, UTC) of a table's ``ts`` (or ``quarantined_at``); Nones if none.
+
+    >>> from sparkhu.series import points
+    >>> time_range(points("a/b/c", [5, 60_000_000], [1.0, 2.0]))
+    (0, 60000000)
+    """
+    column = next((c for c in TIME_COLUMNS if c in table.column_names), None)
+    if column is None or not table.num_rows:
+        return None, None
+    bounds = pc.min_max(table.column(column).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()))
+    return bounds["min"].as_py(), bounds["max"].as_py()
+
+
 def partition_writes(
     fs: pafs.FileSystem,
     where: str,
@@ -193,11 +207,7 @@ def partition_writes(
     sizes = fs.get_file_info(list(paths))
     out = []
     for (part_dir, table), info in zip(jobs, sizes, strict=True):
-        first = last = None
-        column = next((c for c in TIME_COLUMNS if c in table.column_names), None)
-        if column is not None and table.num_rows:
-            bounds = pc.min_max(table.column(column).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()))
-            first, last = bounds["min"].as_py(), bounds["max"].as_py()
+        first, last = time_range(table)
         key = part_dir[len(where) :].strip("/")
         out.append(
             PartitionWrite(

@@ -81,8 +81,9 @@ class MetadataStore:
         put = put.on_conflict_do_update(
             index_elements=["zone", "dataset", "key"],
             set_={
-                k: put.excluded[k]
-                for k in ("files", "rows", "bytes", "first_ts", "last_ts", "run_id", "updated_at")
+                **{k: put.excluded[k] for k in ("files", "rows", "bytes", "run_id", "updated_at")},
+                # a replace that does not know the range (retention's, beside files written since) keeps it
+                **{k: sa.func.coalesce(put.excluded[k], p.c[k]) for k in ("first_ts", "last_ts")},
             },
         )
         label = ", ".join(f"{z}/{d}" for z, d in datasets)
@@ -603,7 +604,7 @@ def _retention_actions(conn: Connection, names: Sequence[str], series_id: str) -
         sa.select(a)
         .where(
             sa.or_(a.c.target.like(like(stem), escape="\\"), a.c.target.like(like(series_id), escape="\\")),
-            a.c.action.notin_(["run.start", "run.finish"]),
+            a.c.action.notin_(["run.start", "run.finish", "skip"]),  # actions applied
         )
         .order_by(a.c.id.desc())
     )
