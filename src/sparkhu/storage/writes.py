@@ -183,7 +183,7 @@ def time_range(table: pa.Table) -> tuple[int | None, int | None]:
 
     >>> from sparkhu.series import points
     >>> time_range(points("a/b/c", [5, 60_000_000], [1.0, 2.0]))
-    (0, 60000000)
+    (5, 60000000)
     """
     column = next((c for c in TIME_COLUMNS if c in table.column_names), None)
     if column is None or not table.num_rows:
