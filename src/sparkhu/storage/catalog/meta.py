@@ -414,12 +414,25 @@ class MetadataStore:
         with write_tx(self._engine, f"linking the models of run {run_id!r} to feature view {name!r}") as conn:
             return conn.execute(stmt).rowcount
 
+    def link_model_series(self, name: str, version: str, series_ids: Sequence[str]) -> None:
+        """Record that model ``name`` ``version`` (a global model) was trained on ``series_ids``: it is
+        in the lineage of each of them."""
+        check_text(name, "model name")
+        check_text(version, "model version")
+        ms = schema.model_series
+        rows = [{"name": name, "version": version, "series_id": sid} for sid in sorted(set(series_ids))]
+        with write_tx(self._engine, f"linking model {name} {version} to {len(rows)} series") as conn:
+            conn.execute(sa.delete(ms).where(ms.c.name == name, ms.c.version == version))
+            if rows:
+                conn.execute(sa.insert(ms), rows)
+
     # ------------------------------------------------------------------ lineage
     def lineage_facts(self, series_id: str) -> dict[str, Any]:
         """Everything the catalog knows of where ``series_id`` comes from and what was made of it, in a
         few indexed queries: the series, its sources and watermarks, the newest run record of each
         name for the series and for its dataset's pipeline tasks (with how many there are), the
-        datasets those read and wrote (with totals), model versions and the runs that made them,
+        datasets those read and wrote (with totals), model versions (its own, and the global ones trained
+        on it) and the runs that made them,
         forecasts by model, retention actions on its datasets, declared upstream and downstream series.
         :class:`~sparkhu.errors.NotFoundError` for an unknown series."""
         sid = SeriesId.parse(series_id)
@@ -439,12 +452,17 @@ class MetadataStore:
             facts["task_runs"] = _newest_runs(
                 conn, r.c.kind == "pipeline", r.c.name >= raw + "/", r.c.name < raw + "0"
             )
-            models = [
-                dict(x)
-                for x in conn.execute(
-                    sa.select(m).where(m.c.series_id == series_id).order_by(m.c.created_at)
-                ).mappings()
-            ]
+            ms = schema.model_series
+            own = sa.select(m).where(m.c.series_id == series_id)  # the series' own models
+            shared = (  # global models trained on it among others
+                sa.select(m)
+                .join(ms, sa.and_(ms.c.name == m.c.name, ms.c.version == m.c.version))
+                .where(ms.c.series_id == series_id)
+            )
+            models = sorted(
+                (dict(x) for x in conn.execute(sa.union_all(own, shared)).mappings()),
+                key=lambda x: (x["created_at"], x["name"], x["version"]),
+            )
             train_ids = sorted({x["run_id"] for x in models if x["run_id"]})
             facts["models"] = models
             facts["train_runs"] = [
