@@ -564,21 +564,13 @@ class _LineageQueries:
     models: Any
     runs_by_id: Any
     forecasts: Any
-    totals: Any
-    retention: Any
     links: Any
 
 
 @functools.cache
 def _lineage_queries() -> _LineageQueries:
     s, r, m, ms = schema.series, schema.runs, schema.models, schema.model_series
-    src, w, fr, p, a = (
-        schema.sources,
-        schema.watermarks,
-        schema.forecasts_raw,
-        schema.partitions,
-        schema.audit_log,
-    )
+    src, w, fr = schema.sources, schema.watermarks, schema.forecasts_raw
     links = schema.series_links
     sid: Any = sa.bindparam("sid")
     own = sa.select(m).where(m.c.series_id == sid)  # the series' own models
@@ -619,29 +611,9 @@ def _lineage_queries() -> _LineageQueries:
         .where(fr.c.series_id == sid)
         .group_by(fr.c.model)
         .order_by(fr.c.model),
-        totals=sa.select(
-            sa.func.count().label("partitions"),
-            sa.func.sum(p.c.files).label("files"),
-            sa.func.sum(p.c.rows).label("rows"),
-            sa.func.sum(p.c.bytes).label("bytes"),
-            sa.func.min(p.c.first_ts).label("first_ts"),
-            sa.func.max(p.c.last_ts).label("last_ts"),
-            sa.func.max(p.c.updated_at).label("updated_at"),
-        ).where(p.c.zone == sa.bindparam("zone"), p.c.dataset == sa.bindparam("dataset")),
-        # a dataset's entries (its name, or below it) or the series': ranges of the target index
-        retention=sa.select(a)
-        .where(
-            sa.or_(
-                a.c.target == sa.bindparam("exact"),
-                sa.and_(a.c.target >= sa.bindparam("lo"), a.c.target < sa.bindparam("hi")),
-            ),
-            a.c.action.notin_(["run.start", "run.finish", "skip"]),  # the actions applied
-        )
-        .order_by(a.c.id.desc())
-        .limit(LINEAGE_RUNS),
         links=sa.union_all(
-            sa.select(sa.literal("up"), links.c.upstream_id).where(links.c.series_id == sid),
-            sa.select(sa.literal("down"), links.c.series_id).where(links.c.upstream_id == sid),
+            sa.select(sa.literal_column("'up'"), links.c.upstream_id).where(links.c.series_id == sid),
+            sa.select(sa.literal_column("'down'"), links.c.series_id).where(links.c.upstream_id == sid),
         ),
     )
 
@@ -662,31 +634,70 @@ def _dataset_row(row: Any) -> dict[str, Any]:
 
 def _dataset_totals(conn: Connection, names: Sequence[str]) -> list[dict[str, Any]]:
     """Totals of the recorded datasets among ``zone/dataset`` ``names`` (unrecorded ones are left out):
-    one primary-key range per dataset."""
-    q = _lineage_queries()
-    out = []
-    for name in sorted(names):
-        zone, sep, dataset = name.partition("/")
-        if not sep:
-            continue
-        row = conn.execute(q.totals, {"zone": zone, "dataset": dataset}).mappings().one()
-        if row["partitions"]:
-            out.append(_dataset_row({**row, "zone": zone, "dataset": dataset}))
-    return out
+    one statement, a primary-key range per dataset."""
+    pairs = [tuple(name.split("/", 1)) for name in sorted(set(names)) if "/" in name]
+    if not pairs:
+        return []
+    params = {
+        f"{k}{i}": v for i, pair in enumerate(pairs) for k, v in zip(("zone", "dataset"), pair, strict=True)
+    }
+    rows = conn.execute(_totals_query(len(pairs)), params).mappings()
+    return [
+        _dataset_row({**row, "zone": pairs[row["n"]][0], "dataset": pairs[row["n"]][1]})
+        for row in rows
+        if row["partitions"]
+    ]
+
+
+@functools.cache
+def _totals_query(n: int) -> Any:
+    """The totals of ``n`` datasets (parameters ``zone<i>``, ``dataset<i>``), one row each, in order."""
+    p = schema.partitions
+
+    def one(i: int) -> Any:
+        zone: Any = sa.bindparam(f"zone{i}")
+        dataset: Any = sa.bindparam(f"dataset{i}")
+        return sa.select(
+            sa.literal_column(str(i)).label("n"),  # no parameter in a select list: PostgreSQL types them
+            sa.func.count().label("partitions"),
+            sa.func.sum(p.c.files).label("files"),
+            sa.func.sum(p.c.rows).label("rows"),
+            sa.func.sum(p.c.bytes).label("bytes"),
+            sa.func.min(p.c.first_ts).label("first_ts"),
+            sa.func.max(p.c.last_ts).label("last_ts"),
+            sa.func.max(p.c.updated_at).label("updated_at"),
+        ).where(p.c.zone == zone, p.c.dataset == dataset)
+
+    union = sa.union_all(*(one(i) for i in range(n))).subquery()
+    return sa.select(union).order_by(union.c.n)
 
 
 def _retention_actions(conn: Connection, names: Sequence[str], series_id: str) -> list[dict[str, Any]]:
     """The newest retention actions applied (audit entries) to the datasets ``names`` (the dataset or
-    a partition of it) or to the series: a range of the target index each."""
-    q = _lineage_queries()
-    found: dict[int, dict[str, Any]] = {}
-    for name in names:
-        for row in conn.execute(q.retention, {"exact": name, "lo": name + "/", "hi": name + "0"}).mappings():
-            found[row["id"]] = dict(row)
-    for row in conn.execute(q.retention, {"exact": series_id, "lo": "", "hi": ""}).mappings():
-        found[row["id"]] = dict(row)
-    newest = sorted(found.values(), key=lambda row: row["id"], reverse=True)[:LINEAGE_RUNS]
-    return [{**row, "at": from_us(row["at"])} for row in newest]
+    a partition of it) or to the series: one statement, ranges of the target index."""
+    names = sorted(set(names))
+    params: dict[str, Any] = {"sid": series_id}
+    for i, name in enumerate(names):
+        params.update({f"exact{i}": name, f"lo{i}": name + "/", f"hi{i}": name + "0"})
+    rows = conn.execute(_retention_query(len(names)), params).mappings()
+    return [{**row, "at": from_us(row["at"])} for row in rows]
+
+
+@functools.cache
+def _retention_query(n: int) -> Any:
+    """The newest actions applied to ``n`` dataset names (``exact<i>``, or ``lo<i>`` <= target <
+    ``hi<i>``) or the series (``sid``)."""
+    a = schema.audit_log
+    targets = [a.c.target == sa.bindparam("sid")]
+    for i in range(n):
+        targets.append(a.c.target == sa.bindparam(f"exact{i}"))
+        targets.append(sa.and_(a.c.target >= sa.bindparam(f"lo{i}"), a.c.target < sa.bindparam(f"hi{i}")))
+    return (
+        sa.select(a)
+        .where(sa.or_(*targets), a.c.action.notin_(["run.start", "run.finish", "skip"]))  # actions applied
+        .order_by(a.c.id.desc())
+        .limit(LINEAGE_RUNS)
+    )
 
 
 def source_rows(conn: Connection, feeding: SeriesId | None = None) -> list[dict[str, Any]]:
