@@ -686,16 +686,18 @@ def _retention_actions(conn: Connection, names: Sequence[str], series_id: str) -
 @functools.cache
 def _retention_query(n: int) -> Any:
     """The newest actions applied to ``n`` dataset names (``exact<i>``, or ``lo<i>`` <= target <
-    ``hi<i>``) or the series (``sid``)."""
+    ``hi<i>``) or the series (``sid``): a union of target-index ranges, newest first. (One ``WHERE``
+    of ORs let SQLite walk the audit log backwards by id instead, filtering every entry.)"""
     a = schema.audit_log
-    targets = [a.c.target == sa.bindparam("sid")]
+    ranges = [a.c.target == sa.bindparam("sid")]
     for i in range(n):
-        targets.append(a.c.target == sa.bindparam(f"exact{i}"))
-        targets.append(sa.and_(a.c.target >= sa.bindparam(f"lo{i}"), a.c.target < sa.bindparam(f"hi{i}")))
+        ranges.append(a.c.target == sa.bindparam(f"exact{i}"))
+        ranges.append(sa.and_(a.c.target >= sa.bindparam(f"lo{i}"), a.c.target < sa.bindparam(f"hi{i}")))
+    found = sa.union(*(sa.select(a).where(where) for where in ranges)).subquery()
     return (
-        sa.select(a)
-        .where(sa.or_(*targets), a.c.action.notin_(["run.start", "run.finish", "skip"]))  # actions applied
-        .order_by(a.c.id.desc())
+        sa.select(found)
+        .where(found.c.action.notin_(["run.start", "run.finish", "skip"]))  # the actions applied
+        .order_by(found.c.id.desc())
         .limit(LINEAGE_RUNS)
     )
 
