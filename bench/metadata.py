@@ -4,9 +4,10 @@ on SQLite and PostgreSQL, each against a hand-written SQL query of the same answ
 The catalog is built in bulk (the DB-API's ``executemany`` on SQLite, ``COPY`` on PostgreSQL): 1,000
 datasets of 100 series each; per dataset its raw data and four pipeline outputs of 200 daily
 partitions (1,000,000 partitions), the newest task-day run of four tasks and each series' own run
-records of them, a model version per series and 20 forecasts for 1 series in 100; three tags and a
-description per series. Then, for random inputs, interleaved (ours, then the peer, then the peer,
-then ours):
+records of them, a model version per series, one global model version per dataset linked to its
+100 series, 20 forecasts for 1 series in 100 and ten retention actions per dataset in the audit
+log; three tags and a description per series. Then, for random inputs, interleaved (ours, then the
+peer, then the peer, then ours):
 
 * **search by tag**: ``Catalog.search_series(tags={"room": ...})`` (about 1,000 series carry each
   value; the first 100 by id) against ``SELECT ... JOIN series_tags ... ORDER BY ... LIMIT 100``;
@@ -43,6 +44,7 @@ SERIES_PER_DATASET = 100
 OUTPUTS = ("raw/{d}", "validated/{d}", "clean/{d}.deduped", "clean/{d}", "features/{d}.normalized")
 TASKS = ("validate", "dedup", "handle", "normalize")
 ROOMS = 100
+AUDITED_DAYS = 10
 SAMPLES = 200
 TARGET_MS = 50.0
 DAY_US = 86_400_000_000
@@ -65,6 +67,8 @@ def _rows(scale: float) -> dict[str, list[tuple[Any, ...]]]:
             "models",
             "forecasts_raw",
             "sources",
+            "model_series",
+            "audit_log",
         )
     }
     for d in range(datasets):
@@ -136,8 +140,29 @@ def _rows(scale: float) -> dict[str, list[tuple[Any, ...]]]:
                 None,
             )
         )
+        # one global model version per dataset, trained on its 100 series; retention's audit entries
+        rows["models"].append(
+            (
+                "sparkhu.global.nlinear",
+                str(d + 1),
+                None,
+                f"models:/g/{d + 1}",
+                "{}",
+                "[]",
+                T0 + 12,
+                train,
+                None,
+                None,
+            )
+        )
+        for day in range(AUDITED_DAYS):
+            target = f"raw/{name}/date={day:05d}"
+            audit_id = len(rows["audit_log"]) + 1
+            rows["audit_log"].append((audit_id, T0, "retention", "delete", target, '{"rows": 144000}'))
+            rows["audit_log"].append((audit_id + 1, T0, "retention", "run.start", f"plan/p{d}", "{}"))
         for k in range(SERIES_PER_DATASET):
             sid = f"{source}/power/meter{k:03d}"
+            rows["model_series"].append(("sparkhu.global.nlinear", str(d + 1), sid))
             n = d * SERIES_PER_DATASET + k
             tags = {"room": f"room{n % ROOMS:03d}", "floor": str(n % 7), "site": source}
             rows["series"].append(
@@ -203,6 +228,8 @@ COLUMNS = {
     "models": "name, version, series_id, uri, metrics, aliases, created_at, run_id, feature_view, "
     "feature_view_version",
     "forecasts_raw": "series_id, target_ts, origin_ts, model, step, value, lower, upper",
+    "model_series": "name, version, series_id",
+    "audit_log": "id, at, actor, action, target, detail",
 }
 
 
@@ -295,6 +322,11 @@ class Peer:
         )
         out.append(tasks)
         models = self.q("SELECT * FROM models WHERE series_id = ?", sid)
+        models += self.q(
+            "SELECT m.* FROM model_series s JOIN models m ON m.name = s.name AND m.version = s.version "
+            "WHERE s.series_id = ?",
+            sid,
+        )
         out.append(models)
         out.append(self.q("SELECT * FROM runs WHERE run_id = ?", models[0][7] if models else ""))
         out.append(
@@ -314,9 +346,15 @@ class Peer:
                     ds,
                 )
             )
-        out.append(
-            self.q("SELECT * FROM audit_log WHERE target LIKE ? ORDER BY id DESC LIMIT 20", f"raw/{name}/%")
-        )
+        for zone, ds in names:  # a range of the target index per dataset
+            out.append(
+                self.q(
+                    "SELECT * FROM audit_log WHERE target >= ? AND target < ? "
+                    "AND action NOT IN ('run.start', 'run.finish', 'skip') ORDER BY id DESC LIMIT 20",
+                    f"{zone}/{ds}/",
+                    f"{zone}/{ds}0",
+                )
+            )
         out.append(self.q("SELECT upstream_id FROM series_links WHERE series_id = ?", sid))
         out.append(self.q("SELECT series_id FROM series_links WHERE upstream_id = ?", sid))
         return out

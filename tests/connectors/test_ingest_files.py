@@ -126,6 +126,33 @@ def test_a_landing_counts_repeats_across_batches_once_and_keeps_the_latest_value
     assert len(files) >= 2 and all(Path(f).exists() for f in files)
 
 
+def test_a_landing_records_its_partitions_in_one_catalog_call_per_commit(tmp_path: Path):
+    calls: list[int] = []
+    with Catalog(f"sqlite:///{tmp_path / 'catalog.db'}") as catalog:
+
+        def record(writes):
+            calls.append(len(writes))
+            catalog.record_writes(writes)
+
+        lake = Lake(str(tmp_path / "lake"), on_write=record)
+        landing = Landing(lake, catalog, "raw", "m", max_rows=3)  # the held points are written early
+        day = 86_400_000_000
+        try:
+            for start in (0, day, 2 * day, day // 2):  # three days, one batch back in time
+                landing.add(points("a/b/c", [start, start + 60_000_000], [1.0, 2.0]))
+            assert calls == [] and catalog.list_partitions("raw", "m") == []  # nothing told before commit
+            files = landing.commit()
+            assert len(files) >= 4  # several files, one of them a second of day 0
+            assert calls == [3]  # one call for the three partitions of every file
+        finally:
+            landing.close()
+        recorded = {
+            p["key"]: (p["files"], p["rows"], p["bytes"]) for p in catalog.list_partitions("raw", "m")
+        }
+    assert calls == [3]
+    assert recorded == {p.key: (p.files, p.rows, p.bytes) for p in lake.partitions("raw", "m")}
+
+
 def test_a_read_of_one_series_opens_only_the_partitions_in_range(parts, tmp_path: Path):
     lake, _ = parts
     for day in range(3):

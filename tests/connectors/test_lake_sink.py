@@ -125,6 +125,20 @@ def test_chunks_gather_several_messages_up_to_max_points(bus: SqliteBus, lake: L
     assert lake.read("raw", "meters").num_rows == 10_000
 
 
+def test_a_chunk_and_its_quarantine_are_recorded_in_one_catalog_call(bus: SqliteBus, tmp_path: Path) -> None:
+    told: list[list[tuple[str, str]]] = []
+    lake = Lake(
+        str(tmp_path / "lake"), on_write=lambda writes: told.append([(w.zone, w.key) for w in writes])
+    )
+    bus.create_topic(TOPIC, 1)
+    publish_points(bus, TOPIC, meters(n_series=2, per_series=2_000), max_rows=1_000)  # three days
+    bus.produce(TOPIC, [(b"k", b"not a batch")])
+    with LakeSink(bus, lake, TOPIC, dataset="meters", max_points=100_000) as sink:
+        sink.run_once(timeout=1)
+    assert len(told) == 1
+    assert sorted(zone for zone, _ in told[0]) == ["quarantine", "raw", "raw", "raw"]
+
+
 def test_a_crash_between_write_and_commit_redelivers_and_reads_stay_exact(bus: SqliteBus, lake: Lake) -> None:
     table = meters()
     publish_points(bus, TOPIC, table, max_rows=2_000)

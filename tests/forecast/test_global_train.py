@@ -14,8 +14,9 @@ from sparkhu.errors import ForecastError, NotFoundError
 from sparkhu.forecast.global_train import train_global
 from sparkhu.forecast.registry import ModelRegistry
 from sparkhu.forecast.train import TrainConfig
+from sparkhu.metadata.lineage import lineage
 from sparkhu.series import points
-from sparkhu.storage.catalog import Catalog
+from sparkhu.storage.catalog import Catalog, SeriesInfo
 from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import PredictionStore
 
@@ -46,6 +47,18 @@ def test_global_nlinear_is_registered_once_and_forecasts_every_series(tmp_path: 
             assert set(raw.column("model").to_pylist()) == {"global-nlinear@v1"}
         runs = catalog.runs(kind="train")
         assert runs[0].name == "global/nlinear" and runs[0].status == "success"
+        # the one version is in the lineage of every series it was trained on, with its run and forecasts
+        for sid in (summary.results[0].series_id, summary.results[-1].series_id):
+            catalog.upsert_series(SeriesInfo.of(sid))
+            graph = lineage(catalog, sid)
+            [model] = graph.of_kind("model")
+            [train] = graph.of_kind("train")
+            [forecast] = graph.of_kind("forecast")
+            edges = {(e.source, e.target, e.relation) for e in graph.edges}
+            assert model.id == "model:sparkhu.global.nlinear/1"
+            assert (train.id, model.id, "registers") in edges
+            assert (model.id, forecast.id, "forecasts") in edges
+            assert train.detail["run_id"] == runs[0].run_id
 
 
 def test_global_model_learns_a_shared_shape_better_than_seasonal_naive(tmp_path: Path):

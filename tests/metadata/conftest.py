@@ -28,6 +28,8 @@ class DemoHome:
 
     settings: Settings
     series: list[str]
+    events: Path
+    """The OpenLineage events its job runs sent (ingest, pipeline task-days, training)."""
 
     def runtime(self) -> Runtime:
         return Runtime(self.settings)
@@ -47,13 +49,16 @@ def sparkhu(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoHome]:
     """The demo's history (2 days, 10 meters) ingested and cleaned by the daily DAG; the whole-house
-    meter trained (one cheap model) on the feature view ``house``, through the application layer."""
+    meter trained (one cheap model) on the feature view ``house``, through the application layer;
+    the OpenLineage events of these job runs sent to a file."""
     from sparkhu.app.training import train
     from sparkhu.forecast.train import TrainConfig
     from sparkhu.metadata.features import FeatureView, apply_view
 
     home = tmp_path_factory.mktemp("demo")
-    settings = demo.demo_settings(Settings.load(toml_path=None, env={}, overrides={"home": str(home)}))
+    events = home / "jobs.jsonl"  # every job run's OpenLineage events ([metadata] openlineage)
+    overrides = {"home": str(home), "metadata": {"openlineage": str(events)}}
+    settings = demo.demo_settings(Settings.load(toml_path=None, env={}, overrides=overrides))
     demo.reset_home(settings)
     with Runtime(settings) as runtime:
         plan = demo.prepare(runtime, DemoSettings(days=2, meters=10, replay_days=0.05))
@@ -63,7 +68,7 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoHome]:
             horizon=10, season_length=60, portfolio=("seasonal_naive",), windows=1, plot=False
         )
         train(runtime, "", config, feature_view="house")
-    yield DemoHome(settings, plan.series)
+    yield DemoHome(settings, plan.series, events)
 
 
 @pytest.fixture(scope="session")

@@ -100,6 +100,40 @@ def test_openlineage_events_follow_the_schema(demo_home: DemoHome, run_event_sch
         validator.validate({**events[0], "eventType": "DONE"})
 
 
+def test_each_job_run_sends_start_then_complete_or_fail(
+    demo_home: DemoHome, run_event_schema: dict[str, Any]
+):
+    from sparkhu.app.metadata import job_lineage, lake_dataset
+
+    validator = jsonschema.Draft202012Validator(run_event_schema, format_checker=jsonschema.FormatChecker())
+    with demo_home.runtime() as runtime, pytest.raises(ValueError, match="a broken job"):
+        with job_lineage(runtime, "broken", inputs=[lake_dataset(runtime, RAW)]):
+            raise ValueError("a broken job")
+    sent = [json.loads(line) for line in demo_home.events.read_text().splitlines()]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for event in sent:
+        validator.validate(event)
+        runs.setdefault(event["run"]["runId"], []).append(event)
+    for events in runs.values():  # START first, then how it ended, one job per run
+        assert [e["eventType"] for e in events] in (["START", "COMPLETE"], ["START", "FAIL"])
+        assert len({e["job"]["name"] for e in events}) == 1
+        assert events[0]["eventTime"] <= events[1]["eventTime"]
+    ended = {events[0]["job"]["name"]: events[-1] for events in runs.values()}
+    assert ended["broken"]["eventType"] == "FAIL"
+    assert "a broken job" in ended["broken"]["run"]["facets"]["sparkhu"]["error"]
+    assert [d["name"] for d in ended["ingest:demo:history"]["outputs"]] == [RAW]
+    validate = ended[f"{DAG}/validate"]
+    assert validate["eventType"] == "COMPLETE"
+    assert [d["name"] for d in validate["inputs"]] == [RAW]
+    assert [d["name"] for d in validate["outputs"]] == ["validated/ampds2_electricity"]
+    train = ended["train_series"]
+    assert [d["name"] for d in train["inputs"]] == ["clean/ampds2_electricity"]
+    assert "sparkhu.ampds2.electricity.WHE.P/1" in [d["name"] for d in train["outputs"]]
+    with demo_home.runtime() as runtime:
+        [record] = runtime.catalog.runs(kind="train")
+    assert train["run"]["facets"]["sparkhu"]["run_id"] == record.run_id  # the catalog's run
+
+
 class _Collector(BaseHTTPRequestHandler):
     received: ClassVar[list[dict[str, Any]]] = []
 

@@ -138,3 +138,31 @@ def test_a_champion_trained_at_another_period_is_not_served(env: Env) -> None:
 def test_bad_poll_interval_rejected(env: Env) -> None:
     with pytest.raises(ForecastError, match="poll_s must be > 0"):
         ChampionServer(env.registry, OnlinePredictor(env.bus, "points", env.store), poll_s=0)
+
+
+def test_a_champion_is_served_only_the_feature_view_it_was_trained_on(env: Env, caplog) -> None:
+    from sparkhu.metadata.features import FeatureView, apply_view
+
+    online = OnlinePredictor(env.bus, "points", env.store, horizon=3, min_points=2, step_s=60)
+    sids = ["home/power/V1", "home/power/V2", "home/power/V3"]
+    publish_points(env.bus, "points", points(sids, [T0, T0, T0], [1.0, 2.0, 3.0]))
+    online.run_once(timeout=1.0)
+    catalog = Catalog(f"sqlite:///{env.tmp}/c.db")
+    views = {  # what each series' champion was trained on
+        sids[0]: FeatureView(name="v1", dataset="points", series=[sids[0]], window=10),
+        sids[1]: FeatureView(name="v2", dataset="points", series=[sids[1]], normalisation="pipeline"),
+        sids[2]: FeatureView(name="v3", dataset="points", series=[sids[0]]),  # not its series
+    }
+    for sid, view in views.items():
+        apply_view(catalog, view)
+        done = env.registry.log_training(sid, make_model("ses").fit(np.arange(5.0)), alias="champion")
+        catalog.register_model(done.name, str(done.version), sid, "models:/x", {}, run_id=f"run-{sid}")
+        catalog.link_feature_view(f"run-{sid}", view.name, 1)
+    server = ChampionServer(env.registry, online, catalog=catalog)
+    with caplog.at_level("WARNING", logger="sparkhu.online.champions"):
+        assert server.sync() == [sids[0]]
+    refused = "\n".join(caplog.messages)
+    assert "trained on feature view 'v2' v1, which reads the pipeline's normalised values" in refused
+    assert "trained on feature view 'v3' v1, which does not hold home/power/V3" in refused
+    online.close()
+    catalog.close()

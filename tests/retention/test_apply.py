@@ -209,3 +209,40 @@ def test_start_date_bounds_the_cutoff_as_the_original_backup(ctx):
     apply_plan(ctx, make_plan(ctx))
     cut = to_us(datetime.fromisoformat(start).replace(tzinfo=UTC))
     assert all_rows(ctx) == {r for r in before if r[1] >= cut}
+
+
+def test_the_partition_records_and_the_lineage_follow_retention(ctx):
+    from sparkhu.metadata.lineage import lineage
+    from sparkhu.storage.catalog import SeriesInfo
+
+    def records() -> dict[str, tuple[int, int, int]]:
+        return {
+            p["key"]: (p["files"], p["rows"], p["bytes"])
+            for p in ctx.catalog.list_partitions("raw", "home_power")
+        }
+
+    def on_disk() -> dict[str, tuple[int, int, int]]:
+        return {p.key: (p.files, p.rows, p.bytes) for p in ctx.lake.partitions("raw", "home_power")}
+
+    ctx.lake.on_write = ctx.catalog.record_writes
+    ctx.lake.write("raw", "home_power", minutely(START, 10, ["home/power/a"]))
+    ctx.catalog.upsert_series(SeriesInfo.of("home/power/a"))
+    mark_processed(ctx.catalog, "home_power", START.date(), (START + timedelta(days=9)).date())
+    before = records()
+    set_policy(ctx, {"name": "raw-5d", "target": "raw", "keep_days": 5.25})
+    result = apply_plan(ctx, make_plan(ctx))
+    after = ctx.catalog.list_partitions("raw", "home_power")
+    assert records() == on_disk() != before  # dropped days forgotten, the trimmed one recounted
+    trimmed = next(p for p in after if p["run_id"] == f"retention:{result.run_id}")
+    assert trimmed["first_ts"] >= NOW - timedelta(days=5.25) and trimmed["rows"] < before[trimmed["key"]][1]
+    graph = lineage(ctx.catalog, "home/power/a")
+    applied = graph.of_kind("retention")
+    assert {n.label.split()[0] for n in applied} == {"delete"} and len(applied) == 6
+    assert all(
+        ("dataset:raw/home_power", n.id, "retains") in {(e.source, e.target, e.relation) for e in graph.edges}
+        for n in applied
+    )
+    undo(ctx, result.run_id)  # the files come back (beside the trimmed file, equal values)
+    assert records() == on_disk() and set(records()) == set(before)
+    back = {p["key"]: p for p in ctx.catalog.list_partitions("raw", "home_power")}
+    assert back[trimmed["key"]]["first_ts"] < trimmed["first_ts"]

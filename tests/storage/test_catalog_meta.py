@@ -177,3 +177,44 @@ def test_series_made_by_ingestion_are_found_by_id_prefix_then_by_word_after_rein
     assert catalog.search_series(text="kettle") == []
     assert catalog.index_series_words() == 1
     assert [s.series_id for s in catalog.search_series(text="KETT")] == ["home/power/kettle"]
+
+
+def test_lineage_facts_of_one_series(catalog: Catalog, tmp_path):
+    from sparkhu.storage.catalog import RunRecord
+
+    lake = Lake(tmp_path / "lake", on_write=catalog.record_writes)
+    lake.write("raw", "home_power", points("home/power/P", [0, DAY], [1.0, 2.0]))
+    for sid in ("home/power/P", "home/power/Q", "home/power/total"):
+        catalog.upsert_series(SeriesInfo.of(sid))
+    catalog.apply_series_meta([SeriesMeta("home/power/total", upstream=["home/power/P"])])
+    catalog.upsert_source("meter", "file", {"source": "home", "measurement": "power"})
+    catalog.upsert_source("other", "file", {"source": "lab", "measurement": "temp"})
+    started = datetime(2024, 1, 1, tzinfo=UTC)
+    params = {"inputs": ["raw/home_power"], "outputs": ["clean/home_power"]}
+    validate = [RunRecord(f"v{i}", "pipeline", "home_power/validate", "success", started, params=params)
+                for i in range(3)]  # fmt: skip
+    catalog.record_runs(validate)
+    catalog.record_runs(
+        [RunRecord("g1", "train", "global/nlinear", "success", started, params={"dataset": "raw/home_power"})]
+    )
+    catalog.register_model("sparkhu.home.power.P", "1", "home/power/P", "models:/p/1", {}, run_id=None)
+    catalog.register_model("sparkhu.global.nlinear", "4", None, "models:/g/4", {}, run_id="g1")
+    catalog.link_model_series("sparkhu.global.nlinear", "4", ["home/power/P", "home/power/Q"])
+    catalog.audit("retention", "delete", "raw/home_power/date=1970-01-01", {})
+    catalog.audit("retention", "skip", "raw/home_power/date=1970-01-02", {})
+    catalog.audit("retention", "delete", "raw/home_power.other/date=1970-01-01", {})  # another dataset
+    facts = catalog.lineage_facts("home/power/P")
+    assert [s["name"] for s in facts["sources"]] == ["meter"]
+    [task] = facts["task_runs"]
+    assert (task["name"], task["runs"]) == ("home_power/validate", 3)
+    assert [(m["name"], m["version"]) for m in facts["models"]] == [
+        ("sparkhu.home.power.P", "1"),
+        ("sparkhu.global.nlinear", "4"),
+    ]
+    assert [r["run_id"] for r in facts["train_runs"]] == ["g1"]
+    assert [(d["zone"], d["dataset"], d["rows"]) for d in facts["datasets"]] == [("raw", "home_power", 2)]
+    assert [(a["action"], a["target"]) for a in facts["retention"]] == [
+        ("delete", "raw/home_power/date=1970-01-01")
+    ]
+    assert (facts["upstream"], facts["downstream"]) == ([], ["home/power/total"])
+    assert [m["name"] for m in catalog.lineage_facts("home/power/Q")["models"]] == ["sparkhu.global.nlinear"]

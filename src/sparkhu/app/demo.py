@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sparkhu.app.metadata import job_lineage, lake_dataset, source_dataset
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import DemoSettings, Settings
 from sparkhu.connectors.replay import ReplaySourceSettings
@@ -139,8 +140,15 @@ def prepare(
         ts_column="UNIX_TS",
         ts_unit="s",
     )
-    with writing_run(f"ingest:{history.name}"):
-        stats = ingest_to_lake(history, runtime.lake, runtime.catalog, zone="raw", dataset=DATASET)
+    with job_lineage(
+        runtime,
+        f"ingest:{history.name}",
+        inputs=[source_dataset("file", history.name)],
+        outputs=[lake_dataset(runtime, f"raw/{DATASET}")],
+    ) as run:
+        with writing_run(f"ingest:{history.name}"):
+            stats = ingest_to_lake(history, runtime.lake, runtime.catalog, zone="raw", dataset=DATASET)
+        run.detail.update(points=stats.points, quarantined=stats.quarantined)
     if clean:
         clean_history(runtime, start, cut)
     replay = ReplaySourceSettings(

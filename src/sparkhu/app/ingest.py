@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from sparkhu.app.metadata import job_lineage, lake_dataset, source_dataset
 from sparkhu.app.runtime import Runtime
 from sparkhu.connectors.base import SourceSpec
 from sparkhu.connectors.runner import PumpStats, ingest_to_lake, pump
+from sparkhu.storage.catalog.engine import mask
 from sparkhu.storage.writes import writing_run
 
 Progress = Callable[[int], None]
@@ -25,10 +27,20 @@ def ingest(
     if via_bus:
         return publish(runtime, spec, progress=progress)
     record_source(runtime, spec)
-    with writing_run(f"ingest:{spec.name}"):
-        return ingest_to_lake(
-            spec.open(), runtime.lake, runtime.catalog, zone="raw", dataset=spec.dataset, progress=progress
-        )
+    source = source_dataset(spec.kind, spec.name)
+    raw = lake_dataset(runtime, f"raw/{spec.dataset}")
+    with job_lineage(runtime, f"ingest:{spec.name}", inputs=[source], outputs=[raw]) as run:
+        with writing_run(f"ingest:{spec.name}"):
+            stats = ingest_to_lake(
+                spec.open(),
+                runtime.lake,
+                runtime.catalog,
+                zone="raw",
+                dataset=spec.dataset,
+                progress=progress,
+            )
+        run.detail.update(points=stats.points, quarantined=stats.quarantined)
+        return stats
 
 
 def record_source(runtime: Runtime, spec: SourceSpec) -> None:
@@ -48,16 +60,22 @@ def publish(
     topic = runtime.topic(spec.source, spec.measurement)
     runtime.bus.create_topic(topic)
     record_source(runtime, spec)
-    return pump(
-        spec.open(),
-        runtime.bus,
-        topic,
-        runtime.catalog,
-        lake=runtime.lake,
-        quarantine_dataset=spec.dataset,
-        stop=stop,
-        progress=progress,
-    )
+    outputs = [(mask(runtime.settings.bus.uri), topic)]
+    with job_lineage(
+        runtime, f"source:{spec.name}", inputs=[source_dataset(spec.kind, spec.name)], outputs=outputs
+    ) as run:
+        stats = pump(
+            spec.open(),
+            runtime.bus,
+            topic,
+            runtime.catalog,
+            lake=runtime.lake,
+            quarantine_dataset=spec.dataset,
+            stop=stop,
+            progress=progress,
+        )
+        run.detail.update(points=stats.points, quarantined=stats.quarantined)
+        return stats
 
 
 def replay(

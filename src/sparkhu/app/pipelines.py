@@ -7,7 +7,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from sparkhu.app.metadata import JobRun, emitter, lake_dataset, send_job_events
 from sparkhu.app.runtime import Runtime
+from sparkhu.pipeline.base import Task
+from sparkhu.pipeline.hooks import PipelineHooks
+from sparkhu.pipeline.runs import RunSummary, TaskRun
 
 if TYPE_CHECKING:
     from sparkhu.pipeline.runner import PipelineRunner
@@ -25,7 +29,7 @@ def daily(
     from sparkhu.pipeline.daily import daily_runner
 
     settings = runtime.settings
-    return daily_runner(
+    runner = daily_runner(
         runtime.lake,
         runtime.catalog,
         runtime.engine,
@@ -35,6 +39,43 @@ def daily(
         on_progress=on_progress,
         days_per_run=days_per_run,
     )
+    if emitter(runtime).enabled:  # [metadata] openlineage: each task-day's events, sent after the run
+        runner.hooks.hooks.append(LineageHook(runtime, runner))
+    return runner
+
+
+class LineageHook(PipelineHooks):
+    """Gathers the OpenLineage events of each task-day of ``runner`` (START at its start, COMPLETE or
+    FAIL at its end, with the lake datasets it read and wrote) and sends them when the run ends."""
+
+    def __init__(self, runtime: Runtime, runner: PipelineRunner) -> None:
+        self.runtime, self.runner = runtime, runner
+        self.runs: list[JobRun] = []
+
+    def after_task_day(self, task: Task, run: TaskRun) -> None:
+        datasets = self.runner.records.datasets_of(task)
+        self.runs.append(
+            JobRun(
+                self.runner.records.name(task.name),
+                run.run_id,
+                [lake_dataset(self.runtime, d) for d in datasets.get("inputs", [])],
+                [lake_dataset(self.runtime, d) for d in datasets.get("outputs", [])],
+                started_at=run.started_at or datetime.now(UTC),
+                finished_at=datetime.now(UTC),
+                status="failed" if run.status == "failed" else "success",
+                detail={
+                    "interval_start": run.start.isoformat(),
+                    "interval_end": run.end.isoformat(),
+                    "rows_in": run.rows_in,
+                    "rows_out": sum(run.rows_out.values()),
+                    "error": run.error,
+                },
+            )
+        )
+
+    def after_run(self, summary: RunSummary) -> None:
+        runs, self.runs = self.runs, []
+        send_job_events(self.runtime, runs, f"the pipeline run of {self.runner.dataset}")
 
 
 def days_in(runtime: Runtime, zone: str, dataset: str) -> list[date]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sparkhu.app.metadata import emit_after
+from sparkhu.app.metadata import JobRun, job_lineage, lake_dataset, model_dataset
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import dataset_name
 from sparkhu.errors import NotFoundError
@@ -56,25 +56,45 @@ def train(
         if not series:
             raise NotFoundError(f"feature view {view.name!r} selects no series of {zone}/{dataset}")
         config = replace(config, max_points=view.window, period_s=view.period_s)
-    summary = train_series(
-        runtime.lake,
-        runtime.catalog,
-        runtime.predictions,
-        runtime.registry,
-        series,
-        dataset=dataset,
-        zone=zone,
-        prefix=prefix,
-        start=start,
-        end=end,
-        config=config,
-        engine=runtime.engine,
-        progress=progress,
-    )
-    if view is not None and view.version is not None:
-        runtime.catalog.link_feature_view(summary.run_id, view.name, view.version)
-    emit_after(runtime, [r.series_id for r in summary.results], f"training run {summary.run_id}")
+    with job_lineage(runtime, "train_series") as run:
+        summary = train_series(
+            runtime.lake,
+            runtime.catalog,
+            runtime.predictions,
+            runtime.registry,
+            series,
+            dataset=dataset,
+            zone=zone,
+            prefix=prefix,
+            start=start,
+            end=end,
+            config=config,
+            engine=runtime.engine,
+            progress=progress,
+        )
+        if view is not None and view.version is not None:
+            runtime.catalog.link_feature_view(summary.run_id, view.name, view.version)
+        _trained(runtime, run, summary)
     return summary
+
+
+def _trained(runtime: Runtime, run: JobRun, summary: TrainSummary, model: str | None = None) -> None:
+    """What a training run's OpenLineage events say: its catalog run, the lake dataset it read, the
+    model versions it registered (of the global ``model``, or each series'), the forecasts it stored."""
+    from sparkhu.forecast.registry import registered_name
+
+    run.run_id = summary.run_id
+    run.inputs.append(lake_dataset(runtime, f"{summary.zone}/{summary.dataset}"))
+    versions = {
+        (registered_name(model or r.series_id), r.version) for r in summary.results if r.version is not None
+    }
+    run.outputs.extend(model_dataset(runtime, name, version) for name, version in sorted(versions))
+    if any(r.forecasts for r in summary.results):
+        run.outputs.append(("predictions", "forecasts_raw"))
+    failed = len(summary.failed)
+    run.detail.update(series=len(summary.results), failed=failed)
+    if failed and failed == len(summary.results):
+        run.status = "failed"
 
 
 def train_global(
@@ -83,16 +103,19 @@ def train_global(
     """Train ONE ``model`` over the series of ``dataset``, scored per series, registered once."""
     from sparkhu.forecast.global_train import train_global as fit_global
 
-    return fit_global(
-        runtime.lake,
-        runtime.catalog,
-        runtime.predictions,
-        runtime.registry,
-        dataset=dataset,
-        model=model,
-        prefix=prefix,
-        config=config,
-    )
+    with job_lineage(runtime, f"global/{model}") as run:
+        summary = fit_global(
+            runtime.lake,
+            runtime.catalog,
+            runtime.predictions,
+            runtime.registry,
+            dataset=dataset,
+            model=model,
+            prefix=prefix,
+            config=config,
+        )
+        _trained(runtime, run, summary, model)
+    return summary
 
 
 def predict(

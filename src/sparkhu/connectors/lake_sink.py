@@ -39,6 +39,7 @@ from sparkhu.connectors.base import Backends, SinkSpec
 from sparkhu.connectors.consume import Batch, ConsumerLoop
 from sparkhu.connectors.landing import land
 from sparkhu.errors import ConnectorError
+from sparkhu.storage.writes import deferred_records
 from sparkhu.stream.base import Bus, Message
 from sparkhu.stream.codecs import JsonDecoder
 
@@ -122,8 +123,9 @@ class LakeSink:
 
     def store(self, chunk: Batch) -> None:
         """Write the chunk's quarantined records and points durably, and update the catalog."""
-        self._write_quarantine(chunk.quarantine)
-        self._write_points(chunk.points)
+        with deferred_records():  # the chunk's partitions: one catalog transaction
+            self._write_quarantine(chunk.quarantine)
+            self._write_points(chunk.points)
 
     def commit(self, chunk: Batch) -> None:
         """Commit the offsets after the chunk's messages (call only once :meth:`store` returned)."""
@@ -136,7 +138,8 @@ class LakeSink:
         round; a failure before it (the quarantine write) makes the next round read it again.
         """
         before = self.points_written
-        self._loop.run_once(timeout)
+        with deferred_records():  # the chunk's partitions: one catalog transaction
+            self._loop.run_once(timeout)
         return self.points_written - before
 
     def run(self, stop_event: threading.Event, *, poll_timeout: float = 0.2) -> int:

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 
 from sparkhu.errors import NotFoundError
 from sparkhu.series import series_runs
+from sparkhu.storage.writes import WriteBuffer
 from sparkhu.timeaxis import from_us
 
 if TYPE_CHECKING:
@@ -196,7 +197,8 @@ class Landing:
     input has moved past it (time-ordered input: each partition is written once, as one sorted
     file, by writer threads while the next batches are parsed) and gathers the statistics of the
     new points; :meth:`commit` writes what it still holds and is **the one place where written
-    files and their points become known to the catalog**. The caller saves a source's watermark
+    files and their points become known to the catalog** (the partitions of every file written since
+    the last commit in one transaction, then the series' counts). The caller saves a source's watermark
     only after :meth:`commit`: a crash before it re-delivers batches whose points are not counted
     yet, so counts stay exact (see the module docstring).
 
@@ -231,6 +233,7 @@ class Landing:
         self._writes: list[Future[list[str]]] = []
         self._writing: dict[str, Future[list[str]]] = {}  # the last write of each partition key
         self._written: list[str] = []
+        self._records = WriteBuffer()  # the lake's partition records of the files, told at commit
 
     def add(self, points: pa.Table) -> int:
         """Take a batch of points; returns how many of them are new to the dataset."""
@@ -260,6 +263,7 @@ class Landing:
         Returns the files written since the last commit.
         """
         self._flush()
+        self._records.flush()
         files, self._written = self._written, []
         if self.catalog is not None and self._stats:
             stats = (
@@ -280,6 +284,7 @@ class Landing:
     def close(self) -> None:
         """Stop the writer thread; points held and not committed are dropped (re-delivered later)."""
         self._writer.shutdown(wait=True, cancel_futures=True)
+        self._records.flush()  # files written are in the lake: their partitions are recorded
 
     def _last_ts(self, series: list[str]) -> dict[str, int]:
         unknown = [s for s in series if s not in self._last]
@@ -329,7 +334,8 @@ class Landing:
 
     def _write_partition(self, parts: list[pa.Table]) -> list[str]:
         """One partition's held points as one file, sorted, the latest value of a repeated key kept."""
-        return self.lake.write(self.zone, self.dataset, latest_per_key(pa.concat_tables(parts)))
+        with self._records.collecting():
+            return self.lake.write(self.zone, self.dataset, latest_per_key(pa.concat_tables(parts)))
 
 
 def latest_per_key(points: pa.Table) -> pa.Table:

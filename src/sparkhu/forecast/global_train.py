@@ -37,6 +37,7 @@ from sparkhu.forecast.train import (
 from sparkhu.storage.catalog import Catalog, RunRecord
 from sparkhu.storage.lake import Lake
 from sparkhu.storage.predictions import PredictionStore
+from sparkhu.storage.writes import writing_run
 
 GLOBAL_MODELS = ("nlinear", "dlinear", "lstm")
 
@@ -129,17 +130,19 @@ def train_global(
     }
     fitted = _global_model(model, params).fit_global(list(usable.values()))
     finite = [s for s in scores.values() if np.isfinite(s)]
-    done = registry.log_training(
-        model,
-        _bind(fitted, next(iter(usable.values()))),
-        params={"global": True, "series": len(usable), "horizon": h, "period_s": cfg.period_s},
-        metrics={
-            "mase_mean": float(np.mean(finite)) if finite else None,
-            "mase_median": float(np.median(finite)) if finite else None,
-        },
-        meta={"period_s": cfg.period_s, "series": sorted(usable)},
-        alias=cfg.alias,
-    )
+    with writing_run(run_id):  # the model version is this run's
+        done = registry.log_training(
+            model,
+            _bind(fitted, next(iter(usable.values()))),
+            params={"global": True, "series": len(usable), "horizon": h, "period_s": cfg.period_s},
+            metrics={
+                "mase_mean": float(np.mean(finite)) if finite else None,
+                "mase_median": float(np.median(finite)) if finite else None,
+            },
+            meta={"period_s": cfg.period_s, "series": sorted(usable)},
+            alias=cfg.alias,
+        )
+    catalog.link_model_series(done.name, str(done.version), sorted(usable))  # in each one's lineage
     summary = TrainSummary(zone=zone, dataset=dataset, run_id=run_id)
     tables = []
     label = f"global-{model}@v{done.version}"

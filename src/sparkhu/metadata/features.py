@@ -137,3 +137,31 @@ def features(
         kept = kept.drop_columns(["ts_max"]).sort_by([("series_id", "ascending"), ("ts", "ascending")])
         table = kept.select(schema.names).cast(schema)
     return table
+
+
+def serving_problems(
+    view: FeatureView, series_id: str, *, zone: str, dataset: str, period_s: float
+) -> list[str]:
+    """Why a model trained on ``view`` must not be served ``series_id`` from online points of ``zone``
+    / ``dataset`` stepped every ``period_s`` (empty: it may). The live points are the series' raw
+    values; a view of the pipeline's ``clean`` zone is served them (same unit, not cleaned yet).
+
+    >>> view = FeatureView(
+    ...     name="house", dataset="home_power", series=["home/power/P"], normalisation="pipeline"
+    ... )
+    >>> for problem in serving_problems(view, "home/power/Q", zone="raw", dataset="home_power", period_s=60):
+    ...     print(problem)
+    does not hold home/power/Q
+    reads the pipeline's normalised values (features/home_power.normalized), online ones are raw
+    """
+    problems = []
+    if not view.select([series_id]):
+        problems.append(f"does not hold {series_id}")
+    if view.dataset != dataset:
+        problems.append(f"reads dataset {view.dataset}, the online predictor {zone}/{dataset}")
+    if view.normalisation == "pipeline":
+        zone_name, name = view.location
+        problems.append(f"reads the pipeline's normalised values ({zone_name}/{name}), online ones are raw")
+    if abs(view.period_s - period_s) > 1e-9 * max(view.period_s, period_s):
+        problems.append(f"steps {view.period_s:g} s, the online predictor {period_s:g} s")
+    return problems

@@ -31,6 +31,8 @@ from sparkhu.series import SeriesId
 from sparkhu.storage.catalog import Catalog
 from sparkhu.timeaxis import from_us
 
+GLOBAL_PREFIX = "sparkhu.global."
+"""The registered name of a global model (one fit over many series) starts with this."""
 KINDS = ("series", "source", "topic", "dataset", "task", "train", "model", "forecast", "retention")
 """Node kinds, in the order of the data's way."""
 
@@ -197,7 +199,7 @@ def build_lineage(facts: Mapping[str, Any], *, topic_prefix: str = "sparkhu.") -
             if isinstance(dataset, str):
                 graph.link(graph.add(_dataset_node(dataset, totals)).id, train.id, "reads")
             graph.link(train.id, version.id, "registers")
-    versions = {node.detail.get("uri", "").rsplit("/", 1)[-1]: node for node in graph.of_kind("model")}
+    versions = {_forecast_label(node): node for node in graph.of_kind("model")}
     for forecast in facts["forecasts"]:
         label = forecast["model"]
         node = graph.add(
@@ -215,7 +217,8 @@ def build_lineage(facts: Mapping[str, Any], *, topic_prefix: str = "sparkhu.") -
                 ),
             )
         )
-        made_by = versions.get(label.rsplit("@v", 1)[-1]) if "@v" in label else None
+        kind, _, number = label.rpartition("@v")
+        made_by = versions.get((kind if kind.startswith("global-") else "", number))
         graph.link(made_by.id if made_by is not None else focus.id, node.id, "forecasts")
     datasets = {node.label for node in graph.of_kind("dataset")}
     for action in facts["retention"]:
@@ -234,6 +237,14 @@ def build_lineage(facts: Mapping[str, Any], *, topic_prefix: str = "sparkhu.") -
     for down in facts["downstream"]:
         graph.link(focus.id, graph.add(Node(f"series:{down}", "series", down)).id, "derives")
     return graph
+
+
+def _forecast_label(model: Node) -> tuple[str, str]:
+    """How the forecasts of a model version name it: ``<kind>@v<n>`` for a series' own model (any
+    kind: ``("", n)``), ``global-<model>@v<n>`` for a global one (``("global-<model>", n)``)."""
+    name, _, number = model.id.split(":", 1)[1].rpartition("/")
+    kind = "global-" + name[len(GLOBAL_PREFIX) :] if name.startswith(GLOBAL_PREFIX) else ""
+    return kind, number
 
 
 def _feeds(source: Mapping[str, Any], sid: SeriesId) -> bool:

@@ -159,6 +159,41 @@ def _dedup(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def job_event(
+    event_type: str,
+    *,
+    job: str,
+    run_id: str,
+    namespace: str,
+    event_time: datetime,
+    inputs: Sequence[tuple[str, str]] = (),
+    outputs: Sequence[tuple[str, str]] = (),
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One OpenLineage ``RunEvent`` of a job run as it happens (``START``, ``COMPLETE``, ``FAIL``):
+    ``inputs`` and ``outputs`` as (namespace, name) datasets, ``detail`` in the run facet ``sparkhu``.
+
+    >>> from datetime import UTC, datetime
+    >>> event = job_event("START", job="train_series", run_id="train-1", namespace="sparkhu",
+    ...                   event_time=datetime(2024, 1, 1, tzinfo=UTC), inputs=[("lake", "clean/home_power")])
+    >>> event["eventType"], event["run"]["runId"] == run_uuid("train-1"), event["inputs"][0]["name"]
+    ('START', True, 'clean/home_power')
+    """
+    if event_type not in ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"):
+        raise ValueError(f"not an OpenLineage event type: {event_type!r}")
+    facet = {"_producer": PRODUCER, "_schemaURL": FACET_SCHEMA_URL, "run_id": run_id, **(detail or {})}
+    return {
+        "eventType": event_type,
+        "eventTime": event_time.isoformat(),
+        "producer": PRODUCER,
+        "schemaURL": SCHEMA_URL,
+        "run": {"runId": run_uuid(run_id), "facets": {"sparkhu": facet}},
+        "job": {"namespace": namespace, "name": job},
+        "inputs": _dedup([{"namespace": ns, "name": name} for ns, name in inputs]),
+        "outputs": _dedup([{"namespace": ns, "name": name} for ns, name in outputs]),
+    }
+
+
 def run_uuid(run_id: str) -> str:
     """The OpenLineage run id of a sparkhu run id: itself when it is a UUID (32 hex digits too),
     else a stable UUIDv5 of it.

@@ -67,7 +67,7 @@ class RunRecords(PipelineHooks):
                 "dataset": self.dataset,
                 "params": dict(task.params),
                 "lookback_s": task.lookback.total_seconds(),
-                **self._lineage(task),
+                **self.datasets_of(task),
             }
         )
         name = self.name(task.name)
@@ -111,7 +111,9 @@ class RunRecords(PipelineHooks):
         except SparkhuError as exc:
             log.error("cannot record the runs of %s %s: %s", task.name, run.start.date(), exc)
 
-    def _lineage(self, task: Task) -> dict[str, list[str]]:
+    def datasets_of(self, task: Task) -> dict[str, list[str]]:
+        """The lake ``zone/dataset`` names ``task`` reads (``inputs``) and writes (``outputs``, not its
+        quarantine); empty without ``where``."""
         if self.where is None:
             return {}
         return {

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from sparkhu.errors import NotFoundError, SparkhuError
@@ -34,6 +35,8 @@ from sparkhu.retention.context import RetentionContext
 from sparkhu.retention.plan import TRASH, Item, Plan, load_plan, make_plan
 from sparkhu.retention.plan import interval as plan_interval
 from sparkhu.retention.policies import holds, policies
+from sparkhu.storage.lake import ZONES
+from sparkhu.storage.writes import PartitionWrite, time_range, writing_run
 from sparkhu.timeaxis import from_us
 
 log = logging.getLogger(__name__)
@@ -277,6 +280,7 @@ def undo(ctx: RetentionContext, run_id: str, *, actor: str = "retention") -> int
     if not files:
         raise NotFoundError(f"retention run {run_id!r} has nothing in the trash (unknown, purged or undone)")
     rows = 0
+    restored: set[tuple[str, str, str]] = set()
     for info in files:
         rel = info.path[len(root) + 1 :]
         if rel.startswith(f"{ROWS}/"):
@@ -285,12 +289,36 @@ def undo(ctx: RetentionContext, run_id: str, *, actor: str = "retention") -> int
             fs.delete_file(info.path)
         else:
             lake.move(info.path, f"{lake.base}/{rel}")
+            parts = rel.split("/")
+            if len(parts) >= 4 and parts[0] in ZONES:  # zone/dataset/<key...>/file
+                restored.add((parts[0], parts[1], "/".join(parts[2:-1])))
+    for zone, dataset, key in sorted(restored):
+        record_partition(ctx, zone, dataset, key, f"retention:undo:{run_id}")
     try:
         fs.delete_dir(root)
     except FileNotFoundError:
         pass
     ctx.catalog.audit(actor, "undo", f"run/{run_id}", {"files": len(files), "rows": rows})
     return len(files)
+
+
+def record_partition(
+    ctx: RetentionContext, zone: str, dataset: str, key: str, run: str, kept: pa.Table | None = None
+) -> None:
+    """Bring the catalog's record of a partition retention changed in line with the lake: what it
+    holds now (files, rows, bytes and time range), written by ``run``; forgotten when nothing is left.
+    ``kept``: the rows a trim kept (their range is the partition's when nothing was written beside
+    them; else the stored range stays); none given (files put back), the range is read."""
+    info = ctx.lake.partition(zone, dataset, key)
+    if info is None:
+        ctx.catalog.forget_partitions(zone, dataset, [key])
+        return
+    if kept is None:  # files put back: read their range
+        first, last = ctx.lake.partition_range(zone, dataset, key)
+    else:  # the rows a trim kept, when nothing was written beside them since planning
+        first, last = time_range(kept) if info.files == 1 else (None, None)
+    write = PartitionWrite(zone, dataset, key, info.files, info.rows, info.bytes, first, last, True, run)
+    ctx.catalog.record_writes([write])
 
 
 def _put_back(ctx: RetentionContext, path: str) -> int:
@@ -343,9 +371,10 @@ class _Executor:
         if item.mode == "rollup":
             d = item.detail
             days = [date.fromisoformat(x) for x in d["days"]]
-            rows_in, _ = downsample.build_level(
-                self.ctx, d["base"], item.target, item.name, d["every_s"], days
-            )
+            with writing_run(f"retention:{self.run_id}"):  # the rollup's partitions are this run's
+                rows_in, _ = downsample.build_level(
+                    self.ctx, d["base"], item.target, item.name, d["every_s"], days
+                )
             return rows_in, 0, 0
         if item.mode == "purge":
             fs = self.ctx.lake.filesystem
@@ -471,5 +500,7 @@ class _Executor:
         for path in present:
             lake.move(path, f"{trash}/{path[len(lake.base) + 1 :]}")
             self.fault("moved")
+        assert item.key is not None
+        record_partition(ctx, item.target, item.name, item.key, f"retention:{self.run_id}", kept)
         freed = sum(sizes[p] for p in present)
         return dropped_rows, freed if item.mode == "drop" else item.bytes, archived

@@ -61,7 +61,7 @@ from sparkhu.storage._parquet import (
     walk_partitions,
     write_atomic,
 )
-from sparkhu.storage.writes import WriteListener, partition_writes
+from sparkhu.storage.writes import TIME_COLUMNS, WriteListener, partition_writes, tell, time_range
 from sparkhu.timeaxis import TS_TYPE, to_us
 
 BUCKET_SCHEMA = pa.schema(
@@ -349,8 +349,8 @@ class Lake:
         else:
             with ThreadPoolExecutor(min(self._threads, len(jobs))) as pool:
                 written = list(pool.map(one, jobs))
-        if self.on_write is not None and written:  # the catalog's record of partitions: one call per write
-            self.on_write(partition_writes(self._fs, where, jobs, written, replaced=replaced))
+        if self.on_write is not None and written:  # the catalog's record: one call per write (or batch)
+            tell(self.on_write, partition_writes(self._fs, where, jobs, written, replaced=replaced))
         return written
 
     # ---------------------------------------------------------------- reading
@@ -648,19 +648,47 @@ class Lake:
         partition's ``corrupt`` (a read of that partition names it as the one at fault).
         """
         where = self._dataset_dir(zone, dataset)
-        out = []
-        for key, path in self._partition_dirs(where, self._layout_of(zone)):
-            data = [i for i in self._list(path) if is_data_file(i)]
-            if data:
-                rows, corrupt = 0, []
-                for info in data:
-                    try:
-                        rows += self._rows(info.path)
-                    except LakeError:
-                        corrupt.append(info.path)
-                size = sum(i.size for i in data)
-                out.append(PartitionInfo(zone, dataset, key, len(data), rows, size, tuple(corrupt)))
-        return out
+        found = (self._partition_info(zone, dataset, key, path) for key, path in self._partition_dirs(
+            where, self._layout_of(zone)
+        ))  # fmt: skip
+        return [info for info in found if info is not None]
+
+    def partition(self, zone: str, dataset: str, key: str) -> PartitionInfo | None:
+        """What partition ``key`` holds now (as in :meth:`partitions`); None when it has no data file."""
+        where = self._dataset_dir(zone, dataset)
+        ((_, path),) = self._key_dirs(where, self._layout_of(zone), [key])
+        return self._partition_info(zone, dataset, key, path)
+
+    def partition_range(self, zone: str, dataset: str, key: str) -> tuple[int | None, int | None]:
+        """The first and last time (µs, UTC) of partition ``key`` (its ``ts`` or ``quarantined_at``
+        column, read alone); Nones when it holds no data file or no such column."""
+        where = self._dataset_dir(zone, dataset)
+        ((_, path),) = self._key_dirs(where, self._layout_of(zone), [key])
+        files = [i.path for i in self._list(path) if is_data_file(i)]
+        if not files:
+            return None, None
+        names = pq.read_schema(files[0], filesystem=self._fs).names
+        column = next((c for c in TIME_COLUMNS if c in names), None)
+        if column is None:
+            return None, None
+        try:
+            table = pq.read_table(files, columns=[column], filesystem=self._fs)
+        except _ARROW_ERRORS as exc:
+            raise LakeError(f"cannot read the time range of {zone}/{dataset}/{key}: {exc}") from exc
+        return time_range(table)
+
+    def _partition_info(self, zone: str, dataset: str, key: str, path: str) -> PartitionInfo | None:
+        data = [i for i in self._list(path) if is_data_file(i)]
+        if not data:
+            return None
+        rows, corrupt = 0, []
+        for info in data:
+            try:
+                rows += self._rows(info.path)
+            except LakeError:
+                corrupt.append(info.path)
+        size = sum(i.size for i in data)
+        return PartitionInfo(zone, dataset, key, len(data), rows, size, tuple(corrupt))
 
     def compact(self, zone: str, dataset: str, *, keys: Sequence[str] | None = None) -> list[PartitionInfo]:
         """Rewrite each partition (or only ``keys``) as one sorted, de-duplicated file. Atomic.

@@ -636,6 +636,14 @@ class Catalog(MetadataStore):
             row["created_at"] = from_us(row["created_at"])
         return rows
 
+    def model(self, name: str, version: int | str) -> dict[str, Any] | None:
+        """One model version's record (as in :meth:`models`, with its run and feature view), or None."""
+        m = schema.models
+        query = sa.select(m).where(m.c.name == name, m.c.version == str(version))
+        with read_tx(self._engine, f"reading model {name} {version}") as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else {**row, "created_at": from_us(row["created_at"])}
+
     # ------------------------------------------------------------------ policies
     def set_policy(self, kind: str, name: str, body: Mapping[str, Any]) -> None:
         """Save (replace) the policy ``name`` of ``kind`` (``retention``, ``training``...)."""

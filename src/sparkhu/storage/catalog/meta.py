@@ -8,7 +8,9 @@ transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -81,8 +83,9 @@ class MetadataStore:
         put = put.on_conflict_do_update(
             index_elements=["zone", "dataset", "key"],
             set_={
-                k: put.excluded[k]
-                for k in ("files", "rows", "bytes", "first_ts", "last_ts", "run_id", "updated_at")
+                **{k: put.excluded[k] for k in ("files", "rows", "bytes", "run_id", "updated_at")},
+                # a replace that does not know the range (retention's, beside files written since) keeps it
+                **{k: sa.func.coalesce(put.excluded[k], p.c[k]) for k in ("first_ts", "last_ts")},
             },
         )
         label = ", ".join(f"{z}/{d}" for z, d in datasets)
@@ -142,8 +145,13 @@ class MetadataStore:
         if wanted:  # driven by the tag index: the first tag joined, the others as filters
             (key, value), *others = wanted.items()
             first = t.alias("first_tag")
-            query = query.join(first, first.c.series_id == s.c.series_id).where(
-                first.c.key == key, first.c.value == value
+            # ordered by the tag index's own series_id: its (key, value, series_id) range is walked in
+            # order and the walk stops at ``limit`` (no sort of every series carrying the tag)
+            query = (
+                query.join(first, first.c.series_id == s.c.series_id)
+                .where(first.c.key == key, first.c.value == value)
+                .order_by(None)
+                .order_by(first.c.series_id)
             )
             for key, value in others:
                 query = query.where(
@@ -413,60 +421,56 @@ class MetadataStore:
         with write_tx(self._engine, f"linking the models of run {run_id!r} to feature view {name!r}") as conn:
             return conn.execute(stmt).rowcount
 
+    def link_model_series(self, name: str, version: str, series_ids: Sequence[str]) -> None:
+        """Record that model ``name`` ``version`` (a global model) was trained on ``series_ids``: it is
+        in the lineage of each of them."""
+        check_text(name, "model name")
+        check_text(version, "model version")
+        ms = schema.model_series
+        rows = [{"name": name, "version": version, "series_id": sid} for sid in sorted(set(series_ids))]
+        with write_tx(self._engine, f"linking model {name} {version} to {len(rows)} series") as conn:
+            conn.execute(sa.delete(ms).where(ms.c.name == name, ms.c.version == version))
+            if rows:
+                conn.execute(sa.insert(ms), rows)
+
     # ------------------------------------------------------------------ lineage
     def lineage_facts(self, series_id: str) -> dict[str, Any]:
         """Everything the catalog knows of where ``series_id`` comes from and what was made of it, in a
         few indexed queries: the series, its sources and watermarks, the newest run record of each
         name for the series and for its dataset's pipeline tasks (with how many there are), the
-        datasets those read and wrote (with totals), model versions and the runs that made them,
+        datasets those read and wrote (with totals), model versions (its own, and the global ones trained
+        on it) and the runs that made them,
         forecasts by model, retention actions on its datasets, declared upstream and downstream series.
         :class:`~sparkhu.errors.NotFoundError` for an unknown series."""
         sid = SeriesId.parse(series_id)
-        s, r, m, links = schema.series, schema.runs, schema.models, schema.series_links
+        q = _lineage_queries()
+        raw = f"{sid.source}_{sid.measurement}"
         with read_tx(self._engine, f"reading the lineage of {series_id!r}") as conn:
-            row = conn.execute(sa.select(s).where(s.c.series_id == series_id)).first()
+            row = conn.execute(q.series, {"sid": series_id}).first()
             if row is None:
                 raise NotFoundError(
                     f"series {series_id!r} is not in the catalog {self.uri}; "
                     "list them with `sparkhu series search`"
                 )
             facts: dict[str, Any] = {"series": series_info(row._mapping)}
-            facts["sources"] = source_rows(conn, sid)
-            raw = f"{sid.source}_{sid.measurement}"
-            facts["series_runs"] = _newest_runs(conn, r.c.series_id == series_id)
-            # the task-day runs of the series' DAG (kind pipeline, named <dataset>/<task>)
-            facts["task_runs"] = _newest_runs(
-                conn, r.c.kind == "pipeline", r.c.name >= raw + "/", r.c.name < raw + "0"
+            facts["sources"] = _source_rows(
+                conn, conn.execute(q.sources, {"source": sid.source, "measurement": sid.measurement})
             )
-            models = [
-                dict(x)
-                for x in conn.execute(
-                    sa.select(m).where(m.c.series_id == series_id).order_by(m.c.created_at)
-                ).mappings()
-            ]
-            train_ids = sorted({x["run_id"] for x in models if x["run_id"]})
+            facts["series_runs"] = _ranked(conn.execute(q.series_runs, {"sid": series_id}))
+            # the task-day runs of the series' DAG (kind pipeline, named <dataset>/<task>)
+            facts["task_runs"] = _ranked(conn.execute(q.task_runs, {"lo": raw + "/", "hi": raw + "0"}))
+            models = sorted(
+                (dict(x) for x in conn.execute(q.models, {"sid": series_id}).mappings()),
+                key=lambda x: (x["created_at"], x["name"], x["version"]),
+            )
             facts["models"] = models
+            train_ids = sorted({x["run_id"] for x in models if x["run_id"]})
             facts["train_runs"] = [
                 dict(x)
                 for chunk in _chunks(train_ids)
-                for x in conn.execute(sa.select(r).where(r.c.run_id.in_(chunk))).mappings()
+                for x in conn.execute(q.runs_by_id, {"ids": chunk}).mappings()
             ]
-            fr = schema.forecasts_raw
-            facts["forecasts"] = [
-                dict(x)
-                for x in conn.execute(
-                    sa.select(
-                        fr.c.model,
-                        sa.func.count().label("rows"),
-                        sa.func.min(fr.c.origin_ts).label("first_origin"),
-                        sa.func.max(fr.c.origin_ts).label("last_origin"),
-                        sa.func.max(fr.c.target_ts).label("last_target"),
-                    )
-                    .where(fr.c.series_id == series_id)
-                    .group_by(fr.c.model)
-                    .order_by(fr.c.model)
-                ).mappings()
-            ]
+            facts["forecasts"] = [dict(x) for x in conn.execute(q.forecasts, {"sid": series_id}).mappings()]
             names = {f"raw/{raw}"}
             for run in facts["task_runs"] + facts["train_runs"]:
                 params = run["params"] or {}
@@ -475,12 +479,9 @@ class MetadataStore:
                     names.add(params["dataset"])
             facts["datasets"] = _dataset_totals(conn, sorted(names))
             facts["retention"] = _retention_actions(conn, sorted(names), series_id)
-            facts["upstream"] = sorted(
-                conn.execute(sa.select(links.c.upstream_id).where(links.c.series_id == series_id)).scalars()
-            )
-            facts["downstream"] = sorted(
-                conn.execute(sa.select(links.c.series_id).where(links.c.upstream_id == series_id)).scalars()
-            )
+            links = conn.execute(q.links, {"sid": series_id}).all()
+            facts["upstream"] = sorted(other for way, other in links if way == "up")
+            facts["downstream"] = sorted(other for way, other in links if way == "down")
         return facts
 
     if TYPE_CHECKING:
@@ -528,8 +529,9 @@ def _merged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def _newest_runs(conn: Connection, *where: Any) -> list[dict[str, Any]]:
-    """The newest run of each (kind, name) among those matching ``where``, with ``runs``: how many match."""
+def _newest_runs_query(*where: Any) -> sa.Select[Any]:
+    """The newest run of each (kind, name) among those matching ``where``, with ``runs``: how many
+    match (and ``n``, dropped by :func:`_ranked`)."""
     r = schema.runs
     ranked = (
         sa.select(
@@ -542,8 +544,78 @@ def _newest_runs(conn: Connection, *where: Any) -> list[dict[str, Any]]:
         .where(*where)
         .subquery()
     )
-    query = sa.select(ranked).where(ranked.c.n == 1).order_by(ranked.c.kind, ranked.c.name)
-    return [{k: v for k, v in row.items() if k != "n"} for row in conn.execute(query).mappings()]
+    return sa.select(ranked).where(ranked.c.n == 1).order_by(ranked.c.kind, ranked.c.name)
+
+
+def _ranked(result: Any) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k != "n"} for row in result.mappings()]
+
+
+@dataclass(frozen=True)
+class _LineageQueries:
+    """The statements of :meth:`MetadataStore.lineage_facts`, built once with bound parameters: a
+    lineage then costs the queries, not the building of their expressions (most of its time before)."""
+
+    series: Any
+    sources: Any
+    watermarks: Any
+    series_runs: Any
+    task_runs: Any
+    models: Any
+    runs_by_id: Any
+    forecasts: Any
+    links: Any
+
+
+@functools.cache
+def _lineage_queries() -> _LineageQueries:
+    s, r, m, ms = schema.series, schema.runs, schema.models, schema.model_series
+    src, w, fr = schema.sources, schema.watermarks, schema.forecasts_raw
+    links = schema.series_links
+    sid: Any = sa.bindparam("sid")
+    own = sa.select(m).where(m.c.series_id == sid)  # the series' own models
+    shared = (  # global models trained on it among others
+        sa.select(m)
+        .join(ms, sa.and_(ms.c.name == m.c.name, ms.c.version == m.c.version))
+        .where(ms.c.series_id == sid)
+    )
+    return _LineageQueries(
+        series=sa.select(s).where(s.c.series_id == sid),
+        sources=sa.select(src)
+        .where(
+            sa.or_(
+                src.c.name == sa.bindparam("source"),
+                sa.and_(
+                    src.c.config["source"].as_string() == sa.bindparam("source"),
+                    src.c.config["measurement"].as_string() == sa.bindparam("measurement"),
+                ),
+            )
+        )
+        .order_by(src.c.name),
+        watermarks=sa.select(w.c.owner, w.c.key, w.c.position).where(
+            w.c.owner.in_(sa.bindparam("owners", expanding=True))
+        ),
+        series_runs=_newest_runs_query(r.c.series_id == sid),
+        task_runs=_newest_runs_query(
+            r.c.kind == "pipeline", r.c.name >= sa.bindparam("lo"), r.c.name < sa.bindparam("hi")
+        ),
+        models=sa.union_all(own, shared),
+        runs_by_id=sa.select(r).where(r.c.run_id.in_(sa.bindparam("ids", expanding=True))),
+        forecasts=sa.select(
+            fr.c.model,
+            sa.func.count().label("rows"),
+            sa.func.min(fr.c.origin_ts).label("first_origin"),
+            sa.func.max(fr.c.origin_ts).label("last_origin"),
+            sa.func.max(fr.c.target_ts).label("last_target"),
+        )
+        .where(fr.c.series_id == sid)
+        .group_by(fr.c.model)
+        .order_by(fr.c.model),
+        links=sa.union_all(
+            sa.select(sa.literal_column("'up'"), links.c.upstream_id).where(links.c.series_id == sid),
+            sa.select(sa.literal_column("'down'"), links.c.series_id).where(links.c.upstream_id == sid),
+        ),
+    )
 
 
 def _dataset_row(row: Any) -> dict[str, Any]:
@@ -561,15 +633,32 @@ def _dataset_row(row: Any) -> dict[str, Any]:
 
 
 def _dataset_totals(conn: Connection, names: Sequence[str]) -> list[dict[str, Any]]:
-    """Totals of the recorded datasets among ``zone/dataset`` ``names`` (unrecorded ones are left out)."""
-    p = schema.partitions
-    pairs = [tuple(name.split("/", 1)) for name in names if "/" in name]
+    """Totals of the recorded datasets among ``zone/dataset`` ``names`` (unrecorded ones are left out):
+    one statement, a primary-key range per dataset."""
+    pairs = [tuple(name.split("/", 1)) for name in sorted(set(names)) if "/" in name]
     if not pairs:
         return []
-    query = (
-        sa.select(
-            p.c.zone,
-            p.c.dataset,
+    params = {
+        f"{k}{i}": v for i, pair in enumerate(pairs) for k, v in zip(("zone", "dataset"), pair, strict=True)
+    }
+    rows = conn.execute(_totals_query(len(pairs)), params).mappings()
+    return [
+        _dataset_row({**row, "zone": pairs[row["n"]][0], "dataset": pairs[row["n"]][1]})
+        for row in rows
+        if row["partitions"]
+    ]
+
+
+@functools.cache
+def _totals_query(n: int) -> Any:
+    """The totals of ``n`` datasets (parameters ``zone<i>``, ``dataset<i>``), one row each, in order."""
+    p = schema.partitions
+
+    def one(i: int) -> Any:
+        zone: Any = sa.bindparam(f"zone{i}")
+        dataset: Any = sa.bindparam(f"dataset{i}")
+        return sa.select(
+            sa.literal_column(str(i)).label("n"),  # no parameter in a select list: PostgreSQL types them
             sa.func.count().label("partitions"),
             sa.func.sum(p.c.files).label("files"),
             sa.func.sum(p.c.rows).label("rows"),
@@ -577,50 +666,46 @@ def _dataset_totals(conn: Connection, names: Sequence[str]) -> list[dict[str, An
             sa.func.min(p.c.first_ts).label("first_ts"),
             sa.func.max(p.c.last_ts).label("last_ts"),
             sa.func.max(p.c.updated_at).label("updated_at"),
-        )
-        # IN-lists keep to the primary key's ranges; pairs outside ``names`` are dropped below
-        .where(p.c.zone.in_(sorted({z for z, _ in pairs})), p.c.dataset.in_(sorted({d for _, d in pairs})))
-        .group_by(p.c.zone, p.c.dataset)
-        .order_by(p.c.zone, p.c.dataset)
-    )
-    wanted = set(pairs)
-    return [
-        _dataset_row(row) for row in conn.execute(query).mappings() if (row["zone"], row["dataset"]) in wanted
-    ]
+        ).where(p.c.zone == zone, p.c.dataset == dataset)
+
+    union = sa.union_all(*(one(i) for i in range(n))).subquery()
+    return sa.select(union).order_by(union.c.n)
 
 
 def _retention_actions(conn: Connection, names: Sequence[str], series_id: str) -> list[dict[str, Any]]:
-    """The newest retention actions (audit entries) on the datasets ``names`` or the series: one scan
-    of the audit log for entries naming the series' source dataset or the series, then exact matches."""
+    """The newest retention actions applied (audit entries) to the datasets ``names`` (the dataset or
+    a partition of it) or to the series: one statement, ranges of the target index."""
+    names = sorted(set(names))
+    params: dict[str, Any] = {"sid": series_id}
+    for i, name in enumerate(names):
+        params.update({f"exact{i}": name, f"lo{i}": name + "/", f"hi{i}": name + "0"})
+    rows = conn.execute(_retention_query(len(names)), params).mappings()
+    return [{**row, "at": from_us(row["at"])} for row in rows]
+
+
+@functools.cache
+def _retention_query(n: int) -> Any:
+    """The newest actions applied to ``n`` dataset names (``exact<i>``, or ``lo<i>`` <= target <
+    ``hi<i>``) or the series (``sid``): a union of target-index ranges, newest first. (One ``WHERE``
+    of ORs let SQLite walk the audit log backwards by id instead, filtering every entry.)"""
     a = schema.audit_log
-    sid = SeriesId.parse(series_id)
-    stem = f"{sid.source}_{sid.measurement}"
-
-    def like(text: str) -> str:
-        return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-    query = (
-        sa.select(a)
-        .where(
-            sa.or_(a.c.target.like(like(stem), escape="\\"), a.c.target.like(like(series_id), escape="\\")),
-            a.c.action.notin_(["run.start", "run.finish"]),
-        )
-        .order_by(a.c.id.desc())
+    ranges = [a.c.target == sa.bindparam("sid")]
+    for i in range(n):
+        ranges.append(a.c.target == sa.bindparam(f"exact{i}"))
+        ranges.append(sa.and_(a.c.target >= sa.bindparam(f"lo{i}"), a.c.target < sa.bindparam(f"hi{i}")))
+    found = sa.union(*(sa.select(a).where(where) for where in ranges)).subquery()
+    return (
+        sa.select(found)
+        .where(found.c.action.notin_(["run.start", "run.finish", "skip"]))  # the actions applied
+        .order_by(found.c.id.desc())
+        .limit(LINEAGE_RUNS)
     )
-    out = []
-    for row in conn.execute(query).mappings():
-        target = row["target"]
-        if series_id in target or any(target == name or target.startswith(name + "/") for name in names):
-            out.append({**row, "at": from_us(row["at"])})
-            if len(out) == LINEAGE_RUNS:
-                break
-    return out
 
 
 def source_rows(conn: Connection, feeding: SeriesId | None = None) -> list[dict[str, Any]]:
     """Every source (or those that may feed the series ``feeding``: named after its source, or with
     its source and measurement in their settings) with its watermarks (``{key: position}``)."""
-    src, w = schema.sources, schema.watermarks
+    src = schema.sources
     query = sa.select(src).order_by(src.c.name)
     if feeding is not None:
         query = query.where(
@@ -632,12 +717,17 @@ def source_rows(conn: Connection, feeding: SeriesId | None = None) -> list[dict[
                 ),
             )
         )
-    rows = [dict(x) for x in conn.execute(query).mappings()]
+    return _source_rows(conn, conn.execute(query))
+
+
+def _source_rows(conn: Connection, result: Any) -> list[dict[str, Any]]:
+    """The sources of ``result`` (rows of ``sources``) with their watermarks."""
+    rows = [dict(x) for x in result.mappings()]
     if not rows:
         return []
     marks: dict[str, dict[str, Any]] = {}
     for owner, key, position in conn.execute(
-        sa.select(w.c.owner, w.c.key, w.c.position).where(w.c.owner.in_([x["name"] for x in rows]))
+        _lineage_queries().watermarks, {"owners": [x["name"] for x in rows]}
     ):
         marks.setdefault(owner, {})[key] = position
     for row in rows:

@@ -156,6 +156,17 @@ models = sa.Table(
 """``run_id``: the catalog run (training) that made the version; ``feature_view`` and its version:
 the model inputs it was trained on (:mod:`sparkhu.metadata.features`)."""
 
+model_series = sa.Table(
+    "model_series",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("version", sa.String, primary_key=True),
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Index("ix_model_series_series", "series_id"),
+    sqlite_with_rowid=False,
+)
+"""The series a model version was trained on when it is not one series' own (a global model)."""
+
 feature_views = sa.Table(
     "feature_views",
     metadata,
@@ -245,5 +256,6 @@ audit_log = sa.Table(
     sa.Column("action", sa.String, nullable=False),
     sa.Column("target", sa.String, nullable=False),
     sa.Column("detail", JSON, nullable=False),
+    sa.Index("ix_audit_log_target", "target"),
 )
 """Append-only: the catalog offers no way to change or delete an entry."""
