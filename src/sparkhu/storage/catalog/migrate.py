@@ -11,7 +11,7 @@ so that several processes opening a fresh catalog at once migrate it exactly onc
 A process that waited for the lock finds the schema at head and does nothing.
 
 >>> head_revision()
-'0004'
+'0005'
 """
 
 from __future__ import annotations
