@@ -38,6 +38,7 @@ both side by side.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -246,6 +247,30 @@ class RiverBank:
             out.append(at)
         return np.asarray(out, dtype=np.int64)
 
+    def copy(self) -> RiverBank:
+        """An independent copy (the detectors deep-copied)."""
+        twin = RiverBank(self.factory, self.name, self.threshold)
+        twin.index = dict(self.index)
+        twin.detectors = copy.deepcopy(self.detectors)
+        return twin
+
+    @property
+    def by_series(self) -> dict[str, list[str]]:
+        """series id → its slot keys."""
+        out: dict[str, list[str]] = {}
+        for key in self.index:
+            out.setdefault(key_series(key), []).append(key)
+        return out
+
+    def rows(self, slots: Sequence[int]) -> dict[str, Any]:
+        """The detectors of ``slots`` (they pickle)."""
+        return {"detectors": [copy.deepcopy(self.detectors[s]) for s in slots]}
+
+    def load(self, keys: Sequence[str], rows: dict[str, Any]) -> None:
+        """Restore the detectors of ``keys`` saved by :meth:`rows`."""
+        for slot, detector in zip(self.slots(keys).tolist(), rows["detectors"], strict=True):
+            self.detectors[slot] = detector
+
     def update(self, slots: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feed each value to its slot's detector; per value: alarm?, statistic (NaN: River keeps none)."""
         alarms = np.zeros(len(values), dtype=bool)
@@ -258,9 +283,26 @@ class RiverBank:
         return alarms, np.full(len(values), np.nan)
 
 
+RIVER_DETECTORS: dict[str, Callable[[], Any]] = {
+    "adwin": lambda: _river().ADWIN(),
+    "kswin": lambda: _river().KSWIN(seed=0),
+    "river_page_hinkley": lambda: _river().PageHinkley(),
+}
+"""River's detectors a :class:`Kind` may use instead of ours (with their default settings)."""
+
+
+def _river() -> Any:
+    import river.drift  # imported when a River detector is asked for (it takes ~0.5 s)
+
+    return river.drift
+
+
 @dataclass(frozen=True)
 class Kind:
-    """What one kind of drift watches, and its test's settings (chosen with ``bench/drift.py``)."""
+    """What one kind of drift watches, and its test's settings (chosen with ``bench/drift.py``).
+
+    ``detector``: ``page_hinkley`` (ours, vectorised) or one of :data:`RIVER_DETECTORS`.
+    """
 
     name: str
     what: str
@@ -269,9 +311,15 @@ class Kind:
     min_points: int
     clip: float
     mode: Mode
+    detector: str = "page_hinkley"
 
-    def bank(self) -> PageHinkleyBank:
+    def bank(self) -> PageHinkleyBank | RiverBank:
         """A fresh bank with these settings."""
+        if self.detector in RIVER_DETECTORS:
+            return RiverBank(RIVER_DETECTORS[self.detector], self.detector)
+        if self.detector != "page_hinkley":
+            known = ", ".join(["page_hinkley", *RIVER_DETECTORS])
+            raise InputError(f"unknown detector {self.detector!r}; expected one of {known}", field="detector")
         return PageHinkleyBank(
             delta=self.delta,
             threshold=self.threshold,
@@ -362,7 +410,7 @@ class DriftWatch:
 
     def __init__(self, kinds: dict[str, Kind] | None = None) -> None:
         self.kinds = dict(KINDS if kinds is None else kinds)
-        self.banks = {name: kind.bank() for name, kind in self.kinds.items()}
+        self.banks: dict[str, PageHinkleyBank | RiverBank] = {n: k.bank() for n, k in self.kinds.items()}
 
     def copy(self) -> DriftWatch:
         """An independent copy."""
