@@ -18,7 +18,7 @@ from tests.online.conftest import MIN, SERIES, TOPIC
 from tests.online.test_checkpoint import drain, make, minutes
 
 from sparkhu.errors import InputError
-from sparkhu.online.drift import drift_events
+from sparkhu.online.drift import KINDS, drift_events
 from sparkhu.online.scoring import OnlineScorer, live_mae, scores, summary
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog, schema
@@ -125,7 +125,7 @@ def test_a_level_shift_raises_one_level_event_and_a_restart_keeps_the_detectors(
     tested, _ = catalogs
     store = PredictionStore(tested)
     rng = np.random.default_rng(5)
-    n, shift_at = 200, 150
+    n, shift_at = 260, 150
     values = 100.0 + rng.normal(0.0, 2.0, n)
     values[shift_at:] += 30.0  # +15 sd
     t0 = 1_700_000_000_000_000
@@ -135,21 +135,23 @@ def test_a_level_shift_raises_one_level_event_and_a_restart_keeps_the_detectors(
             j = min(hi, i + 10)
             publish_points(bus, TOPIC, points(SERIES[0], t0 + np.arange(i, j) * MIN, values[i:j]))
 
-    publish(0, 120)
+    publish(0, 140)
     first = make(bus, store, scorer=scorer(tested), window=30, horizon=3)
     drain(first)
     first.close()
     assert drift_events(tested, SERIES[0]) == []
-    publish(120, n)
+    publish(140, n)
     second = make(bus, store, scorer=scorer(tested), window=30, horizon=3)  # a restart
     drain(second)
     second.close()
     level = drift_events(tested, SERIES[0], kind="level")
     assert level, "the shift was not detected"
     at = (level[0].ts - from_us(t0)) // timedelta(minutes=1)
-    # the minimum delay is threshold / (clip - delta) points; a detector restarted without its
-    # state would still be learning its reference (60 points from minute 120) until minute 180
-    assert shift_at <= at < shift_at + 20
+    # each point adds at most clip - delta to the statistic; a detector restarted without its state
+    # would learn its scale again on the 60 points from minute 140 and find nothing before minute 200
+    kind = KINDS["level"]
+    least = kind.threshold / (kind.clip - kind.delta)
+    assert shift_at + least - 1 <= at < min(shift_at + 2 * least, 200)
     assert level[0].statistic > level[0].threshold
     assert drift_events(tested, SERIES[0], since=level[0].ts + timedelta(minutes=1), kind="level") == []
     assert len(drift_events(tested, limit=1)) == 1

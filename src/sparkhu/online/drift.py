@@ -2,14 +2,15 @@
 
 A :class:`PageHinkleyBank` runs one Page-Hinkley test per *slot* (a series and what is watched)
 with its state in numpy arrays, so a batch of points of many series is one array operation per
-point of the longest series in it, never a Python call per point. Each slot learns a reference
-on its first ``min_points`` values (mean and standard deviation, Welford), then tests the values
-standardised by it and clipped to ``±clip`` (a single spike, an appliance switching on, moves the
-statistic by at most ``clip − delta``: it takes a run of them to raise an alarm)::
+point of the longest series in it, never a Python call per point. Each slot learns a scale on
+its first ``min_points`` values (their standard deviation ``sd``), then tests each
+value's deviation from the running mean, in ``sd`` and clipped to ``±clip`` (a single spike, an
+appliance switching on, moves the statistic by at most ``clip − delta``: it takes a run of them
+to raise an alarm)::
 
-    z = clip((x − ref_mean) / ref_sd, −clip, clip)
-    m_up += z − mean(z) − delta,   up   = m_up − min(m_up)          (the mean went up)
-    m_dn += z − mean(z) + delta,   down = max(m_dn) − m_dn          (the mean went down)
+    z = clip((x − mean) / sd, −clip, clip);   mean += z · sd / n      (a robust running mean)
+    m_up += z − delta,   up   = m_up − min(m_up)          (the mean went up)
+    m_dn += z + delta,   down = max(m_dn) − m_dn          (the mean went down)
 
 An alarm (``up`` or ``down`` above ``threshold``, as ``mode`` says) is a drift event; the slot
 then starts again (a new reference on the next ``min_points`` values). The thresholds of
@@ -55,7 +56,9 @@ from sparkhu.storage.catalog.engine import read_tx
 from sparkhu.timeaxis import from_us, to_us
 
 Mode = Literal["up", "down", "both"]
-_FIELDS = ("n", "ref_mean", "ref_m2", "ref_sd", "z_mean", "m_up", "min_up", "m_dn", "max_dn")
+NOISE_BOUND = 4.0
+"""A slot's scale is at most this many times its noise (the robust spread of its steps, / √2)."""
+_FIELDS = ("filled", "sd", "k", "mean", "m_up", "min_up", "m_dn", "max_dn")
 
 
 def ranks(keys: np.ndarray) -> np.ndarray:
@@ -116,6 +119,8 @@ class PageHinkleyBank:
         self.by_series: dict[str, list[str]] = {}
         """series id → its slot keys."""
         self.state = {name: np.zeros(0) for name in _FIELDS}
+        self.buffer = np.zeros((0, min_points))
+        """Per slot: the values its scale is learnt from."""
 
     def __len__(self) -> int:
         return len(self.index)
@@ -127,10 +132,12 @@ class PageHinkleyBank:
             if key not in self.index:
                 self.index[key] = len(self.index)
                 self.by_series.setdefault(key_series(key), []).append(key)
-        grow = len(self.index) - self.state["n"].size
+        grow = len(self.index) - self.buffer.shape[0]
         if grow > 0:
+            extra = max(grow, self.buffer.shape[0] // 2)
             for name, array in self.state.items():
-                self.state[name] = np.r_[array, np.zeros(max(grow, array.size // 2))]
+                self.state[name] = np.r_[array, np.zeros(extra)]
+            self.buffer = np.vstack([self.buffer, np.zeros((extra, self.min_points))])
         return np.fromiter((self.index[k] for k in keys), dtype=np.int64, count=len(keys))
 
     def copy(self) -> PageHinkleyBank:
@@ -140,18 +147,20 @@ class PageHinkleyBank:
         twin.index = dict(self.index)
         twin.by_series = {sid: list(keys) for sid, keys in self.by_series.items()}
         twin.state = {name: array.copy() for name, array in self.state.items()}
+        twin.buffer = self.buffer.copy()
         return twin
 
     def rows(self, slots: Sequence[int]) -> dict[str, np.ndarray]:
         """The state of ``slots`` (to save a series' part)."""
         at = np.asarray(slots, dtype=np.int64)
-        return {name: array[at].copy() for name, array in self.state.items()}
+        return {name: array[at].copy() for name, array in self.state.items()} | {"buffer": self.buffer[at]}
 
     def load(self, keys: Sequence[str], rows: dict[str, np.ndarray]) -> None:
         """Restore the state of ``keys`` saved by :meth:`rows`."""
         at = self.slots(keys)
         for name in _FIELDS:
             self.state[name][at] = rows[name]
+        self.buffer[at] = rows["buffer"]
 
     def update(self, slots: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feed ``values[i]`` to slot ``slots[i]`` (in order per slot); per value: alarm?, statistic.
@@ -176,42 +185,52 @@ class PageHinkleyBank:
 
     def _step(self, s: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One value for each of the distinct slots ``s``."""
-        st = self.state
-        n = st["n"][s] + 1
-        st["n"][s] = n
-        learning = n <= self.min_points
-        if learning.any():  # Welford on the reference values
-            ls, lx, ln = s[learning], x[learning], n[learning]
-            d = lx - st["ref_mean"][ls]
-            st["ref_mean"][ls] += d / ln
-            st["ref_m2"][ls] += d * (lx - st["ref_mean"][ls])
-            done = ln == self.min_points
-            if done.any():
-                ds = ls[done]
-                sd = np.sqrt(st["ref_m2"][ds] / (self.min_points - 1))
-                floor = np.maximum(1e-9, 1e-6 * np.abs(st["ref_mean"][ds]))
-                st["ref_sd"][ds] = np.maximum(sd, floor)
+        st, buf = self.state, self.buffer
+        filled = st["filled"][s].astype(np.int64)
+        learning = filled < self.min_points
+        if learning.any():  # the scale's sample: the first min_points values, and again after an alarm
+            ls = s[learning]
+            buf[ls, filled[learning]] = x[learning]
+            st["filled"][ls] += 1
+            done = ls[filled[learning] + 1 == self.min_points]
+            if done.size:
+                sample = buf[done]
+                center = np.median(sample, axis=1)
+                steps = np.diff(sample, axis=1)
+                noise = (
+                    1.4826 * np.median(np.abs(steps - np.median(steps, axis=1)[:, None]), axis=1) / np.sqrt(2)
+                )
+                # the sample's spread, unless a ramp or a step inside it inflates it past NOISE_BOUND × its noise
+                spread = np.minimum(np.std(sample, axis=1, ddof=1), NOISE_BOUND * noise)
+                first = st["sd"][done] == 0
+                st["sd"][done] = np.maximum(spread, np.maximum(1e-9, 1e-6 * np.abs(center)))
+                st["mean"][done[first]] = center[first]
+                st["k"][done[first]] = self.min_points
         stat = np.full(s.size, np.nan)
         alarm = np.zeros(s.size, dtype=bool)
-        t = ~learning
+        t = st["sd"][s] > 0
+        t[learning] &= st["k"][s[learning]] > 0  # a first sample is not tested
         if not t.any():
             return alarm, stat
-        ts, tx = s[t], x[t]
-        z = np.clip((tx - st["ref_mean"][ts]) / st["ref_sd"][ts], -self.clip, self.clip)
-        k = n[t] - self.min_points
-        st["z_mean"][ts] += (z - st["z_mean"][ts]) / k
-        st["m_up"][ts] += z - st["z_mean"][ts] - self.delta
+        ts, tx, sd = s[t], x[t], st["sd"][s[t]]
+        k = st["k"][ts] + 1
+        st["k"][ts] = k
+        z = np.clip((tx - st["mean"][ts]) / sd, -self.clip, self.clip)  # off the running mean, clipped
+        st["mean"][ts] += z * sd / k  # the running mean of the clipped values
+        st["m_up"][ts] += z - self.delta
         st["min_up"][ts] = np.minimum(st["min_up"][ts], st["m_up"][ts])
-        st["m_dn"][ts] += z - st["z_mean"][ts] + self.delta
+        st["m_dn"][ts] += z + self.delta
         st["max_dn"][ts] = np.maximum(st["max_dn"][ts], st["m_dn"][ts])
         up = st["m_up"][ts] - st["min_up"][ts]
         down = st["max_dn"][ts] - st["m_dn"][ts]
         value = {"up": up, "down": down, "both": np.maximum(up, down)}[self.mode]
         hit = value > self.threshold
         stat[t], alarm[t] = value, hit
-        if hit.any():
-            for name in _FIELDS:
-                st[name][ts[hit]] = 0.0
+        if hit.any():  # start again from the new level; the scale is learnt again meanwhile
+            hs = ts[hit]
+            for name in ("m_up", "min_up", "m_dn", "max_dn", "filled"):
+                st[name][hs] = 0.0
+            st["mean"][hs], st["k"][hs] = tx[hit], 1
         return alarm, stat
 
 
@@ -330,7 +349,7 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "level": Kind("level", "the points' values", 0.5, 40.0, 60, 4.0, "both"),
+    "level": Kind("level", "the points' values", 1.0, 60.0, 60, 3.0, "both"),
     "variance": Kind("variance", "|value − previous value|", 0.5, 40.0, 60, 4.0, "both"),
     "error": Kind("error", "|one-step error| / the series' scale, per model", 0.5, 40.0, 60, 4.0, "up"),
 }

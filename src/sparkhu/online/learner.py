@@ -409,6 +409,8 @@ class OnlinePredictor:
         return Checkpoint(self.owner, entries, None if self.scorer is None else self.scorer.save)
 
     def _saved(self) -> None:
+        if self.scorer is not None:
+            self.scorer.committed()
         self._dirty.clear()
         self._moved.clear()
         self._settings_saved = True

@@ -315,15 +315,20 @@ class OnlineScorer:
         self._counts = [0, 0]
         self._pending_counts = (0, 0)
 
-    def observe(self, points: pa.Table) -> None:
-        """The points a round absorbed (``series_id``, ``ts``, ``value``): kept for :meth:`save`.
-
-        The previous round's results are kept from here on: the loop prepares a round only
-        once the round before it is stored.
-        """
+    def committed(self) -> None:
+        """The transaction of the last :meth:`save` committed: its state is the scorer's from now on."""
         if self._staged is not None:
             self._state, self._staged = self._staged, None
             self._counts = [a + b for a, b in zip(self._counts, self._pending_counts, strict=True)]
+            self._points = []
+
+    def observe(self, points: pa.Table) -> None:
+        """The points a round absorbed (``series_id``, ``ts``, ``value``): kept for :meth:`save`.
+
+        A round is prepared only once the round before it is stored, so a save not yet known
+        committed is (:meth:`committed`).
+        """
+        self.committed()
         self._points = [points.select(["series_id", "ts", "value"])] if points.num_rows else []
 
     def save(self, conn: Connection) -> None:
@@ -333,10 +338,10 @@ class OnlineScorer:
         """
         if not self._loaded:
             self._load(conn)
-        state = self._state.copy()
-        self._staged, self._pending_counts = state, (0, 0)
+        self._staged, self._pending_counts = None, (0, 0)
         if not self._points:
             return
+        state = self._staged = self._state.copy()
         new = _fresh(pa.concat_tables(self._points), state)
         if not new.num_rows:
             return
