@@ -200,7 +200,7 @@ class PageHinkleyBank:
                 noise = (
                     1.4826 * np.median(np.abs(steps - np.median(steps, axis=1)[:, None]), axis=1) / np.sqrt(2)
                 )
-                # the sample's spread, unless a ramp or a step inside it inflates it past NOISE_BOUND × its noise
+                # the spread, unless a ramp or a step inside the sample inflates it past NOISE_BOUND × noise
                 spread = np.minimum(np.std(sample, axis=1, ddof=1), NOISE_BOUND * noise)
                 first = st["sd"][done] == 0
                 st["sd"][done] = np.maximum(spread, np.maximum(1e-9, 1e-6 * np.abs(center)))
