@@ -12,7 +12,7 @@ import pytest
 from sparkhu.app.runtime import Runtime
 from sparkhu.cli.main import run
 from sparkhu.config import Settings
-from sparkhu.online.scoring import OnlineScorer
+from sparkhu.online.scorer import OnlineScorer
 from sparkhu.series import points
 from sparkhu.storage.catalog import SeriesInfo
 from sparkhu.storage.predictions import FORECAST_SCHEMA, Checkpoint

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from tests.gateway.conftest import BAND, SID, Stack, actual_points, error_code, gql
 
-from sparkhu.online.scoring import OnlineScorer
+from sparkhu.online.scorer import OnlineScorer
 from sparkhu.storage.predictions import FORECAST_SCHEMA, Checkpoint
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,8 @@ from sparkhu.demo.generator import generate
 from sparkhu.errors import InputError
 from sparkhu.online.drift import KINDS, DriftWatch, Kind, PageHinkleyBank, RiverBank, drift_events
 from sparkhu.online.learner import OnlinePredictor
-from sparkhu.online.scoring import OnlineScorer, live_mae
+from sparkhu.online.scorer import OnlineScorer
+from sparkhu.online.scoring import live_mae
 from sparkhu.storage.catalog import Catalog
 from sparkhu.storage.predictions import PredictionStore
 from sparkhu.stream.codecs import publish_points

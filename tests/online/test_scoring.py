@@ -19,7 +19,8 @@ from tests.online.test_checkpoint import drain, make, minutes
 
 from sparkhu.errors import InputError
 from sparkhu.online.drift import KINDS, drift_events
-from sparkhu.online.scoring import OnlineScorer, live_mae, scores, summary
+from sparkhu.online.scorer import OnlineScorer
+from sparkhu.online.scoring import live_mae, scores, summary
 from sparkhu.series import points
 from sparkhu.storage.catalog import Catalog, schema
 from sparkhu.storage.predictions import PredictionStore

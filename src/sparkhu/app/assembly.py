@@ -105,7 +105,7 @@ def add_topic_consumers(
     """The ``sinks`` that take this topic, the online predictor and its champion server of one topic."""
     from sparkhu.online.champions import ChampionServer
     from sparkhu.online.learner import OnlinePredictor
-    from sparkhu.online.scoring import OnlineScorer
+    from sparkhu.online.scorer import OnlineScorer
 
     settings = runtime.settings
     topic = runtime.topic(source, measurement)

@@ -423,7 +423,7 @@ class DriftWatch:
     >>> values = np.r_[rng.normal(100, 5, 400), rng.normal(130, 5, 100)]  # +6 sd at point 400
     >>> ts = np.arange(values.size, dtype=np.int64) * 60_000_000
     >>> found = watch.observe_points(["a/b/c"] * values.size, ts, values, np.full(values.size, np.nan))
-    >>> sorted(set(found.kind)), int(found.ts[0] // 60_000_000) - 400 < 20
+    >>> sorted(set(found.kind)), 400 < int(found.ts[0] // 60_000_000) < 450
     (['level'], True)
     """
 

@@ -85,7 +85,7 @@ from sparkhu.errors import ForecastError, NotFoundError, SparkhuError
 from sparkhu.forecast.base import Forecaster
 from sparkhu.forecast.models import make_model
 from sparkhu.forecast.predict import update_since
-from sparkhu.online.scoring import OnlineScorer
+from sparkhu.online.scorer import OnlineScorer
 from sparkhu.online.windows import NewPoints, Windows
 from sparkhu.series import series_tail
 from sparkhu.storage.lake import Lake
@@ -137,7 +137,7 @@ class OnlinePredictor:
     where to refill windows from on start and to quarantine malformed messages
     (``dataset`` defaults to the topic name). ``max_messages``: messages per poll at most.
     ``scorer``: scores the forecasts whose targets arrive and watches drift, in the transaction
-    of the forecasts (:class:`~sparkhu.online.scoring.OnlineScorer`).
+    of the forecasts (:class:`~sparkhu.online.scorer.OnlineScorer`).
     """
 
     def __init__(
