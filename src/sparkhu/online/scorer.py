@@ -309,24 +309,21 @@ def _stored_forecasts(conn: Connection, new: pa.Table) -> pa.Table:
     """Raw forecasts targeting each series' range of ``new`` timestamps (one key-prefix range per series)."""
     ranges = new.group_by("series_id").aggregate([("ts", "min"), ("ts", "max")])
     triples = list(zip(*(ranges.column(i).to_pylist() for i in range(3)), strict=True))
-    raw = schema.forecasts_raw
-    wanted = (
-        raw.c.series_id,
-        raw.c.model,
-        raw.c.origin_ts,
-        raw.c.target_ts,
-        raw.c.step,
-        raw.c.value,
-        raw.c.lower,
-        raw.c.upper,
-    )
     rows: list[Any] = []
     for at in range(0, len(triples), _SERIES_PER_QUERY):
         chunk = triples[at : at + _SERIES_PER_QUERY]
-        where = sa.or_(
-            *(sa.and_(raw.c.series_id == sid, raw.c.target_ts.between(lo, hi)) for sid, lo, hi in chunk)
+        # text, as PredictionStore._existing: hundreds of expression objects cost more than the query
+        terms = " OR ".join(
+            f"(series_id = :s{i} AND target_ts BETWEEN :a{i} AND :b{i})" for i in range(len(chunk))
         )
-        rows.extend(conn.execute(sa.select(*wanted).where(where)).all())
+        params = {}
+        for i, (sid, lo, hi) in enumerate(chunk):
+            params.update({f"s{i}": sid, f"a{i}": lo, f"b{i}": hi})
+        query = sa.text(
+            "SELECT series_id, model, origin_ts, target_ts, step, value, lower, upper "
+            f"FROM {schema.forecasts_raw.name} WHERE {terms}"
+        )
+        rows.extend(conn.execute(query, params).all())
     names = ("series_id", "model", "origin_ts", "target_ts", "step", "value", "lower", "upper")
     types = (
         pa.string(),
