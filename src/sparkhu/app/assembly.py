@@ -118,6 +118,9 @@ def add_topic_consumers(
         run = as_writer(f"sink:{sink_spec.name}:{topic}", sink.run)  # who wrote the lake's partitions
         platform.add(f"{sink_spec.kind} sink {sink_spec.name} {topic}", run, figures=sink.figures)
     forecast = settings.forecast
+    scorer = OnlineScorer(
+        runtime.catalog, f"online/{topic}", window=forecast.window, season_length=forecast.season_length
+    )
     predictor = OnlinePredictor(
         runtime.bus,
         topic,
@@ -130,18 +133,16 @@ def add_topic_consumers(
         lake=runtime.lake,
         zone="raw",
         dataset=dataset,
-        scorer=OnlineScorer(
-            runtime.catalog,
-            f"online/{topic}",
-            window=forecast.window,
-            season_length=forecast.season_length,
-        ),
+        scorer=scorer,
     )
     shown = ("points", "forecasts", "series", "swaps", "latency_p50_ms", "latency_p99_ms")
     platform.add(
         f"online {topic}",
         predictor.run,
-        figures=lambda: {k: v for k, v in asdict(predictor.stats()).items() if k in shown},
+        figures=lambda: (
+            {k: v for k, v in asdict(predictor.stats()).items() if k in shown}
+            | {"scored": scorer.stats().scored, "drift_events": scorer.stats().drift_events}
+        ),
     )
     server = ChampionServer(runtime.registry, predictor, poll_s=forecast.champion_poll_s)
     platform.add(
