@@ -350,8 +350,8 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "level": Kind("level", "the points' values", 1.0, 60.0, 60, 3.0, "both"),
-    "variance": Kind("variance", "|value − previous value|", 0.5, 40.0, 60, 4.0, "both"),
-    "error": Kind("error", "|one-step error| / the series' scale, per model", 0.5, 40.0, 60, 4.0, "up"),
+    "variance": Kind("variance", "|value − previous value|", 0.5, 60.0, 60, 3.0, "both"),
+    "error": Kind("error", "|one-step error| / the series' scale, per model", 0.5, 60.0, 60, 3.0, "up"),
 }
 """The kinds of drift and their settings (see docs/autopilot.md, "Online evaluation and drift")."""
 
