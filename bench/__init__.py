@@ -100,4 +100,5 @@ BENCHES: dict[str, str] = {
     "cli_startup": "bench.cli_startup",
     "connectors": "bench.connectors",
     "dashboard": "bench.dashboard",
+    "drift": "bench.drift",
 }

@@ -46,6 +46,9 @@ def test_up_runs_the_configured_sources(tmp_path: Path, distributed_env: dict[st
         assert lake_points.num_rows == data.points.num_rows - _duplicates(data)
         blended = ctx.predictions.blended("ampds2/electricity/WHE.P")
         assert blended.num_rows >= 20
+        # the predictor's scorer saw every point (its forecasts' targets are after the file's end)
+        scorer_state = ctx.predictions.checkpoint("scoring:online/sparkhu.ampds2.electricity")
+        assert "ampds2/electricity/WHE.P" in scorer_state
         assert ctx.catalog.get_watermark("meters", "sparkhu.ampds2.electricity") is not None
 
 

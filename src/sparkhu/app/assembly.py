@@ -5,7 +5,8 @@
 * one connector per source, publishing to its topic (watermarked in the catalog); a source with
   ``repeat_s`` is read again that long after it ends (files: new files are picked up);
 * per topic: the lake sink (bus → ``raw`` zone), the extra ``[[sinks]]`` that take it, the online
-  predictor (bus → prediction store, blended) and the champion server, which keeps the
+  predictor (bus → prediction store, blended; its forecasts scored and drift watched as targets
+  arrive, :mod:`sparkhu.online.scoring`) and the champion server, which keeps the
   predictor serving the registry's champions (hot-swapping new ones);
 * the daily pipeline scheduler (the cleaning DAG of each source's dataset at ``[pipeline] schedule``,
   catching up missed days) and the retention scheduler (a pass at ``[retention] schedule``);
@@ -104,6 +105,7 @@ def add_topic_consumers(
     """The ``sinks`` that take this topic, the online predictor and its champion server of one topic."""
     from sparkhu.online.champions import ChampionServer
     from sparkhu.online.learner import OnlinePredictor
+    from sparkhu.online.scorer import OnlineScorer
 
     settings = runtime.settings
     topic = runtime.topic(source, measurement)
@@ -116,6 +118,9 @@ def add_topic_consumers(
         run = as_writer(f"sink:{sink_spec.name}:{topic}", sink.run)  # who wrote the lake's partitions
         platform.add(f"{sink_spec.kind} sink {sink_spec.name} {topic}", run, figures=sink.figures)
     forecast = settings.forecast
+    scorer = OnlineScorer(
+        runtime.catalog, f"online/{topic}", window=forecast.window, season_length=forecast.season_length
+    )
     predictor = OnlinePredictor(
         runtime.bus,
         topic,
@@ -128,12 +133,16 @@ def add_topic_consumers(
         lake=runtime.lake,
         zone="raw",
         dataset=dataset,
+        scorer=scorer,
     )
     shown = ("points", "forecasts", "series", "swaps", "latency_p50_ms", "latency_p99_ms")
     platform.add(
         f"online {topic}",
         predictor.run,
-        figures=lambda: {k: v for k, v in asdict(predictor.stats()).items() if k in shown},
+        figures=lambda: (
+            {k: v for k, v in asdict(predictor.stats()).items() if k in shown}
+            | {"scored": scorer.stats().scored, "drift_events": scorer.stats().drift_events}
+        ),
     )
     server = ChampionServer(runtime.registry, predictor, poll_s=forecast.champion_poll_s)
     platform.add(

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from sparkhu.cli import airflow, connectors, data, meta, models, platform, retention, spark
+from sparkhu.cli import airflow, connectors, data, meta, models, online, platform, retention, spark
 from sparkhu.cli.common import State, err_console
 
 PROG = "sparkhu"
@@ -50,6 +50,8 @@ app.command("lineage")(meta.lineage)
 app.command("train")(models.train)
 app.command("predict")(models.predict)
 app.command("models")(models.models)
+app.command("scores")(online.scores)
+app.command("drift")(online.drift)
 app.command("config")(platform.show_config)
 
 

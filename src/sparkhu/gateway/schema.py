@@ -31,6 +31,7 @@ from sparkhu.gateway import resolvers as r
 from sparkhu.gateway.cost import QueryCost
 from sparkhu.gateway.errors import ErrorCodes
 from sparkhu.gateway.lineage import LineageQuery, MetadataMutation
+from sparkhu.gateway.online import OnlineQuery
 from sparkhu.gateway.operator_types import OperatorMutation, OperatorQuery
 from sparkhu.gateway.retention import RetentionMutation, RetentionQuery
 from sparkhu.gateway.services import DEFAULT_MAX_DEPTH
@@ -248,7 +249,9 @@ def build_schema(
     # One rule class for every request, so that the validation cache can hit.
     depth_rule = create_validator(max_depth, should_ignore=None)
     return GatewaySchema(
-        query=merge_types("Query", (Query, RetentionQuery, SparkStudyQuery, LineageQuery, OperatorQuery)),
+        query=merge_types(
+            "Query", (Query, RetentionQuery, SparkStudyQuery, LineageQuery, OperatorQuery, OnlineQuery)
+        ),
         mutation=merge_types("Mutation", (Mutation, RetentionMutation, MetadataMutation, OperatorMutation)),
         subscription=Subscription,
         extensions=[

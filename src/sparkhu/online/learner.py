@@ -85,6 +85,7 @@ from sparkhu.errors import ForecastError, NotFoundError, SparkhuError
 from sparkhu.forecast.base import Forecaster
 from sparkhu.forecast.models import make_model
 from sparkhu.forecast.predict import update_since
+from sparkhu.online.scorer import OnlineScorer
 from sparkhu.online.windows import NewPoints, Windows
 from sparkhu.series import series_tail
 from sparkhu.storage.lake import Lake
@@ -135,6 +136,8 @@ class OnlinePredictor:
     prediction interval stored as lower/upper (``None``: none). ``lake``/``dataset``/``zone``:
     where to refill windows from on start and to quarantine malformed messages
     (``dataset`` defaults to the topic name). ``max_messages``: messages per poll at most.
+    ``scorer``: scores the forecasts whose targets arrive and watches drift, in the transaction
+    of the forecasts (:class:`~sparkhu.online.scorer.OnlineScorer`).
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class OnlinePredictor:
         zone: str = "raw",
         max_messages: int = 1000,
         latency_samples: int = 100_000,
+        scorer: OnlineScorer | None = None,
     ) -> None:
         where = f"online predictor for {topic}"
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
@@ -177,6 +181,7 @@ class OnlinePredictor:
         self.coverage = coverage
         self.lake, self.dataset, self.zone = lake, dataset or topic, zone
         self.max_messages = max_messages
+        self.scorer = scorer
         self.models: dict[str, Forecaster] = {}
         self.labels: dict[str, str] = {}
         """series id → the ``model`` written with its forecasts when not the template's name."""
@@ -401,9 +406,11 @@ class OnlinePredictor:
             entries[f"{_OFFSET}{partition}"] = str(self._next[partition]).encode()
         if not self._settings_saved:
             entries[_SETTINGS] = self._settings()
-        return Checkpoint(self.owner, entries)
+        return Checkpoint(self.owner, entries, None if self.scorer is None else self.scorer.save)
 
     def _saved(self) -> None:
+        if self.scorer is not None:
+            self.scorer.committed()
         self._dirty.clear()
         self._moved.clear()
         self._settings_saved = True
@@ -434,6 +441,8 @@ class OnlinePredictor:
         for message in batch.messages:
             self._next[message.partition] = max(self._next.get(message.partition, 0), message.offset + 1)
             self._moved.add(message.partition)
+        if self.scorer is not None:
+            self.scorer.observe(pa.concat_tables(parts) if parts else batch.points.slice(0, 0))
         if not tables:
             return FORECAST_SCHEMA.empty_table()
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables)

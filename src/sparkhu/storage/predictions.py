@@ -69,11 +69,13 @@ class Checkpoint(NamedTuple):
     """A writer's state saved with its forecasts: opaque ``entries`` by key, under ``owner``.
 
     Entries of an earlier checkpoint of the same owner whose keys are not given are kept (a
-    writer saves only what changed).
+    writer saves only what changed). ``also``: more of the writer's own writes, made through the
+    transaction's connection after the forecasts (e.g. their scores, :mod:`sparkhu.online.scoring`).
     """
 
     owner: str
     entries: Mapping[str, bytes]
+    also: Callable[[Connection], None] | None = None
 
 
 DEFAULT_ALPHA = 0.6
@@ -129,6 +131,7 @@ class PredictionStore:
             if checkpoint is not None:
                 _save_checkpoint(conn, checkpoint)
             if batch.num_rows == 0:
+                _write_also(conn, checkpoint)
                 return 0
             if not is_sqlite(self._engine):
                 _lock_series(conn, names)
@@ -142,6 +145,7 @@ class PredictionStore:
                     index_elements=["series_id", "target_ts"], set_={c: stmt.excluded[c] for c in cols}
                 )
                 conn.execute(stmt, blended.to_pylist())
+            _write_also(conn, checkpoint)
         return new.num_rows
 
     def _insert_raw(self, conn: Connection, batch: pa.Table) -> pa.Table:
@@ -488,6 +492,11 @@ def _save_checkpoint(conn: Connection, checkpoint: Checkpoint) -> None:
         index_elements=["owner", "key"], set_={"value": stmt.excluded.value, "updated_at": now}
     )
     conn.execute(stmt, rows)
+
+
+def _write_also(conn: Connection, checkpoint: Checkpoint | None) -> None:
+    if checkpoint is not None and checkpoint.also is not None:
+        checkpoint.also(conn)
 
 
 def _lock_series(conn: Connection, names: list[str]) -> None:

@@ -10,7 +10,7 @@ This module describes the *current* schema, which the queries use; the migration
 ``migrations/versions`` build it step by step (a test checks that both agree).
 
 >>> sorted(metadata.tables)[:4]
-['audit_log', 'datasets', 'feature_views', 'forecasts_blended']
+['audit_log', 'datasets', 'drift_events', 'feature_views']
 """
 
 from __future__ import annotations
@@ -220,6 +220,44 @@ online_state = sa.Table(
 """Checkpoints of online predictors (``owner`` = ``<group>/<topic>``): one opaque value per key
 (a series' window and model, the consumed offsets), written in the transaction of the forecasts
 they produced (:class:`~sparkhu.storage.predictions.PredictionStore`)."""
+
+online_scores = sa.Table(
+    "online_scores",
+    metadata,
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Column("model", sa.String, primary_key=True),
+    sa.Column("target_ts", TS, primary_key=True),
+    sa.Column("origin_ts", TS, primary_key=True),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("actual", sa.Float, nullable=False),
+    sa.Column("forecast", sa.Float, nullable=False),
+    sa.Column("error", sa.Float, nullable=False),
+    sa.Column("scale", sa.Float),
+    sa.Column("covered", sa.Boolean),
+    sa.Index("ix_online_scores_series_target", "series_id", "target_ts"),
+    sqlite_with_rowid=False,
+)
+"""One row per raw forecast whose target has arrived (:mod:`sparkhu.online.scoring`): primary key
+(series, model, target, origin) = the forecast's, so scoring again is a no-op. ``scale`` is the
+series' in-sample seasonal-naive MAE when scored (MASE's denominator), ``covered`` whether the
+interval held the actual (null without one)."""
+
+drift_events = sa.Table(
+    "drift_events",
+    metadata,
+    sa.Column("series_id", sa.String, primary_key=True),
+    sa.Column("ts", TS, primary_key=True),
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("model", sa.String, primary_key=True),
+    sa.Column("detector", sa.String, primary_key=True),
+    sa.Column("statistic", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("detected_at", TS, nullable=False),
+    sa.Index("ix_drift_events_ts", "ts"),
+    sqlite_with_rowid=False,
+)
+"""Drift detected on a series (:mod:`sparkhu.online.drift`): ``kind`` level / variance (the input)
+or error (the online errors of ``model``; ``""`` for the input's kinds), at the point ``ts``."""
 
 series_alpha = sa.Table(
     "series_alpha",
