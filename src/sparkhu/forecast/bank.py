@@ -1,29 +1,31 @@
 """Many series' models in one place, the state of each vectorisable family kept in arrays.
 
 A :class:`ModelBank` maps series ids to fitted :class:`~sparkhu.forecast.base.Forecaster`
-models, like a dict, and adds two verbs over many series at once: :meth:`ModelBank.update`
-(new points per series) and :meth:`ModelBank.forecast` (``horizon`` steps and an interval per
-series). Models of a family with a vectorised kernel (:data:`FAMILIES`: SES and seasonal naive)
-keep their learned state in one array per attribute for every series of the family, so an
-update costs a few numpy operations per *column* of new points across all those series, and a
-forecast one array expression — no Python work per point. Any other model is updated and
-forecast one series at a time through its own methods (same results, slower).
+models, like a dict, and adds two verbs over many series at once:
+:meth:`ModelBank.update_many` (new points per series) and :meth:`ModelBank.forecast_many`
+(``horizon`` steps and an interval per series). Models of a family with a vectorised kernel
+(:data:`FAMILIES`: SES and seasonal naive) keep their learned state in one array per
+attribute for every series of the family, so an update costs a few numpy operations per
+*column* of new points across all those series, and a forecast one array expression — no
+Python work per point. Any other model is updated and forecast one series at a time through
+its own methods (same results, slower).
 
 The bank still hands out the series' own model object: the object is brought up to date from
 the arrays when it is read (``bank[sid]``, :meth:`~ModelBank.get`), so ``bank[sid] is model``
 holds across updates. A model read from the bank and then changed directly (``update``,
 ``fit``) must be put back (``bank[sid] = model``) for the bank to see the change.
 
-The recursions are exactly the models' own (SES: ``l = l + alpha*(y - l)`` per observed point;
-seasonal naive: a ring of the last two seasons), so forecasts after :meth:`update` equal those
-of ``model.update`` up to floating-point rounding.
+The recursions are exactly the models' own (SES: ``l = a·y + (1 − a)·l`` per observed point;
+seasonal naive: a ring of the last two seasons), so forecasts after
+:meth:`~ModelBank.update_many` equal those of ``model.update`` up to floating-point rounding
+(``tests/forecast/test_bank.py`` checks it on a real series).
 
 >>> from sparkhu.forecast.models import make_model
 >>> bank = ModelBank()
 >>> bank["a/b/x"] = make_model("ses", alpha=0.5).fit(np.array([1.0, 3.0]))
 >>> bank["a/b/y"] = make_model("seasonal_naive", season_length=2).fit(np.array([1.0, 2.0]))
->>> bank.update(["a/b/x", "a/b/y"], [np.array([4.0]), np.array([5.0, 6.0])])
->>> out = bank.forecast(["a/b/x", "a/b/y"], 3)
+>>> bank.update_many(["a/b/x", "a/b/y"], [np.array([4.0]), np.array([5.0, 6.0])])
+>>> out = bank.forecast_many(["a/b/x", "a/b/y"], 3)
 >>> out.mean.tolist(), out.ok.tolist()
 ([[3.0, 3.0, 3.0], [5.0, 6.0, 5.0]], [True, True])
 >>> bank["a/b/x"].level_, bank["a/b/x"].n_obs_
@@ -277,10 +279,14 @@ class SeasonalNaiveFamily(Family):
         m = self.m
         history = self._ordered(rows)
         observed = np.isfinite(history)
-        last_at = np.where(observed.any(axis=1), history.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1), 0)
+        last_at = np.where(
+            observed.any(axis=1), history.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1), 0
+        )
         last = np.where(observed.any(axis=1), history[np.arange(rows.size), last_at], np.nan)
         previous, latest = history[:, :m], history[:, m:]
-        season = np.where(np.isfinite(latest), latest, np.where(np.isfinite(previous), previous, last[:, None]))
+        season = np.where(
+            np.isfinite(latest), latest, np.where(np.isfinite(previous), previous, last[:, None])
+        )
         short = self.filled[rows] < m
         phases = np.arange(horizon) % m
         mean = np.where(short[:, None], last[:, None], season[:, phases])
@@ -365,7 +371,9 @@ class ModelBank(MutableMapping[str, Forecaster]):
         return series_id in self._rows or series_id in self._objects
 
     # ---- many series at once ---------------------------------------------------------
-    def _groups(self, series: Sequence[str]) -> tuple[dict[int, tuple[Family, list[int], list[int]]], list[int]]:
+    def _groups(
+        self, series: Sequence[str]
+    ) -> tuple[dict[int, tuple[Family, list[int], list[int]]], list[int]]:
         """Positions of ``series`` by family (with their rows), and the positions of object models."""
         groups: dict[int, tuple[Family, list[int], list[int]]] = {}
         objects: list[int] = []
@@ -383,7 +391,7 @@ class ModelBank(MutableMapping[str, Forecaster]):
             group[2].append(row)
         return groups, objects
 
-    def update(self, series: Sequence[str], values: Sequence[np.ndarray]) -> None:
+    def update_many(self, series: Sequence[str], values: Sequence[np.ndarray]) -> None:
         """Absorb new points: ``values[i]`` (oldest first) into the model of ``series[i]``.
 
         Every series must have a model. A model that raises :class:`ForecastError` is logged
@@ -400,7 +408,9 @@ class ModelBank(MutableMapping[str, Forecaster]):
             except ForecastError as exc:
                 log.warning("model of %s not updated: %s", sid, exc)
 
-    def forecast(self, series: Sequence[str], horizon: int, coverage: float | None = None) -> BankForecast:
+    def forecast_many(
+        self, series: Sequence[str], horizon: int, coverage: float | None = None
+    ) -> BankForecast:
         """``horizon`` forecasts of each of ``series`` (in that order), bounds for ``coverage``.
 
         A model that raises :class:`ForecastError` gets ``ok`` False (and is logged).

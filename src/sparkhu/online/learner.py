@@ -372,7 +372,7 @@ class OnlinePredictor:
     def _advance(self, series_id: str, new_values: np.ndarray) -> Forecaster | None:
         """Warm-start or update the series' model; None while it has too few points."""
         if self.models.fitted(series_id):
-            self.models.update([series_id], [new_values])
+            self.models.update_many([series_id], [new_values])
             return self.models[series_id]
         return self._warm_start(series_id)
 
@@ -494,11 +494,11 @@ class OnlinePredictor:
             ready.append(sid)
             origins.append(int(ts_new[-1]))
         if updated:
-            self.models.update(updated, values)
+            self.models.update_many(updated, values)
         if not ready:
             return FORECAST_SCHEMA.empty_table()
         h = self.horizon
-        out = self.models.forecast(ready, h, self.coverage)
+        out = self.models.forecast_many(ready, h, self.coverage)
         keep = np.repeat(out.ok, h) & np.isfinite(out.mean.reshape(-1))
         n = len(ready)
         steps = np.tile(np.arange(1, h + 1, dtype="int32"), n)
@@ -507,16 +507,18 @@ class OnlinePredictor:
         labels = [self.labels.get(s, self.template.name) for s in ready]
         ts_type = FORECAST_SCHEMA.field("origin_ts").type
         columns = [
-            pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(n, dtype="int32"), h)[keep]), ready)
-            .cast(pa.string()),
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.repeat(np.arange(n, dtype="int32"), h)[keep]), ready
+            ).cast(pa.string()),
             pa.array(origin[keep]).cast(ts_type),
             pa.array(target[keep]).cast(ts_type),
             pa.array(steps[keep]),
             pa.array(out.mean.reshape(-1)[keep]),
             pa.array(out.lower.reshape(-1)[keep], from_pandas=True),
             pa.array(out.upper.reshape(-1)[keep], from_pandas=True),
-            pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(n, dtype="int32"), h)[keep]), labels)
-            .cast(pa.string()),
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.repeat(np.arange(n, dtype="int32"), h)[keep]), labels
+            ).cast(pa.string()),
         ]
         return pa.Table.from_arrays(columns, schema=FORECAST_SCHEMA)
 

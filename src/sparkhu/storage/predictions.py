@@ -150,7 +150,7 @@ class PredictionStore:
         sql = _insert_sql(conn, raw.name, names, conflict="ON CONFLICT DO NOTHING")
         rows = _tuples(batch, names)
         savepoint = conn.begin_nested()
-        inserted = conn.exec_driver_sql(sql, rows).rowcount  # type: ignore[arg-type]
+        inserted = conn.exec_driver_sql(sql, rows).rowcount
         if inserted == batch.num_rows:
             savepoint.commit()
             return batch
@@ -162,7 +162,7 @@ class PredictionStore:
         rows_new = np.sort(new.column("_row").to_numpy())
         fresh = batch.take(pa.array(rows_new, pa.int64()))
         if fresh.num_rows:
-            conn.exec_driver_sql(sql, _tuples(fresh, names))  # type: ignore[arg-type]
+            conn.exec_driver_sql(sql, _tuples(fresh, names))
         return fresh
 
     def _stored_keys(self, conn: Connection, batch: pa.Table) -> pa.Table:
@@ -178,7 +178,8 @@ class PredictionStore:
             for i, (sid, lo, hi) in enumerate(chunk):
                 params.update({f"s{i}": sid, f"a{i}": lo, f"b{i}": hi})
             query = sa.text(
-                f"SELECT series_id, target_ts, origin_ts, model FROM {schema.forecasts_raw.name} WHERE {terms}"
+                "SELECT series_id, target_ts, origin_ts, model "
+                f"FROM {schema.forecasts_raw.name} WHERE {terms}"
             )
             rows.extend(conn.execute(query, params).all())
         names = ("series_id", "target_ts", "origin_ts", "model")
@@ -420,7 +421,7 @@ def _blend_rows(conn: Connection, new: pa.Table, alphas: Mapping[str, float], de
     table = new.select(columns).append_column("updated_at", pa.array(np.full(new.num_rows, now_us())))
     for a in np.unique(alpha).tolist():
         rows = table if a == default and not alphas else table.filter(pa.array(alpha == a))
-        conn.exec_driver_sql(_blend_sql(conn, float(a)), _tuples(rows, [*columns, "updated_at"]))  # type: ignore[arg-type]
+        conn.exec_driver_sql(_blend_sql(conn, float(a)), _tuples(rows, [*columns, "updated_at"]))
 
 
 def _blend_sql(conn: Connection, alpha: float) -> str:
