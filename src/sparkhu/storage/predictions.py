@@ -478,17 +478,14 @@ def _save_checkpoint(conn: Connection, checkpoint: Checkpoint) -> None:
         raise InputError("a checkpoint needs an owner name", field="owner")
     if not checkpoint.entries:
         return
-    t = schema.online_state
+    t = schema.online_state.name
     now = now_us()
-    rows = [
-        {"owner": checkpoint.owner, "key": key, "value": bytes(value), "updated_at": now}
-        for key, value in checkpoint.entries.items()
-    ]
-    stmt = dialect_insert(conn, t)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["owner", "key"], set_={"value": stmt.excluded.value, "updated_at": now}
+    rows = [(checkpoint.owner, key, bytes(value), now) for key, value in checkpoint.entries.items()]
+    sql = (
+        f"INSERT INTO {t} (owner, key, value, updated_at) VALUES ({_marks(conn, 4)}) "
+        "ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
     )
-    conn.execute(stmt, rows)
+    conn.exec_driver_sql(sql, rows)
 
 
 def _lock_series(conn: Connection, names: list[str]) -> None:
