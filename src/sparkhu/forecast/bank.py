@@ -391,12 +391,13 @@ class ModelBank(MutableMapping[str, Forecaster]):
             group[2].append(row)
         return groups, objects
 
-    def update_many(self, series: Sequence[str], values: Sequence[np.ndarray]) -> None:
+    def update_many(self, series: Sequence[str], values: Sequence[np.ndarray]) -> set[str]:
         """Absorb new points: ``values[i]`` (oldest first) into the model of ``series[i]``.
 
         Every series must have a model. A model that raises :class:`ForecastError` is logged
-        and left as it was.
+        and left as it was; returns those series (empty when all were updated).
         """
+        failed: set[str] = set()
         groups, objects = self._groups(series)
         for family, positions, rows in groups.values():
             matrix, counts = padded([np.asarray(values[p], dtype=np.float64) for p in positions])
@@ -407,6 +408,8 @@ class ModelBank(MutableMapping[str, Forecaster]):
                 self._objects[sid].update(values[position])
             except ForecastError as exc:
                 log.warning("model of %s not updated: %s", sid, exc)
+                failed.add(sid)
+        return failed
 
     def forecast_many(
         self, series: Sequence[str], horizon: int, coverage: float | None = None

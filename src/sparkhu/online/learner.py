@@ -372,8 +372,8 @@ class OnlinePredictor:
     def _advance(self, series_id: str, new_values: np.ndarray) -> Forecaster | None:
         """Warm-start or update the series' model; None while it has too few points."""
         if self.models.fitted(series_id):
-            self.models.update_many([series_id], [new_values])
-            return self.models[series_id]
+            failed = self.models.update_many([series_id], [new_values])
+            return None if failed else self.models[series_id]
         return self._warm_start(series_id)
 
     def _warm_start(self, series_id: str) -> Forecaster | None:
@@ -493,8 +493,10 @@ class OnlinePredictor:
                     continue
             ready.append(sid)
             origins.append(int(ts_new[-1]))
-        if updated:
-            self.models.update_many(updated, values)
+        failed = self.models.update_many(updated, values) if updated else set()
+        if failed:  # not forecast from a state that missed the message's points
+            keep_ready = [i for i, sid in enumerate(ready) if sid not in failed]
+            ready, origins = [ready[i] for i in keep_ready], [origins[i] for i in keep_ready]
         if not ready:
             return FORECAST_SCHEMA.empty_table()
         h = self.horizon
