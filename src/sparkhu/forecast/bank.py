@@ -24,7 +24,8 @@ seasonal naive: a ring of the last two seasons), so forecasts after
 >>> bank = ModelBank()
 >>> bank["a/b/x"] = make_model("ses", alpha=0.5).fit(np.array([1.0, 3.0]))
 >>> bank["a/b/y"] = make_model("seasonal_naive", season_length=2).fit(np.array([1.0, 2.0]))
->>> bank.update_many(["a/b/x", "a/b/y"], [np.array([4.0]), np.array([5.0, 6.0])])
+>>> bank.update_many(["a/b/x", "a/b/y"], [np.array([4.0]), np.array([5.0, 6.0])])  # failed series
+set()
 >>> out = bank.forecast_many(["a/b/x", "a/b/y"], 3)
 >>> out.mean.tolist(), out.ok.tolist()
 ([[3.0, 3.0, 3.0], [5.0, 6.0, 5.0]], [True, True])
