@@ -142,8 +142,9 @@ class PredictionStore:
         """Insert the raw rows, skipping stored keys; the rows that were new (in batch order).
 
         One ``executemany`` of plain tuples inside a savepoint: when every row was new (the
-        usual case) that is all. Otherwise the savepoint is rolled back, the stored keys of
-        the batch's series are read and only the new rows inserted.
+        usual case) or none (a batch delivered again) that is all. Otherwise the savepoint is
+        rolled back, the stored keys of the batch's series are read and only the new rows
+        inserted.
         """
         raw = schema.forecasts_raw
         names = [c.name for c in raw.columns]
@@ -151,9 +152,9 @@ class PredictionStore:
         rows = _tuples(batch, names)
         savepoint = conn.begin_nested()
         inserted = conn.exec_driver_sql(sql, rows).rowcount
-        if inserted == batch.num_rows:
+        if inserted == batch.num_rows or inserted == 0:  # all new, or all stored (a re-delivery)
             savepoint.commit()
-            return batch
+            return batch if inserted else batch.schema.empty_table()
         savepoint.rollback()
         stored = self._stored_keys(conn, batch)
         key = ["series_id", "target_ts", "origin_ts", "model"]
