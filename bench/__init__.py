@@ -81,6 +81,7 @@ BENCHES: dict[str, str] = {
     "lake": "bench.lake_write",
     "bus": "bench.bus_to_lake",
     "online": "bench.online_latency",
+    "online_update": "bench.online_update",
     "gateway": "bench.gateway_query",
     "gateway_load": "bench.gateway_load",
     "files": "bench.file_to_lake",

@@ -101,3 +101,21 @@ def test_bad_input_names_the_problem() -> None:
         NLinear(output=20).fit_global([np.arange(25.0), np.arange(20.0)])
     with pytest.raises(ForecastError, match="context has no observed value"):
         NLinear(output=2).fit(np.arange(50.0)).predict_from(np.array([np.nan]), 2)
+
+
+@pytest.mark.parametrize("cls", [NLinear, DLinear])
+def test_update_learns_from_the_new_windows_and_equals_a_refit(cls: type) -> None:
+    sm = pytest.importorskip("statsmodels.api")
+    co2 = sm.datasets.co2.load_pandas().data["co2"].interpolate().to_numpy("float64")[:700]
+    model = cls(output=12, season_length=12).fit(co2[:500])
+    before = model.weights_.copy()
+    for start in range(500, 700, 5):
+        model.update(co2[start : start + 5])
+    refit = cls(output=12, season_length=12).fit(co2)
+    assert model.n_obs_ == 700 and model.history_.size == model.lookback_ + 12  # bounded context
+    assert not np.allclose(model.weights_, before)  # it learned
+    np.testing.assert_allclose(model.weights_, refit.weights_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(model.forecast(24), refit.forecast(24), rtol=1e-10)
+    np.testing.assert_allclose(model.sigma_, refit.sigma_, rtol=1e-8)
+    model.update(np.array([np.nan, co2[-1]]))  # a missing value: keeps forecasting, stops learning
+    assert model.stats_ is None and np.isfinite(model.forecast(3)).all()

@@ -127,3 +127,31 @@ def test_registry_builds_them_and_rejects_bad_hyperparameters() -> None:
         AutoETS().fit(np.full(3, np.nan))
     with pytest.raises(ForecastError, match="forecast before fit"):
         AutoETS().forecast(3)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("auto_ets", {"season_length": 12}),
+        ("auto_ets", {}),
+        ("holt_winters", {"season_length": 12}),
+        ("holt_winters", {"season_length": 12, "error_type": "M"}),
+    ],
+)
+def test_ets_updates_run_the_recursion_on_new_points_and_equal_forward(name: str, params: dict) -> None:
+    sm = pytest.importorskip("statsmodels.api")
+    co2 = sm.datasets.co2.load_pandas().data["co2"].interpolate().to_numpy("float64")[:330]
+    model = make_model(name, **params).fit(co2[:300])
+    for start in range(300, 330, 3):
+        model.update(co2[start : start + 3])
+        assert model.ets_state_ is not None and not model._stale  # no pass over the history
+        assert model.ets_state_["n"] == start + 3
+        forward = model.sf_model_.forward(y=model.history_, h=20, level=[80])
+        np.testing.assert_allclose(model.forecast(20), forward["mean"], rtol=1e-9)
+        if params.get("error_type") != "M":  # multiplicative intervals are simulated
+            lower, upper = model.forecast_interval(20, 0.8)
+            np.testing.assert_allclose(lower, forward["lo-80"], rtol=1e-9)
+            np.testing.assert_allclose(upper, forward["hi-80"], rtol=1e-9)
+    model.update(np.array([np.nan, co2[-1]]))  # a missing value: the history interpolates it
+    assert model.ets_state_ is None and model._stale
+    assert np.isfinite(model.forecast(3)).all()

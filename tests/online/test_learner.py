@@ -232,3 +232,48 @@ def test_hot_swapped_model_is_fitted_on_the_window(bus, store):
 def test_bad_settings_rejected(bus, store, kwargs, message):
     with pytest.raises(ForecastError, match=message):
         make(bus, store, **kwargs)
+
+
+def test_models_of_several_families_forecast_as_each_model_alone(bus, store):
+    """SES (the template, in the bank's arrays), seasonal naive (arrays) and NLinear (its own
+    object) served side by side: every stored forecast equals the model's own forecast."""
+    from sparkhu.forecast.models import make_model
+
+    predictor = make(bus, store, horizon=4)
+    rng = np.random.default_rng(3)
+    values = {sid: 50 + 10 * np.sin(np.arange(40) / 3) + rng.normal(0, 1, 40) for sid in SERIES}
+    history = points(
+        np.repeat(SERIES, 20).tolist(),
+        np.tile(T0 + np.arange(20) * MIN, 3),
+        np.concatenate([values[sid][:20] for sid in SERIES]),
+    )
+    publish_points(bus, TOPIC, history)
+    drain(predictor)
+    naive, linear = make_model("seasonal_naive", season_length=6), make_model("nlinear", output=4, lookback=3)
+    predictor.queue_swap(SERIES[1], naive, label="naive@v1")
+    predictor.queue_swap(SERIES[2], linear, label="nlinear@v1")
+    predictor.apply_swaps()
+    assert predictor.models.vectorised(SERIES[0]) and predictor.models.vectorised(SERIES[1])
+    assert not predictor.models.vectorised(SERIES[2])
+    alone = {
+        SERIES[0]: SES(alpha=0.5).fit(values[SERIES[0]][:20]),
+        SERIES[1]: make_model("seasonal_naive", season_length=6).fit(values[SERIES[1]][:20]),
+        SERIES[2]: make_model("nlinear", output=4, lookback=3).fit(values[SERIES[2]][:20]),
+    }
+    for minute in range(20, 40, 4):  # four minutes per message: several columns per update
+        new = points(
+            np.repeat(SERIES, 4).tolist(),
+            np.tile(T0 + np.arange(minute, minute + 4) * MIN, 3),
+            np.concatenate([values[sid][minute : minute + 4] for sid in SERIES]),
+        )
+        publish_points(bus, TOPIC, new)
+        drain(predictor)
+        origin = T0 + (minute + 3) * MIN
+        for sid, model in alone.items():
+            model.update(values[sid][minute : minute + 4])
+            raw = store.raw(sid)
+            raw = raw.filter(pa.compute.equal(raw.column("origin_ts").cast("int64"), origin))
+            np.testing.assert_allclose(raw.column("value").to_numpy(), model.forecast(4), rtol=1e-9)
+            lower, _ = model.forecast_interval(4)
+            np.testing.assert_allclose(raw.column("lower").to_numpy(), lower, rtol=1e-9)
+    predictor.close()

@@ -185,6 +185,18 @@ def test_a_batch_of_many_series_is_blended_in_chunks(store):
     ]
 
 
+def test_a_partly_stored_batch_of_many_series_blends_only_its_new_rows(store):
+    series = [f"many/m/f{i}" for i in range(400)]
+    first = forecasts([(sid, 0, k * MIN, 10.0) for sid in series for k in (1, 2)])
+    assert store.write(first) == 800
+    again = forecasts(
+        [(sid, 0, 2 * MIN, 99.0) for sid in series] + [(sid, MIN, 2 * MIN, 20.0) for sid in series]
+    )
+    assert store.write(again) == 400  # the stored forecast of origin 0 is skipped, not blended again
+    assert store.raw("many/m/f399").num_rows == 3
+    assert blended_values(store, "many/m/f399") == [(MIN, 10.0, 1), (2 * MIN, pytest.approx(16.0), 2)]
+
+
 def test_concurrent_writers_of_one_series_lose_no_blend(store):
     errors: list[BaseException] = []
 

@@ -82,6 +82,7 @@ import pyarrow.compute as pc
 
 from sparkhu.connectors.consume import Batch, ConsumerLoop
 from sparkhu.errors import ForecastError, NotFoundError, SparkhuError
+from sparkhu.forecast.bank import ModelBank
 from sparkhu.forecast.base import Forecaster
 from sparkhu.forecast.models import make_model
 from sparkhu.forecast.predict import update_since
@@ -182,7 +183,8 @@ class OnlinePredictor:
         self.lake, self.dataset, self.zone = lake, dataset or topic, zone
         self.max_messages = max_messages
         self.scorer = scorer
-        self.models: dict[str, Forecaster] = {}
+        self.models = ModelBank()
+        """series id → its model; SES and seasonal naive models keep their state in arrays."""
         self.labels: dict[str, str] = {}
         """series id → the ``model`` written with its forecasts when not the template's name."""
         self._loop = ConsumerLoop(
@@ -360,7 +362,7 @@ class OnlinePredictor:
         for sid, (ts, values) in added.items():
             model = self.models.get(sid)
             if sid in self._since and model is not None and model.is_fitted:  # swapped in before the refill
-                update_since(model, ts, values, self._since.pop(sid))
+                self.models[sid] = update_since(model, ts, values, self._since.pop(sid))
             else:
                 self._advance(sid, values)
         self._know(added)
@@ -374,9 +376,13 @@ class OnlinePredictor:
 
     def _advance(self, series_id: str, new_values: np.ndarray) -> Forecaster | None:
         """Warm-start or update the series' model; None while it has too few points."""
-        model = self.models.get(series_id)
-        if model is not None and model.is_fitted:
-            return model.update(new_values)
+        if self.models.fitted(series_id):
+            failed = self.models.update_many([series_id], [new_values])
+            return None if failed else self.models[series_id]
+        return self._warm_start(series_id)
+
+    def _warm_start(self, series_id: str) -> Forecaster | None:
+        """Fit a new model on the series' window (None while it has too few points)."""
         window = self.windows[series_id]
         if len(window) < self.min_points:
             return None
@@ -474,47 +480,56 @@ class OnlinePredictor:
             self.lake.write_quarantine(self.dataset, records)
 
     def _forecast(self, added: NewPoints) -> pa.Table:
-        sids: list[str] = []
+        """Update the models of the series that gained points and forecast them, as arrays.
+
+        Series with a model are updated together (per model family, :class:`ModelBank`); a
+        series without one is fitted on its window once it has ``min_points``.
+        """
+        updated: list[str] = []
+        values: list[np.ndarray] = []
+        ready: list[str] = []
         origins: list[int] = []
-        means: list[np.ndarray] = []
-        bounds: list[tuple[np.ndarray, np.ndarray]] = []
-        h = self.horizon
         for sid, (ts_new, values_new) in added.items():
-            try:
-                model = self._advance(sid, values_new)
-                if model is None:
+            if self.models.fitted(sid):
+                updated.append(sid)
+                values.append(values_new)
+            else:
+                try:
+                    if self._warm_start(sid) is None:
+                        continue
+                except ForecastError as exc:
+                    log.warning("online predictor %s: series %s: %s", self.topic, sid, exc)
                     continue
-                mean = model.forecast(h)
-                bound = model.forecast_interval(h, self.coverage) if self.coverage is not None else None
-            except ForecastError as exc:
-                log.warning("online predictor %s: series %s: %s", self.topic, sid, exc)
-                continue
-            means.append(mean)
-            if bound is not None:
-                bounds.append(bound)
-            sids.append(sid)
+            ready.append(sid)
             origins.append(int(ts_new[-1]))
-        if not sids:
+        failed = self.models.update_many(updated, values) if updated else set()
+        if failed:  # not forecast from a state that missed the message's points
+            keep_ready = [i for i, sid in enumerate(ready) if sid not in failed]
+            ready, origins = [ready[i] for i in keep_ready], [origins[i] for i in keep_ready]
+        if not ready:
             return FORECAST_SCHEMA.empty_table()
-        n = len(sids)
+        h = self.horizon
+        out = self.models.forecast_many(ready, h, self.coverage)
+        keep = np.repeat(out.ok, h) & np.isfinite(out.mean.reshape(-1))
+        n = len(ready)
         steps = np.tile(np.arange(1, h + 1, dtype="int32"), n)
         origin = np.repeat(np.asarray(origins, dtype="int64"), h)
         target = origin + steps.astype("int64") * round(self.step_s * US_PER_S)
-        value = np.concatenate(means)
-        nan = np.full(value.size, np.nan)
-        lower = np.concatenate([lo for lo, _ in bounds]) if bounds else nan
-        upper = np.concatenate([hi for _, hi in bounds]) if bounds else nan
-        ok = np.isfinite(value)
+        labels = [self.labels.get(s, self.template.name) for s in ready]
         ts_type = FORECAST_SCHEMA.field("origin_ts").type
         columns = [
-            pa.array(np.repeat(np.asarray(sids, dtype=object), h)[ok], pa.string()),
-            pa.array(origin[ok]).cast(ts_type),
-            pa.array(target[ok]).cast(ts_type),
-            pa.array(steps[ok]),
-            pa.array(value[ok]),
-            pa.array(lower[ok], from_pandas=True),
-            pa.array(upper[ok], from_pandas=True),
-            pa.array(np.repeat([self.labels.get(s, self.template.name) for s in sids], h)[ok], pa.string()),
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.repeat(np.arange(n, dtype="int32"), h)[keep]), ready
+            ).cast(pa.string()),
+            pa.array(origin[keep]).cast(ts_type),
+            pa.array(target[keep]).cast(ts_type),
+            pa.array(steps[keep]),
+            pa.array(out.mean.reshape(-1)[keep]),
+            pa.array(out.lower.reshape(-1)[keep], from_pandas=True),
+            pa.array(out.upper.reshape(-1)[keep], from_pandas=True),
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.repeat(np.arange(n, dtype="int32"), h)[keep]), labels
+            ).cast(pa.string()),
         ]
         return pa.Table.from_arrays(columns, schema=FORECAST_SCHEMA)
 

@@ -138,51 +138,41 @@ class PredictionStore:
             new = self._insert_raw(conn, batch)
             if new.num_rows:
                 alphas = self._alphas(conn, names) if call_alpha is None else {}
-                blended = _blend(new, self._existing(conn, new), alphas, call_alpha or self.alpha)
-                stmt = dialect_insert(conn, schema.forecasts_blended)
-                cols = ("value", "lower", "upper", "updates", "updated_at")
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["series_id", "target_ts"], set_={c: stmt.excluded[c] for c in cols}
-                )
-                conn.execute(stmt, blended.to_pylist())
+                _blend_rows(conn, new, alphas, call_alpha or self.alpha)
             _write_also(conn, checkpoint)
         return new.num_rows
 
     def _insert_raw(self, conn: Connection, batch: pa.Table) -> pa.Table:
-        """Insert, skipping stored keys; the rows that were new (in batch order)."""
-        raw = schema.forecasts_raw
-        keys = (raw.c.series_id, raw.c.origin_ts, raw.c.target_ts, raw.c.model)
-        stmt = dialect_insert(conn, raw).on_conflict_do_nothing().returning(*keys)
-        inserted = conn.execute(stmt, batch.to_pylist()).all()
-        if len(inserted) == batch.num_rows:
-            return batch
-        if not inserted:
-            return batch.schema.empty_table()
-        names = ("series_id", "origin_ts", "target_ts", "model")
-        done = pa.table(dict(zip(names, zip(*inserted, strict=True), strict=True)))
-        marked = batch.append_column("_row", pa.array(np.arange(batch.num_rows))).join(
-            done, keys=list(names), join_type="inner"
-        )
-        rows = np.sort(marked.column("_row").to_numpy())
-        return batch.take(pa.array(rows))
+        """Insert the raw rows, skipping stored keys; the rows that were new (in batch order).
 
-    def _alphas(self, conn: Connection, names: list[str]) -> dict[str, float]:
-        a = schema.series_alpha
-        out: dict[str, float] = {}
-        for chunk in _chunks(names, 1000):
-            out.update(
-                conn.execute(sa.select(a.c.series_id, a.c.alpha).where(a.c.series_id.in_(chunk))).all()
-            )
-        return out
-
-    def _existing(self, conn: Connection, new: pa.Table) -> pa.Table:
-        """Stored blended rows for the (series, target) keys of ``new``, fetched by per-series range.
-
-        One ``(series_id = ? AND target_ts BETWEEN ? AND ?) OR ...`` query per few hundred
-        series: each term is a range scan of the primary key. Written as text because
-        building hundreds of expression objects per batch costs more than the query.
+        One ``executemany`` of plain tuples inside a savepoint: when every row was new (the
+        usual case) or none (a batch delivered again) that is all. Otherwise the savepoint is
+        rolled back, the stored keys of the batch's series are read and only the new rows
+        inserted.
         """
-        ranges = new.group_by("series_id").aggregate([("target_ts", "min"), ("target_ts", "max")])
+        raw = schema.forecasts_raw
+        names = [c.name for c in raw.columns]
+        sql = _insert_sql(conn, raw.name, names, conflict="ON CONFLICT DO NOTHING")
+        rows = _tuples(batch, names)
+        savepoint = conn.begin_nested()
+        inserted = conn.exec_driver_sql(sql, rows).rowcount
+        if inserted == batch.num_rows or inserted == 0:  # all new, or all stored (a re-delivery)
+            savepoint.commit()
+            return batch if inserted else batch.schema.empty_table()
+        savepoint.rollback()
+        stored = self._stored_keys(conn, batch)
+        key = ["series_id", "target_ts", "origin_ts", "model"]
+        marked = batch.append_column("_row", pa.array(np.arange(batch.num_rows)))
+        new = marked.join(stored, keys=key, join_type="left anti")
+        rows_new = np.sort(new.column("_row").to_numpy())
+        fresh = batch.take(pa.array(rows_new, pa.int64()))
+        if fresh.num_rows:
+            conn.exec_driver_sql(sql, _tuples(fresh, names))
+        return fresh
+
+    def _stored_keys(self, conn: Connection, batch: pa.Table) -> pa.Table:
+        """Keys already in the raw table among the batch's series and target ranges."""
+        ranges = batch.group_by("series_id").aggregate([("target_ts", "min"), ("target_ts", "max")])
         triples = list(zip(*(ranges.column(i).to_pylist() for i in range(3)), strict=True))
         rows: list[Any] = []
         for chunk in _chunks(triples, _SERIES_PER_QUERY):
@@ -193,14 +183,23 @@ class PredictionStore:
             for i, (sid, lo, hi) in enumerate(chunk):
                 params.update({f"s{i}": sid, f"a{i}": lo, f"b{i}": hi})
             query = sa.text(
-                "SELECT series_id, target_ts, value, lower, upper, updates "
-                f"FROM {schema.forecasts_blended.name} WHERE {terms}"
+                "SELECT series_id, target_ts, origin_ts, model "
+                f"FROM {schema.forecasts_raw.name} WHERE {terms}"
             )
             rows.extend(conn.execute(query, params).all())
-        names = ("series_id", "target_ts", "prev_value", "prev_lower", "prev_upper", "prev_updates")
-        types = (pa.string(), pa.int64(), pa.float64(), pa.float64(), pa.float64(), pa.int64())
+        names = ("series_id", "target_ts", "origin_ts", "model")
+        types = (pa.string(), pa.int64(), pa.int64(), pa.string())
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
         return pa.table([pa.array(col, t) for col, t in zip(columns, types, strict=True)], names=list(names))
+
+    def _alphas(self, conn: Connection, names: list[str]) -> dict[str, float]:
+        a = schema.series_alpha
+        out: dict[str, float] = {}
+        for chunk in _chunks(names, 1000):
+            out.update(
+                conn.execute(sa.select(a.c.series_id, a.c.alpha).where(a.c.series_id.in_(chunk))).all()
+            )
+        return out
 
     def raw(
         self,
@@ -408,72 +407,75 @@ def _sorted_unique(table: pa.Table) -> pa.Table:
     return table.filter(pa.array(np.concatenate([[True], ~same])))
 
 
-def _blend(new: pa.Table, existing: pa.Table, alphas: dict[str, float], default: float) -> pa.Table:
-    """Fold the new forecasts into the stored blended values, vectorised across targets.
+def _blend_rows(conn: Connection, new: pa.Table, alphas: Mapping[str, float], default: float) -> None:
+    """Fold the new forecasts into the blended table, in the database, one statement per alpha.
 
-    ``new`` is sorted by (series, target, origin, model), so the rows of one target are
-    contiguous and in origin order; the k-th forecast of every target is applied at once.
+    ``new`` is sorted by (series, target, origin, model) and the upserts run in that order, so
+    several forecasts of one target in a batch are folded in origin order: the first of a
+    new target is taken as it is, every later one as ``S = a·y + (1 − a)·S_prev`` (a missing
+    bound leaves the blended bound as it was). No read of the blended rows is needed.
     """
-    n = new.num_rows
-    sid = new.column("series_id").combine_chunks()
-    target = new.column("target_ts").to_numpy()
-    value = new.column("value").to_numpy()
-    lower = new.column("lower").to_numpy(zero_copy_only=False).astype(np.float64)  # null → NaN
-    upper = new.column("upper").to_numpy(zero_copy_only=False).astype(np.float64)
-    starts_group = np.ones(n, dtype=bool)
-    starts_group[1:] = pc.not_equal(sid[1:], sid[:-1]).to_numpy(zero_copy_only=False) | (
-        target[1:] != target[:-1]
-    )
-    first = np.flatnonzero(starts_group)
-    group = np.cumsum(starts_group) - 1
-    position = np.arange(n) - first[group]
-    alpha = np.full(n, default)
+    sid = new.column("series_id")
+    alpha = np.full(new.num_rows, default)
     if alphas:
-        per_series = pc.index_in(sid, value_set=pa.array(list(alphas), pa.string())).to_numpy(
-            zero_copy_only=False
+        index = pc.index_in(sid, value_set=pa.array(list(alphas), pa.string()))
+        known = index.is_valid().to_numpy(zero_copy_only=False)
+        per_series = np.asarray(list(alphas.values()), dtype=np.float64)
+        alpha[known] = per_series[index.drop_null().to_numpy()]
+    columns = ["series_id", "target_ts", "value", "lower", "upper"]
+    table = new.select(columns).append_column("updated_at", pa.array(np.full(new.num_rows, now_us())))
+    for a in np.unique(alpha).tolist():
+        rows = table if a == default and not alphas else table.filter(pa.array(alpha == a))
+        conn.exec_driver_sql(_blend_sql(conn, float(a)), _tuples(rows, [*columns, "updated_at"]))
+
+
+def _blend_sql(conn: Connection, alpha: float) -> str:
+    """The upsert that folds one forecast into its blended value with weight ``alpha``."""
+    t = schema.forecasts_blended.name
+    a = f"CAST({alpha!r} AS DOUBLE PRECISION)"
+    b = f"CAST({1.0 - alpha!r} AS DOUBLE PRECISION)"
+
+    def fold(col: str) -> str:
+        return (
+            f"CASE WHEN excluded.{col} IS NULL THEN {t}.{col} WHEN {t}.{col} IS NULL THEN excluded.{col} "
+            f"ELSE {a} * excluded.{col} + {b} * {t}.{col} END"
         )
-        known = ~np.isnan(per_series.astype(np.float64))
-        alpha[known] = np.asarray(list(alphas.values()))[per_series[known].astype(np.int64)]
 
-    size = len(first)
-    keys = pa.table(
-        {"series_id": sid.take(pa.array(first)), "target_ts": target[first], "_g": np.arange(size)}
+    names = ["series_id", "target_ts", "value", "lower", "upper", "updated_at"]
+    update = (
+        f"ON CONFLICT (series_id, target_ts) DO UPDATE SET value = {a} * excluded.value + {b} * {t}.value, "
+        f"lower = {fold('lower')}, upper = {fold('upper')}, updates = {t}.updates + 1, "
+        "updated_at = excluded.updated_at"
     )
-    blended = np.full(size, np.nan)
-    low = np.full(size, np.nan)
-    high = np.full(size, np.nan)
-    updates = np.zeros(size, dtype=np.int64)
-    if existing.num_rows:
-        hit = keys.join(existing, keys=["series_id", "target_ts"], join_type="inner")
-        g = hit.column("_g").to_numpy()
-        blended[g] = hit.column("prev_value").to_numpy(zero_copy_only=False)
-        low[g] = hit.column("prev_lower").to_numpy(zero_copy_only=False).astype(np.float64)
-        high[g] = hit.column("prev_upper").to_numpy(zero_copy_only=False).astype(np.float64)
-        updates[g] = hit.column("prev_updates").to_numpy(zero_copy_only=False)
-    for k in range(int(position.max()) + 1):
-        rows = np.flatnonzero(position == k) if k else first
-        g, a = group[rows], alpha[rows]
-        blended[g] = _fold(blended[g], value[rows], a)
-        low[g] = _fold(low[g], lower[rows], a)
-        high[g] = _fold(high[g], upper[rows], a)
-        updates[g] += 1
-    return pa.table(
-        {
-            "series_id": keys.column("series_id"),
-            "target_ts": keys.column("target_ts"),
-            "value": blended,
-            "lower": pa.array(low, mask=np.isnan(low)),
-            "upper": pa.array(high, mask=np.isnan(high)),
-            "updates": updates,
-            "updated_at": np.full(size, now_us(), dtype=np.int64),
-        }
+    marks = _marks(conn, len(names))
+    return (
+        f"INSERT INTO {t} (series_id, target_ts, value, lower, upper, updated_at, updates) "
+        f"VALUES ({marks}, 1) {update}"
     )
 
 
-def _fold(previous: np.ndarray, new: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """S = alpha*y + (1-alpha)*S_prev; y without a previous value; S_prev without a new y (NaN)."""
-    mixed = alpha * new + (1.0 - alpha) * previous
-    return np.where(np.isnan(new), previous, np.where(np.isnan(previous), new, mixed))
+def _marks(conn: Connection, n: int) -> str:
+    """``n`` positional parameter marks in the driver's style (``?`` for SQLite, ``%s`` for psycopg)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * n)
+
+
+def _insert_sql(conn: Connection, table: str, names: Sequence[str], conflict: str) -> str:
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({_marks(conn, len(names))}) {conflict}"
+
+
+def _tuples(table: pa.Table, names: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows of ``table``'s columns ``names`` as plain Python tuples (for a driver's executemany)."""
+    columns = []
+    for name in names:
+        col = table.column(name)
+        if pa.types.is_floating(col.type) and col.null_count == 0:
+            columns.append(col.to_numpy().tolist())
+        elif pa.types.is_integer(col.type) and col.null_count == 0:
+            columns.append(col.to_numpy().tolist())
+        else:
+            columns.append(col.to_pylist())
+    return list(zip(*columns, strict=True))
 
 
 def _save_checkpoint(conn: Connection, checkpoint: Checkpoint) -> None:
@@ -481,17 +483,14 @@ def _save_checkpoint(conn: Connection, checkpoint: Checkpoint) -> None:
         raise InputError("a checkpoint needs an owner name", field="owner")
     if not checkpoint.entries:
         return
-    t = schema.online_state
+    t = schema.online_state.name
     now = now_us()
-    rows = [
-        {"owner": checkpoint.owner, "key": key, "value": bytes(value), "updated_at": now}
-        for key, value in checkpoint.entries.items()
-    ]
-    stmt = dialect_insert(conn, t)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["owner", "key"], set_={"value": stmt.excluded.value, "updated_at": now}
+    rows = [(checkpoint.owner, key, bytes(value), now) for key, value in checkpoint.entries.items()]
+    sql = (
+        f"INSERT INTO {t} (owner, key, value, updated_at) VALUES ({_marks(conn, 4)}) "
+        "ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
     )
-    conn.execute(stmt, rows)
+    conn.exec_driver_sql(sql, rows)
 
 
 def _write_also(conn: Connection, checkpoint: Checkpoint | None) -> None:

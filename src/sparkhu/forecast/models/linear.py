@@ -14,6 +14,12 @@ Forecasting?"), solved in closed form with numpy — no gradient descent, no tor
 The ridge penalty is ``ridge`` × the mean diagonal of ``XᵀX`` (scale-free); the intercept is
 not penalised. Forecasts beyond ``output`` steps feed the model's own forecasts back in.
 
+**Online** a per-series model keeps the sufficient statistics of its least-squares problem
+(``stats_``: the count, sums and cross-products of features and targets), so ``update(y_new)``
+adds the windows that the new points complete and solves again: O(new points × features²),
+no pass over the history, and the weights equal a refit on the whole history with the same
+lookback. Only the last ``lookback + output`` values are kept as context.
+
 **Per series** ``fit(y)`` learns from the windows of one history. **Global**
 ``fit_global([y1, y2, ...])`` learns one weight set from the windows of many series, each
 window also divided by its own scale (instance normalisation), so that series of different
@@ -103,6 +109,7 @@ class LinearForecaster(Forecaster):
         self.history_ = np.empty(0)
         self.sigma_ = np.zeros(0)
         self.fallback_reason_: str | None = None
+        self.stats_: dict[str, Any] | None = None
 
     # ---- features (subclass) -----------------------------------------------------------
     def _features(self, x: np.ndarray) -> np.ndarray:
@@ -169,6 +176,9 @@ class LinearForecaster(Forecaster):
         self.lookback_ = t
         x, target = self._windows(self.history_, t)
         self._solve([x], [target], scaled=False)
+        feats, last, _ = self._design(x, scaled=False)
+        self.stats_ = _sums(feats, target - last)
+        self.history_ = self.history_[-(t + int(self.output)) :].copy()
 
     def fit_global(self, series: Sequence[np.ndarray]) -> Self:
         """Learn one weight set from the windows of every series (oldest first each).
@@ -204,7 +214,38 @@ class LinearForecaster(Forecaster):
 
     def _update(self, y_new: np.ndarray) -> None:
         combined = np.concatenate([self.history_, y_new])
-        self.history_ = clean_history(combined) if np.isfinite(combined).any() else combined
+        combined = clean_history(combined) if np.isfinite(combined).any() else combined
+        if self.stats_ is None or self.weights_ is None or not np.isfinite(y_new).all():
+            self.history_ = combined
+            if self.stats_ is not None:  # a missing value: interpolated later, so no longer exact
+                self.stats_ = None
+            return
+        t, n_out = self.lookback_, int(self.output)
+        fresh = min(y_new.size, combined.size - t - n_out + 1)  # windows the new points complete
+        if fresh > 0:
+            x, target = self._windows(combined[-(t + n_out + fresh - 1) :], t)
+            feats, last, _ = self._design(x, scaled=False)
+            added = _sums(feats, target - last)
+            self.stats_ = {key: self.stats_[key] + added[key] for key in added}
+            self._solve_stats(self.stats_)
+        self.history_ = combined[-(t + n_out) :].copy()
+
+    def _solve_stats(self, stats: dict[str, Any]) -> None:
+        """Weights, bias and error sd from the sufficient statistics (as :meth:`_solve` from the windows)."""
+        n = stats["n"]
+        f_mean, t_mean = stats["f"] / n, stats["t"] / n
+        gram = stats["ff"] - n * np.outer(f_mean, f_mean)
+        cross = stats["ft"] - n * np.outer(f_mean, t_mean)
+        target_ss = stats["tt"] - n * t_mean**2
+        penalty = float(self.ridge) * max(float(np.trace(gram)) / gram.shape[0], 1e-12)
+        weights = np.linalg.solve(gram + penalty * np.eye(gram.shape[0]), cross)
+        rss = (
+            target_ss
+            - 2.0 * np.einsum("ij,ij->j", weights, cross)
+            + np.einsum("ij,ik,kj->j", weights, gram, weights)
+        )
+        self.weights_, self.bias_ = weights, t_mean - f_mean @ weights
+        self.sigma_ = np.sqrt(np.maximum(rss, 0.0) / max(n - 1, 1))
 
     # ---- forecasting -------------------------------------------------------------------
     def predict_from(self, context: np.ndarray, horizon: int) -> np.ndarray:
@@ -249,6 +290,18 @@ class LinearForecaster(Forecaster):
         steps = np.arange(horizon)
         blocks = steps // n_out
         return self.sigma_[steps % n_out] * np.sqrt(blocks + 1)
+
+
+def _sums(feats: np.ndarray, target: np.ndarray) -> dict[str, Any]:
+    """Sufficient statistics of a least-squares problem: count, sums, cross-products."""
+    return {
+        "n": feats.shape[0],
+        "f": feats.sum(axis=0),
+        "t": target.sum(axis=0),
+        "ff": feats.T @ feats,
+        "ft": feats.T @ target,
+        "tt": (target**2).sum(axis=0),
+    }
 
 
 class NLinear(LinearForecaster):

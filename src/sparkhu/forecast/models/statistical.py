@@ -15,8 +15,13 @@ and follows the :class:`~sparkhu.forecast.base.Forecaster` convention. Shared be
   AutoARIMA are fitted on the STL-deseasonalised series and the last seasonal cycle is
   added back (statsforecast's MSTL with the model as trend forecaster). ``method_`` says
   which way was taken.
-* **update** keeps the estimated parameters and re-runs the filter on the extended history
-  (statsforecast's ``forward``), which is cheap; ``fit`` re-estimates.
+* **update** keeps the estimated parameters; ``fit`` re-estimates. ETS models (AutoETS,
+  Holt-Winters, fitted natively rather than on an STL decomposition) run the state-space
+  recursion over the new points only, from the last state, and keep the running sum of
+  squared errors for the interval (``ets_state_``): O(new points), and the forecasts equal
+  statsforecast's ``forward`` over the whole history. The other models (and an ETS update
+  with a missing value, which the history interpolates) re-run the filter on the extended
+  history (statsforecast's ``forward``).
 * Library warnings (convergence notes) are silenced; only the outcome matters here.
 
 The first fit of each model in a process compiles numba code; :func:`warm_up` does it once
@@ -86,6 +91,7 @@ class StatsForecastModel(Forecaster):
         self.fallback_reason_ = None
         self.method_ = ""
         self.sf_model_ = None
+        self.ets_state_: dict[str, Any] | None = None
         self._stale = False
         self._cache: dict[int, dict[str, np.ndarray]] = {}
 
@@ -141,9 +147,19 @@ class StatsForecastModel(Forecaster):
 
     def _update(self, y_new: np.ndarray) -> None:
         combined = np.concatenate([self.history_, y_new])
+        incremental = not self._stale and np.isfinite(y_new).all() and self._absorb(y_new)
         self.history_ = clean_history(combined) if np.isfinite(combined).any() else combined
-        self._stale = True
+        if not incremental:
+            self.ets_state_ = None
+            self._stale = True
         self._cache.clear()
+
+    def _absorb(self, y_new: np.ndarray) -> bool:
+        """Bring the fitted model's state up to date with ``y_new`` (all finite) in O(len(y_new)).
+
+        Returns False when the model cannot (the caller re-runs the filter over the history).
+        """
+        return False
 
     # ---- forecasting -----------------------------------------------------------------
     def _predict(self, horizon: int) -> dict[str, np.ndarray]:
@@ -155,7 +171,11 @@ class StatsForecastModel(Forecaster):
             try:
                 with warnings.catch_warnings(), np.errstate(all="ignore"):
                     warnings.simplefilter("ignore")
-                    if self._stale:
+                    if self.ets_state_ is not None:
+                        from statsforecast.ets import forecast_ets
+
+                        raw = forecast_ets(self.ets_state_, h=horizon, level=[_LEVEL])
+                    elif self._stale:
                         raw = self.sf_model_.forward(y=self.history_, h=horizon, level=[_LEVEL])
                     else:
                         raw = self.sf_model_.predict(horizon, level=[_LEVEL])
@@ -208,6 +228,15 @@ class AutoETS(StatsForecastModel):
     def _method_for(self, season_length: int) -> str:
         return "stl" if season_length > ETS_MAX_SEASON else "seasonal"
 
+    def _absorb(self, y_new: np.ndarray) -> bool:
+        if self.sf_model_ is None or self.method_ == "stl" or not hasattr(self.sf_model_, "model_"):
+            return False
+        state = self.ets_state_
+        if state is None:  # the first update after a fit: the errors of the history, once
+            state = self.ets_state_ = _ets_state(self.sf_model_.model_, self.history_)
+        _ets_step(state, y_new)
+        return True
+
     def _build(self, season_length: int, method: str) -> Any:
         from statsforecast.models import MSTL
         from statsforecast.models import AutoETS as SFAutoETS
@@ -218,6 +247,55 @@ class AutoETS(StatsForecastModel):
         if season_length == 1 and model[2] not in "NZ":
             model = model[:2] + "N"
         return SFAutoETS(season_length=season_length, model=model, damped=self.damped)
+
+
+def _ets_run(model: dict[str, Any], y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """statsforecast's ETS recursion over ``y`` from the state ``start``: (errors, states)."""
+    from statsforecast.ets import pegelsresid_C
+
+    errortype, trendtype, seasontype = model["components"][:3]
+    alpha, beta, gamma, phi = model["par"][:4]
+    _, errors, states, _ = pegelsresid_C(
+        y=np.asarray(y, dtype=np.float64),
+        m=model["m"],
+        init_state=start,
+        errortype=errortype,
+        trendtype=trendtype,
+        seasontype=seasontype,
+        damped=model["components"][3] != "N",
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        phi=phi,
+        nmse=1,
+    )
+    return errors, states
+
+
+def _ets_state(model: dict[str, Any], history: np.ndarray) -> dict[str, Any]:
+    """What :func:`statsforecast.ets.forecast_ets` needs, as ``forward`` over ``history`` makes it.
+
+    The last state, the parameters and ``sigma2`` = Σe² / (n − parameters − 1) (``forward``'s
+    formula), with the running Σe² and n kept to update it.
+    """
+    start = np.asarray(model["par"][4:], dtype=np.float64)
+    errors, states = _ets_run(model, history, start)
+    squares = errors**2
+    state = {key: model[key] for key in ("components", "par", "m", "n_params")}
+    state |= {"states": states[-1:].copy(), "sse": float(squares[np.isfinite(squares)].sum())}
+    state |= {"n": int(history.size), "residuals": None, "fitted": None}
+    state["sigma2"] = state["sse"] / (state["n"] - state["n_params"] - 1)
+    return state
+
+
+def _ets_step(state: dict[str, Any], y_new: np.ndarray) -> None:
+    """Advance ``state`` (from :func:`_ets_state`) over ``y_new``: O(len(y_new))."""
+    errors, states = _ets_run(state, y_new, state["states"][-1])
+    squares = errors**2
+    state["states"] = states[-1:].copy()
+    state["sse"] += float(squares[np.isfinite(squares)].sum())
+    state["n"] += int(y_new.size)
+    state["sigma2"] = state["sse"] / (state["n"] - state["n_params"] - 1)
 
 
 class HoltWinters(AutoETS):
