@@ -28,7 +28,7 @@ US = 1_000_000
 
 def test_opening_migrates_to_head_and_again_is_a_no_op(catalog_uri):
     with Catalog(catalog_uri) as cat:
-        assert migrate.current_revision(cat.engine) == migrate.head_revision() == "0004"
+        assert migrate.current_revision(cat.engine) == migrate.head_revision() == "0006"
         cat.set_watermark("csv", "a.csv", {"line": 7})
         tables = set(sa.inspect(cat.engine).get_table_names())
         migrate.upgrade(cat.engine)
@@ -68,7 +68,7 @@ def test_migrations_build_exactly_the_schema_module(catalog):
 
 
 def test_unmigrated_database_is_refused_without_migrate(catalog_uri):
-    with pytest.raises(CatalogError, match=r"schema revision \(empty\), expected 0004.*migrate=True"):
+    with pytest.raises(CatalogError, match=r"schema revision \(empty\), expected 0006.*migrate=True"):
         Catalog(catalog_uri, migrate=False)
 
 

@@ -259,9 +259,7 @@ class RetentionMutation:
             await call(lambda: policies.set_policy(ctx, _fields(policy, "policy"), actor=actor(info)))
         )
 
-    @strawberry.mutation(
-        description="Delete a stored retention policy.", permission_classes=[TokenRequired]
-    )
+    @strawberry.mutation(description="Delete a stored retention policy.", permission_classes=[TokenRequired])
     async def delete_retention_policy(self, info: Info, name: str) -> bool:
         ctx = _ctx(info.context.services)
         await call(lambda: policies.delete_policy(ctx, name, actor=actor(info)))
@@ -279,9 +277,7 @@ class RetentionMutation:
         await call(lambda: policies.release_hold(ctx, name, actor=actor(info)))
         return True
 
-    @strawberry.mutation(
-        description="Execute a stored plan exactly.", permission_classes=[TokenRequired]
-    )
+    @strawberry.mutation(description="Execute a stored plan exactly.", permission_classes=[TokenRequired])
     async def apply_retention_plan(self, info: Info, plan_id: str) -> RetentionRun:
         ctx = _ctx(info.context.services)
         result = await call(lambda: apply_plan(ctx, load_plan(ctx, plan_id), actor=actor(info)))
