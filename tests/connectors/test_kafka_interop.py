@@ -32,6 +32,8 @@ from sparkhu.stream.tansu import TansuBroker
 
 T0_MS = 1_609_426_800_000  # 2020-12-31T15:00:00Z
 FAST_GROUPS = {"session.timeout.ms": 1500, "heartbeat.interval.ms": 100, "max.poll.interval.ms": 10_000}
+
+
 @pytest.fixture
 def bus(broker: TansuBroker) -> Iterator[KafkaBus]:
     with KafkaBus(broker.uri, default_partitions=2, timeout=10, consumer_config=FAST_GROUPS) as opened:
