@@ -28,6 +28,7 @@ from strawberry.types import ExecutionContext
 
 from sparkhu.config import GatewaySettings
 from sparkhu.gateway import resolvers as r
+from sparkhu.gateway.control import ControlMutation, ControlQuery
 from sparkhu.gateway.cost import QueryCost
 from sparkhu.gateway.errors import ErrorCodes
 from sparkhu.gateway.lineage import LineageQuery, MetadataMutation
@@ -248,8 +249,12 @@ def build_schema(
     # One rule class for every request, so that the validation cache can hit.
     depth_rule = create_validator(max_depth, should_ignore=None)
     return GatewaySchema(
-        query=merge_types("Query", (Query, RetentionQuery, SparkStudyQuery, LineageQuery, OperatorQuery)),
-        mutation=merge_types("Mutation", (Mutation, RetentionMutation, MetadataMutation, OperatorMutation)),
+        query=merge_types(
+            "Query", (Query, RetentionQuery, SparkStudyQuery, LineageQuery, OperatorQuery, ControlQuery)
+        ),
+        mutation=merge_types(
+            "Mutation", (Mutation, RetentionMutation, MetadataMutation, OperatorMutation, ControlMutation)
+        ),
         subscription=Subscription,
         extensions=[
             ErrorCodes,

@@ -73,7 +73,7 @@ class ControlStore:
         with read_tx(self._engine, f"reading the champion history of {name}") as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)][::-1]
         ats = [row.pop("at") for row in rows]
-        for row, at, until in zip(rows, ats, [*ats[1:], None], strict=True):
+        for row, at, until in zip(rows, ats, [*ats[1:], None][: len(ats)], strict=True):
             row["since"], row["until"] = from_us(at), None if until is None else from_us(until)
         return rows
 
