@@ -85,7 +85,7 @@ def _registry(services: GatewayServices) -> Any:
 
 
 def _as_input(exc: ConfigError, field: str) -> InputError:
-    return InputError(str(exc), field=field)
+    return InputError(str(exc).removeprefix(f"{field}: "), field=field)
 
 
 @strawberry.type
