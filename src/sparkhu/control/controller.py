@@ -237,9 +237,11 @@ class Controller:
         return None
 
     def _end(self, action: Mapping[str, Any], state: str, what: str, detail: dict[str, Any]) -> str | None:
-        if not self.catalog.move_action(int(action["id"]), action["state"], state, detail=detail):
+        audit = (ACTOR, what, action["series_id"], {"cycle": action["id"], **detail})
+        if not self.catalog.move_action(
+            int(action["id"]), action["state"], state, detail=detail, audit=audit
+        ):
             return None
-        self.catalog.audit(ACTOR, what, action["series_id"], {"cycle": action["id"], **detail})
         if state in ("rejected", "failed"):
             self.counts[state] += 1
         return state
@@ -253,18 +255,20 @@ class Controller:
         except SparkhuError as exc:
             log.warning("controller: retraining %s failed: %s", sid, exc)
             self.counts["failed"] += 1
-            self.catalog.move_action(cycle, "training", "failed", detail={"error": str(exc)[:2000]})
-            self.catalog.audit(ACTOR, "retrain.failed", sid, {"cycle": cycle, "error": str(exc)[:2000]})
+            error = {"error": str(exc)[:2000]}
+            audit = (ACTOR, "retrain.failed", sid, {"cycle": cycle, **error})
+            self.catalog.move_action(cycle, "training", "failed", detail=error, audit=audit)
             return "failed"
-        data_us = self.evidence.last_ts(sid)
-        if not self.catalog.move_action(
-            cycle, "training", "shadowing", challenger_version=version, detail={"shadow_data_us": data_us}
-        ):
-            return None
-        self.catalog.audit(
+        data_us = self._data_now(sid)
+        audit = (
             ACTOR, "challenger.registered", sid,
             {"cycle": cycle, "version": version, "champion": action["champion_version"]},
         )  # fmt: skip
+        if not self.catalog.move_action(
+            cycle, "training", "shadowing", challenger_version=version, detail={"shadow_data_us": data_us},
+            audit=audit,
+        ):  # fmt: skip
+            return None
         return "shadowing"
 
     def _shadow(self, action: Mapping[str, Any], version: int) -> str | None:
@@ -294,6 +298,14 @@ class Controller:
         for cycle in [c for c in self._shadows if c not in still]:
             self._unshadow(cycle)
 
+    def _data_now(self, sid: str) -> int | None:
+        """How far the series' stream has come (µs, data time): the newest point its predictor holds,
+        else the lake's. Only forecasts for later targets are compared in a shadow or a watch."""
+        predictor = self.predictor_of(sid)
+        if predictor is not None and sid in predictor.windows and len(predictor.windows[sid]):
+            return int(predictor.windows[sid].ts[-1])  # one read of the newest slot: no lock needed
+        return self.evidence.last_ts(sid)
+
     def _served_label(self, sid: str) -> str | None:
         predictor = self.predictor_of(sid)
         return None if predictor is None else predictor.labels.get(sid)
@@ -318,6 +330,8 @@ class Controller:
             policy.gate.min_points,
             since_us=detail.get("shadow_data_us"),
         )
+        if promotion_verdict(live, policy) is None:
+            return None  # too few shared points yet (the registry is asked only when deciding)
         verdict = promotion_verdict(live, policy, **self._mases(sid, champion, version))
         if verdict is None:
             return None
@@ -328,13 +342,10 @@ class Controller:
             return self._end(
                 action, "rejected", "promotion.rejected", {"reason": verdict.reason, "numbers": numbers}
             )
-        if not self.catalog.move_action(
-            cycle, "shadowing", "promoting", detail={"reason": verdict.reason, "numbers": numbers}
-        ):
+        audit = (ACTOR, "promotion.decided", sid, {"cycle": cycle, "reason": verdict.reason, **numbers})
+        decided = {"reason": verdict.reason, "numbers": numbers}
+        if not self.catalog.move_action(cycle, "shadowing", "promoting", detail=decided, audit=audit):
             return None
-        self.catalog.audit(
-            ACTOR, "promotion.decided", sid, {"cycle": cycle, "reason": verdict.reason, **numbers}
-        )
         return "promoting"
 
     def _mases(self, sid: str, champion_label: str, version: int) -> dict[str, float | None]:
@@ -357,12 +368,16 @@ class Controller:
         if _version_of(serving) != new:
             return None  # the champion server has not swapped it in yet
         self._unshadow(cycle)  # the challenger's shadow: it serves now
-        data_us = self.evidence.last_ts(sid)
-        if not self.catalog.move_action(cycle, "swapping", "watching", detail={"watch_data_us": data_us}):
-            return None
-        self.catalog.audit(
-            ACTOR, "champion.swapped", sid, {"cycle": cycle, "serving": serving, "watching_against": old}
+        data_us = self._data_now(sid)
+        audit = (
+            ACTOR,
+            "champion.swapped",
+            sid,
+            {"cycle": cycle, "serving": serving, "watching_against": old},
         )
+        watch = {"watch_data_us": data_us}
+        if not self.catalog.move_action(cycle, "swapping", "watching", detail=watch, audit=audit):
+            return None
         return "watching"
 
     def _watching(self, action: Mapping[str, Any], policy: TrainingPolicy) -> str | None:
@@ -384,18 +399,12 @@ class Controller:
             return self._end(
                 action, "promoted", "promotion.confirmed", {"watch": verdict.reason, "watch_numbers": numbers}
             )
-        if not self.catalog.move_action(
-            cycle,
-            "watching",
-            "rolling_back",
-            detail={"rollback_reason": verdict.reason, "rollback_numbers": numbers},
-        ):
+        audit = (ACTOR, "rollback.decided", sid, {"cycle": cycle, "reason": verdict.reason, **numbers})
+        decided = {"rollback_reason": verdict.reason, "rollback_numbers": numbers}
+        if not self.catalog.move_action(cycle, "watching", "rolling_back", detail=decided, audit=audit):
             return None
         self._unshadow(cycle)
         self.counts["rolled_back"] += 1
-        self.catalog.audit(
-            ACTOR, "rollback.decided", sid, {"cycle": cycle, "reason": verdict.reason, **numbers}
-        )
         return "rolling_back"
 
     def figures(self) -> dict[str, float]:

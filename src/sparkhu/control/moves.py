@@ -46,19 +46,15 @@ def apply_promotion(
         action_id=int(action["id"]),
     )
     state = "swapping" if watch else "promoted"
-    catalog.move_action(int(action["id"]), "promoting", state)
-    catalog.audit(
-        action["actor"],
-        "model.promote",
-        action["series_id"],
-        {
-            "version": action["challenger_version"],
-            "previous": action["champion_version"],
-            "cycle": action["id"],
-            "reason": detail.get("reason"),
-            "numbers": detail.get("numbers") or {},
-        },
-    )
+    audit = {
+        "version": action["challenger_version"],
+        "previous": action["champion_version"],
+        "cycle": action["id"],
+        "reason": detail.get("reason"),
+        "numbers": detail.get("numbers") or {},
+    }
+    audited = (action["actor"], "model.promote", action["series_id"], audit)
+    catalog.move_action(int(action["id"]), "promoting", state, audit=audited)
     return state
 
 
@@ -76,29 +72,23 @@ def apply_rollback(catalog: Catalog, registry: ModelRegistry, action: Mapping[st
         previous=action["challenger_version"],
         action_id=int(action["id"]),
     )
-    catalog.move_action(int(action["id"]), "rolling_back", "rolled_back")
-    catalog.audit(
-        action["actor"],
-        "model.rollback",
-        action["series_id"],
-        {
-            "version": action["champion_version"],
-            "from": action["challenger_version"],
-            "cycle": action["id"],
-            "reason": detail.get("rollback_reason"),
-            "numbers": detail.get("rollback_numbers") or {},
-        },
-    )
+    audit = {
+        "version": action["champion_version"],
+        "from": action["challenger_version"],
+        "cycle": action["id"],
+        "reason": detail.get("rollback_reason"),
+        "numbers": detail.get("rollback_numbers") or {},
+    }
+    audited = (action["actor"], "model.rollback", action["series_id"], audit)
+    catalog.move_action(int(action["id"]), "rolling_back", "rolled_back", audit=audited)
     return "rolled_back"
 
 
 def _supersede(catalog: Catalog, series_id: str, actor: str) -> None:
     """End the series' cycles in progress: a move by hand takes over."""
     for action in catalog.actions(series_id=series_id, states=OPEN_STATES):
-        if catalog.move_action(int(action["id"]), action["state"], "superseded"):
-            catalog.audit(
-                actor, "cycle.superseded", series_id, {"cycle": action["id"], "state": action["state"]}
-            )
+        audit = (actor, "cycle.superseded", series_id, {"cycle": action["id"], "state": action["state"]})
+        catalog.move_action(int(action["id"]), action["state"], "superseded", audit=audit)
 
 
 def promote(

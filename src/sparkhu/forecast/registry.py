@@ -341,8 +341,9 @@ class ModelRegistry:
             mv = self._client.get_model_version(name, str(number))  # NotFoundError when it does not exist
             old = aliases.get(CHAMPION)
             self._client.set_registered_model_alias(name, CHAMPION, str(number))
-            if old is not None and old != number:
-                self._client.set_registered_model_alias(name, PREVIOUS, str(old))
+            before = previous if previous is not None else old  # a replayed step knows it better
+            if before is not None and before != number:
+                self._client.set_registered_model_alias(name, PREVIOUS, str(before))
             if aliases.get(CHALLENGER) == number:
                 self._client.delete_registered_model_alias(name, CHALLENGER)
         if self.catalog is not None and (old != number or action_id is not None):

@@ -110,9 +110,19 @@ class ControlStore:
             )
             return int(result.scalar_one())
 
-    def move_action(self, action_id: int, expected: str, state: str, **values: Any) -> bool:
+    def move_action(
+        self,
+        action_id: int,
+        expected: str,
+        state: str,
+        *,
+        audit: tuple[str, str, str, Mapping[str, Any]] | None = None,
+        **values: Any,
+    ) -> bool:
         """Move cycle ``action_id`` from ``expected`` to ``state`` (and set ``values``; ``detail`` is merged
-        into the stored one); False when it was not in ``expected`` (someone else moved it)."""
+        into the stored one); False when it was not in ``expected`` (someone else moved it). ``audit``
+        (actor, action, target, detail): the audit entry of the move, in the same transaction, so a
+        crash loses neither and a replayed step writes neither twice."""
         a = schema.control_actions
         with write_tx(self._engine, f"moving cycle {action_id} to {state}") as conn:
             found = conn.execute(sa.select(a.c.state, a.c.detail).where(a.c.id == action_id)).first()
@@ -123,7 +133,15 @@ class ControlStore:
                     {**found.detail, **values["detail"]}, f"detail of cycle {action_id}"
                 )
             stmt = sa.update(a).where(a.c.id == action_id, a.c.state == expected)
-            return conn.execute(stmt.values(state=state, updated_at=now_us(), **values)).rowcount > 0
+            if conn.execute(stmt.values(state=state, updated_at=now_us(), **values)).rowcount == 0:
+                return False
+            if audit is not None:
+                actor, action, target, detail = audit
+                entry = {"at": now_us(), "actor": actor, "action": action, "target": target}
+                conn.execute(
+                    sa.insert(schema.audit_log), [{**entry, "detail": check_json(dict(detail), action)}]
+                )
+            return True
 
     def action(self, action_id: int) -> dict[str, Any]:
         """One cycle by id; :class:`NotFoundError` when there is none."""
