@@ -4,8 +4,8 @@
 >>> policy = TrainingPolicy.of({"name": "p", "gate": {"margin": 0.1, "min_points": 3}})
 >>> promotion_verdict(LiveComparison(3, 2.0, 1.5), policy, champion_mase=1.0, challenger_mase=0.9).promote
 True
->>> promotion_verdict(LiveComparison(3, 2.0, 1.9), policy).reason
-'challenger live MAE 1.9 is not 10% under the champion's 2 on the same 3 points'
+>>> print(promotion_verdict(LiveComparison(3, 2.0, 1.9), policy).reason)
+challenger live MAE 1.9 is not 10% under the champion's 2 on the same 3 points
 >>> promotion_verdict(LiveComparison(2, 2.0, 1.0), policy) is None  # too few points yet
 True
 >>> rollback_verdict(LiveComparison(3, 1.3, 1.0), policy).promote  # new 30% worse than old: roll back
