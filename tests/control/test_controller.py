@@ -34,6 +34,9 @@ def _policy(name: str, **fields: object) -> TrainingPolicy:
 POLICIES = [
     *(_policy(name) for name in ("better", "worse", "degrades", "retrain")),
     _policy("fails", engine="spark"),  # the engine is local: its training fails
+    # triggers only (their training fails fast for want of Spark, which these tests do not need)
+    _policy("sched", engine="spark", schedule="* * * * *", min_interval="10min", budget_per_hour=1),
+    _policy("drifts", engine="spark", drift=True, min_interval="10min"),
 ]
 
 
@@ -169,3 +172,41 @@ def test_a_failed_training_leaves_the_champion_serving(runtime: Runtime) -> None
     assert "trains on Spark but [engine] uri is 'local'" in failed["error"]
     live.feed(AFTER[:3])
     assert live.predictor.labels[live.series_id] == f"ses@v{champion}"
+
+
+def _cycles(live: Live) -> list[tuple[str, str]]:
+    return [(a["trigger"], a["state"]) for a in _actions(live)][::-1]
+
+
+def test_a_schedule_triggers_within_the_minimum_interval_and_the_hourly_budget(runtime: Runtime) -> None:
+    live = _live(runtime, "sched")
+    live.register(make_model("ses", alpha=0.9).fit(BEFORE), "champion")
+    live.serve()
+    start = live.controller.started_us
+    minute = 60_000_000
+    for at, cycles in (
+        (start, []),  # the cron fires at the next minute
+        (start + minute, [("schedule", "failed")]),
+        (start + 5 * minute, [("schedule", "failed")]),  # within min_interval
+        (start + 15 * minute, [("schedule", "failed")]),  # budget: one retrain per hour, spent
+        (start + 62 * minute, [("schedule", "failed")] * 2),
+    ):
+        live.controller.clock = lambda at=at: at
+        live.step()
+        assert _cycles(live) == cycles, at - start
+    triggered = _audit(live, "retrain.triggered")[0]["detail"]
+    assert triggered["trigger"] == "schedule" and triggered["schedule"] == "* * * * *"
+
+
+def test_a_level_shift_in_the_live_error_triggers_a_retrain(runtime: Runtime) -> None:
+    live = _live(runtime, "drifts")
+    live.register(make_model("ses", alpha=0.02).fit(BEFORE), "champion")
+    live.serve()
+    live.feed(BEFORE[:15])
+    live.step()
+    assert _cycles(live) == []  # stationary: no drift
+    live.feed(AFTER[:25])
+    live.step()
+    assert _cycles(live) == [("drift", "failed")]
+    drift = _audit(live, "retrain.triggered")[0]["detail"]
+    assert drift["detector"] == "live-mae-shift" and drift["statistic"] > drift["threshold"] > 0

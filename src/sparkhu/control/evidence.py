@@ -170,7 +170,9 @@ class StoreEvidence:
             return []
         targets = one.column("target_ts")
         seen = one.join(
-            self._actuals(series_id, pc.min(targets).as_py(), pc.max(targets).as_py()), keys="target_ts"
+            self._actuals(series_id, pc.min(targets).as_py(), pc.max(targets).as_py()),
+            keys="target_ts",
+            join_type="inner",
         ).sort_by("target_ts")
         errors = np.abs(seen.column("value").to_numpy() - seen.column("actual").to_numpy())
         if errors.size < 2 * self.recent:
@@ -179,7 +181,7 @@ class StoreEvidence:
         reference = float(before.mean())
         bound = max(self.factor * reference, reference + 3.0 * float(before.std()) / np.sqrt(self.recent))
         statistic = float(recent.mean())
-        if statistic <= bound or statistic == 0.0:
+        if not statistic > bound:
             return []
         at = int(seen.column("target_ts")[seen.num_rows - self.recent].as_py())
         return [DriftEvent(series_id, at, "live-mae-shift", statistic, bound)]
