@@ -101,6 +101,7 @@ def make_live(runtime: Runtime, name: str, policies: Sequence[TrainingPolicy]) -
         retrain=lambda sid, p: _retrain(runtime, sid, p),
         series=lambda: predictor.known_series(),
         predictor_of=lambda sid: predictor if sid == series_id else None,
+        scan_s=0.0,
     )
     policy = next(p for p in policies if p.series == f"ctl/{name}/*")
     return Live(runtime, series_id, topic, predictor, server, controller, policy)

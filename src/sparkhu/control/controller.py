@@ -73,7 +73,8 @@ class Controller:
     ``retrain``: trains one challenger (the app binds it to ``sparkhu train``'s path).
     ``series()``: the series to govern (the live ones). ``predictor_of(series_id)``: the online
     predictor serving a series, None when none does (no shadow, no watch: a promotion is final).
-    ``clock()``: now, µs (wall time: schedules, intervals, budgets).
+    ``clock()``: now, µs (wall time: schedules, intervals, budgets). Cycles move every ``tick_s``;
+    triggers are looked for every ``scan_s`` (each look reads every governed series' recent errors).
     """
 
     def __init__(
@@ -87,12 +88,15 @@ class Controller:
         series: Callable[[], Iterable[str]],
         predictor_of: Callable[[str], OnlinePredictor | None],
         tick_s: float = 5.0,
+        scan_s: float = 60.0,
         clock: Callable[[], int] = now_us,
     ) -> None:
         self.catalog, self.registry, self.evidence = catalog, registry, evidence
         self.policies, self.retrain, self.series = policies, retrain, series
         self.predictor_of, self.tick_s, self.clock = predictor_of, tick_s, clock
         self.started_us = clock()
+        self.scan_s = scan_s
+        self._next_scan_us = self.started_us
         self._shadows: dict[int, tuple[str, str]] = {}
         """cycle id → (series, label) of the shadow this controller queued for it."""
         self.counts = {"triggered": 0, "promoted": 0, "rejected": 0, "rolled_back": 0, "failed": 0}
@@ -110,7 +114,9 @@ class Controller:
     def step(self) -> list[tuple[int, str]]:
         """One pass: triggers, then every cycle in progress as far as it can go; (cycle, state) reached."""
         policies = list(self.policies())
-        self._trigger(policies)
+        if self.clock() >= self._next_scan_us:
+            self._next_scan_us = self.clock() + int(self.scan_s * 1_000_000)
+            self._trigger(policies)
         moved: list[tuple[int, str]] = []
         open_cycles = self.catalog.actions(states=OPEN_STATES)
         for action in sorted(open_cycles, key=lambda a: a["id"]):

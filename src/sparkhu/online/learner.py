@@ -403,8 +403,9 @@ class OnlinePredictor:
         Safe from any thread; the next round installs it (:meth:`apply_shadows`), brought up to
         date with the window like a swapped model. A shadow is updated and forecasts with every
         new point, its forecasts are stored raw under ``<label>/shadow`` and never blended, so
-        the champion serves alone while the two are compared on the same points. Shadows are
-        not checkpointed: whoever queued them queues them again after a restart.
+        the champion serves alone while the two are compared on the same points (they count in
+        ``stats().forecasts``). Shadows are not checkpointed: whoever queued them queues them again
+        after a restart.
         """
         self._shadow_ops.put(_Shadow(series_id, model, label, trained_until_us))
 
