@@ -61,9 +61,12 @@ class ControlStore:
             "numbers": check_json(dict(numbers or {}), f"numbers of {event} {name}"),
             "action_id": action_id,
         }
-        stmt = dialect_insert(self._engine, schema.champion_history).on_conflict_do_nothing()
+        history = schema.champion_history
+        stmt = dialect_insert(self._engine, history).on_conflict_do_nothing().returning(history.c.id)
         with write_tx(self._engine, f"recording champion {name} v{version}") as conn:
-            return conn.execute(stmt, [row]).rowcount > 0
+            return (
+                conn.execute(stmt, row).first() is not None
+            )  # RETURNING: rowcount is not kept on every driver
 
     def champion_history(self, name: str, *, limit: int = 1000) -> list[dict[str, Any]]:
         """The champions of ``name``, oldest first, with ``since`` and ``until`` (None: still champion)."""
