@@ -1,6 +1,7 @@
 """The controller at the gateway: training policies and the champion history (:class:`ControlQuery`),
-and the token-guarded moves (:class:`ControlMutation`: ``setPolicy``, ``deletePolicy``, ``retrainNow``,
-``promote``, ``rollback``), each audited with the caller as actor; merged by :mod:`sparkhu.gateway.schema`.
+the token-guarded moves (:class:`ControlMutation`: ``setPolicy``, ``deletePolicy``, ``retrainNow``,
+``promote``, ``rollback``), each audited with the caller as actor, and the controller's events as they
+are audited (:class:`ControlSubscription`: ``controllerEvents``); merged by :mod:`sparkhu.gateway.schema`.
 
 A policy that cannot be (an impossible value) is ``BAD_INPUT`` with the field named; an unknown
 policy or series ``NOT_FOUND``.
@@ -12,9 +13,13 @@ True
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncGenerator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+import pyarrow as pa
 import strawberry
 from strawberry.scalars import JSON
 
@@ -22,10 +27,12 @@ from sparkhu.config import TrainingPolicy as PolicySettings
 from sparkhu.control import moves
 from sparkhu.control.policies import PolicyEntry, delete_policy, policies_in_force, policy_entries, set_policy
 from sparkhu.errors import ConfigError, InputError, NotFoundError
+from sparkhu.gateway.resolvers import check_interval
 from sparkhu.gateway.services import GatewayServices
 from sparkhu.gateway.types import Info, TokenRequired, actor, call
+from sparkhu.series import SeriesId
 
-__all__ = ["ControlMutation", "ControlQuery"]
+__all__ = ["ControlMutation", "ControlQuery", "ControlSubscription"]
 
 
 @strawberry.type
@@ -197,3 +204,71 @@ class ControlMutation:
             )
 
         return await call(move)
+
+
+@strawberry.type
+class ControllerEvent:
+    id: int
+    at: datetime
+    actor: str
+    action: str = strawberry.field(
+        description="retrain.triggered, challenger.registered, promotion.decided, promotion.rejected, "
+        "model.promote, champion.swapped, promotion.confirmed, rollback.decided, model.rollback, ..."
+    )
+    series_id: str = strawberry.field(description="the series (policy/<name> for a policy's change)")
+    detail: JSON = strawberry.field(description="the reason and the numbers of the decision")
+
+
+_EVENT_SCHEMA = pa.schema(
+    [("id", pa.int64()), ("at", pa.timestamp("us", tz="UTC")), ("actor", pa.string()),
+     ("action", pa.string()), ("target", pa.string()), ("detail", pa.string())]
+)  # fmt: skip
+
+
+class ControlEventFeed:
+    """The controller's audit entries newer than the previous poll (one poller for every subscriber)."""
+
+    def __init__(self, services: GatewayServices) -> None:
+        self._catalog = services.catalog
+        self._after = self._catalog.last_audit_id()
+
+    def poll(self) -> pa.Table:
+        """The new events (oldest first; maybe none)."""
+        rows = self._catalog.control_events(self._after)
+        if not rows:
+            return _EVENT_SCHEMA.empty_table()
+        self._after = rows[-1]["id"]
+        for row in rows:
+            row["detail"] = json.dumps(row["detail"])
+        return pa.Table.from_pylist(rows, schema=_EVENT_SCHEMA)
+
+
+def _event(row: dict[str, Any]) -> ControllerEvent:
+    return ControllerEvent(
+        id=row["id"],
+        at=row["at"],
+        actor=row["actor"],
+        action=row["action"],
+        series_id=row["target"],
+        detail=JSON(json.loads(row["detail"])),
+    )
+
+
+@strawberry.type
+class ControlSubscription:
+    @strawberry.subscription(
+        description="The controller's decisions and moves as they happen (of one series, or all; polled)."
+    )
+    async def controller_events(
+        self, info: Info, series_id: str | None = None, interval_ms: int = 1000
+    ) -> AsyncGenerator[list[ControllerEvent], None]:
+        interval = check_interval(interval_ms)
+        wanted = None if series_id is None else str(SeriesId.parse(series_id))
+        services = info.context.services
+        async with services.live.subscribe(
+            ("controller",), partial(ControlEventFeed, services), interval
+        ) as feed:
+            async for table in feed:
+                events = [_event(row) for row in table.to_pylist() if wanted in (None, row["target"])]
+                if events:
+                    yield events

@@ -28,7 +28,7 @@ from strawberry.types import ExecutionContext
 
 from sparkhu.config import GatewaySettings
 from sparkhu.gateway import resolvers as r
-from sparkhu.gateway.control import ControlMutation, ControlQuery
+from sparkhu.gateway.control import ControlMutation, ControlQuery, ControlSubscription
 from sparkhu.gateway.cost import QueryCost
 from sparkhu.gateway.errors import ErrorCodes
 from sparkhu.gateway.lineage import LineageQuery, MetadataMutation
@@ -255,7 +255,7 @@ def build_schema(
         mutation=merge_types(
             "Mutation", (Mutation, RetentionMutation, MetadataMutation, OperatorMutation, ControlMutation)
         ),
-        subscription=Subscription,
+        subscription=merge_types("Subscription", (Subscription, ControlSubscription)),
         extensions=[
             ErrorCodes,
             lambda: ParserCache(maxsize=DOCUMENT_CACHE),

@@ -22,6 +22,10 @@ from sparkhu.storage.catalog.engine import dialect_insert, read_tx, write_tx
 from sparkhu.storage.catalog.records import check_json, check_limit, check_text
 from sparkhu.timeaxis import from_us, now_us
 
+CONTROL_EVENTS = (
+    "retrain.", "challenger.", "promotion.", "champion.", "rollback.", "model.", "cycle.", "training_policy.",
+)  # fmt: skip
+"""Prefixes of the audit log's actions that are the controller's events (decisions, moves, policies)."""
 OPEN_STATES = ("planned", "training", "shadowing", "promoting", "swapping", "watching", "rolling_back")
 """States of a cycle still in progress; the others (promoted, rejected, failed, rolled_back) are final."""
 
@@ -178,3 +182,25 @@ class ControlStore:
             query = query.where(a.c.policy == policy)
         with read_tx(self._engine, "listing the controller's cycles") as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
+
+    # ------------------------------------------------------------------ the controller's events
+    def control_events(self, after_id: int | None = None, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """The controller's audit entries (:data:`CONTROL_EVENTS`) after the entry ``after_id``, oldest
+        first; with ``after_id`` None, none (the newest id is then :meth:`last_audit_id`)."""
+        check_limit(limit)
+        if after_id is None:
+            return []
+        a = schema.audit_log
+        kinds = sa.or_(*(a.c.action.startswith(prefix, autoescape=True) for prefix in CONTROL_EVENTS))
+        query = sa.select(a).where(a.c.id > after_id, kinds).order_by(a.c.id).limit(limit)
+        with read_tx(self._engine, "reading the controller's events") as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["at"] = from_us(row["at"])
+        return rows
+
+    def last_audit_id(self) -> int:
+        """The id of the newest audit entry (0 when the log is empty)."""
+        a = schema.audit_log
+        with read_tx(self._engine, "reading the audit log") as conn:
+            return int(conn.execute(sa.select(sa.func.max(a.c.id))).scalar() or 0)
