@@ -17,7 +17,9 @@ many series). For each series it
 4. logs the run to the registry (parameters, metrics, score table, back-test plot, the model)
    and registers it under the alias ``champion``, then forecasts ``horizon`` steps from the
    last slot and writes them, with lower/upper and ``model = "<model>@v<version>"``, to the
-   prediction store.
+   prediction store. A series named in ``challengers`` (its training policy gates training, or the
+   controller retrains it) is registered as ``challenger`` instead, and its forecasts are not
+   stored: it serves only once the controller's gate promotes it.
 
 Failures of one series (back-test or registry) are recorded in the summary and the catalog's
 run record; they never stop the other series.
