@@ -234,8 +234,12 @@ class Controller:
             watch = (
                 self.predictor_of(action["series_id"]) is not None and action["champion_version"] is not None
             )
+            try:
+                state = apply_promotion(self.catalog, self.registry, action, watch=watch)
+            except NotFoundError as exc:  # the version was deleted meanwhile: nothing to promote
+                return self._end(action, "failed", "cycle.failed", {"reason": str(exc)})
             self.counts["promoted"] += 1
-            return apply_promotion(self.catalog, self.registry, action, watch=watch)
+            return state
         if state == "swapping":
             return self._swapping(action)
         if state == "rolling_back":
@@ -388,7 +392,10 @@ class Controller:
 
     def _watching(self, action: Mapping[str, Any], policy: TrainingPolicy) -> str | None:
         cycle, sid, old = int(action["id"]), action["series_id"], int(action["champion_version"])
-        label = self._shadow(action, old)
+        try:
+            label = self._shadow(action, old)
+        except NotFoundError as exc:  # the old version was deleted: nothing to watch against
+            return self._end(action, "promoted", "promotion.confirmed", {"watch": f"not watched: {exc}"})
         serving = self._served_label(sid)
         if label is None or serving is None:
             return None
