@@ -153,7 +153,11 @@ class Controller:
                 continue
             if policy.max_model_age is not None and champions is None:
                 champions = self.registry.champions()
-            why = self._why(sid, policy, now, last_us, last[0] if last else None, champions)
+            try:
+                why = self._why(sid, policy, now, last_us, last[0] if last else None, champions)
+            except SparkhuError as exc:  # one series' evidence unreadable: the others are still looked at
+                log.warning("controller: no trigger check for %s: %s", sid, exc)
+                continue
             if why is None:
                 continue
             trigger, detail = why
