@@ -32,7 +32,7 @@ def _policy(name: str, **fields: object) -> TrainingPolicy:
 
 
 POLICIES = [
-    *(_policy(name) for name in ("better", "worse", "degrades", "retrain")),
+    *(_policy(name) for name in ("better", "worse", "degrades", "retrain", "first")),
     _policy("fails", engine="spark"),  # the engine is local: its training fails
     # triggers only (their training fails fast for want of Spark, which these tests do not need)
     _policy("sched", engine="spark", schedule="* * * * *", min_interval="10min", budget_per_hour=1),
@@ -210,3 +210,14 @@ def test_a_level_shift_in_the_live_error_triggers_a_retrain(runtime: Runtime) ->
     assert _cycles(live) == [("drift", "failed")]
     drift = _audit(live, "retrain.triggered")[0]["detail"]
     assert drift["detector"] == "live-mae-shift" and drift["statistic"] > drift["threshold"] > 0
+
+
+def test_the_first_model_of_a_series_needs_no_comparison(runtime: Runtime) -> None:
+    live = _live(runtime, "first")
+    first = live.register(make_model("ses", alpha=0.9).fit(BEFORE), "challenger")
+    moves.adopt_challenger(
+        runtime.catalog, runtime.registry, live.series_id, first, policy=live.policy, actor="test"
+    )
+    assert [state for _, state in live.step()] == ["promoting", "promoted"]
+    assert runtime.registry.aliases(live.series_id) == {"champion": first}
+    assert _history(live) == [("promote", first, None)]

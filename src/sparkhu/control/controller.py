@@ -326,6 +326,13 @@ class Controller:
 
     def _shadowing(self, action: Mapping[str, Any], policy: TrainingPolicy) -> str | None:
         cycle, sid, version = int(action["id"]), action["series_id"], int(action["challenger_version"])
+        if action["champion_version"] is None and self._champion(sid) is None:
+            reason = "no champion to compare with: the first model of the series"
+            audit = (ACTOR, "promotion.decided", sid, {"cycle": cycle, "reason": reason})
+            moved = self.catalog.move_action(
+                cycle, "shadowing", "promoting", detail={"reason": reason}, audit=audit
+            )
+            return "promoting" if moved else None
         try:
             label = self._shadow(action, version)
         except SparkhuError as exc:
