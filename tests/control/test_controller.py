@@ -37,6 +37,7 @@ POLICIES = [
     # triggers only (their training fails fast for want of Spark, which these tests do not need)
     _policy("sched", engine="spark", schedule="* * * * *", min_interval="10min", budget_per_hour=1),
     _policy("drifts", engine="spark", drift=True, min_interval="10min"),
+    _policy("chain", drift=True, window="1d"),
 ]
 
 
@@ -221,3 +222,34 @@ def test_the_first_model_of_a_series_needs_no_comparison(runtime: Runtime) -> No
     assert [state for _, state in live.step()] == ["promoting", "promoted"]
     assert runtime.registry.aliases(live.series_id) == {"champion": first}
     assert _history(live) == [("promote", first, None)]
+
+
+def test_a_level_shift_is_detected_retrained_shadowed_promoted_and_the_live_error_recovers(
+    runtime: Runtime,
+) -> None:
+    """The whole loop (several seconds: a real training run on the lake inside it)."""
+    live = _live(runtime, "chain")
+    slow = live.register(make_model("ses", alpha=0.02).fit(BEFORE), "champion")
+    live.serve()
+    live.feed(BEFORE[:15])
+    live.feed(AFTER[:25])
+    moved = live.step()  # drift → retrained on the lake's last day → registered as challenger → shadowed
+    assert [state for _, state in moved] == ["shadowing"]
+    (cycle,) = _actions(live)
+    assert cycle["trigger"] == "drift" and cycle["champion_version"] == slow
+    live.feed(AFTER[25:40])
+    assert [state for _, state in live.step()] == ["promoting", "swapping"]
+    decided = _audit(live, "promotion.decided")[0]["detail"]
+    assert decided["points"] == 12 and decided["challenger_mae"] <= 0.95 * decided["champion_mae"]
+    live.serve()
+    assert [state for _, state in live.step()] == ["watching"]
+    live.feed(AFTER[40:60])
+    assert [state for _, state in live.step()] == ["promoted"]
+    new = runtime.catalog.action(cycle["id"])["challenger_version"]
+    assert _history(live)[-1] == ("promote", new, slow)
+    # the live error of what is served now, on the last points: back at the noise's level (sd 0.1)
+    served = live.predictor.labels[live.series_id]
+    assert served.endswith(f"@v{new}")
+    evidence = live.controller.evidence
+    recovered = evidence.compare(live.series_id, served, f"ses@v{slow}/shadow", 12)
+    assert recovered.points == 12 and recovered.mae_a < 0.5 < recovered.mae_b
