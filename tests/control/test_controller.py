@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.control.conftest import Live, make_live
 
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import TrainingPolicy
@@ -16,8 +17,6 @@ from sparkhu.control import moves
 from sparkhu.errors import InputError
 from sparkhu.forecast.models import make_model
 from sparkhu.forecast.registry import registered_name
-
-from .conftest import Live, make_live
 
 RNG = np.random.default_rng(7)
 BEFORE = 10.0 + RNG.normal(0, 0.1, 30)

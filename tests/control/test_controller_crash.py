@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.control.controller_job import SERIES, TOPIC
 
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import Settings
@@ -21,8 +22,6 @@ from sparkhu.forecast.models import make_model
 from sparkhu.forecast.registry import registered_name
 from sparkhu.series import points
 from sparkhu.stream.codecs import publish_points
-
-from .controller_job import SERIES, TOPIC
 
 pytestmark = pytest.mark.slow
 T0 = 1_700_000_000 * 1_000_000
