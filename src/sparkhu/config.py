@@ -321,6 +321,100 @@ class RetentionSettings(_Section):
         return policies
 
 
+def _span_field(text: str, name: str) -> str:
+    """``text`` if it is a positive span (``30d``, ``6h``, ``15min``), else the ValueError saying so."""
+    from sparkhu.errors import InputError
+    from sparkhu.timeaxis import parse_duration
+
+    try:
+        parse_duration(text, name)
+    except InputError:
+        raise ValueError("expected a positive span such as 15min, 6h, 30d or 2w") from None
+    return text
+
+
+class PromotionGate(_Section):
+    """When a challenger may replace the champion (``[policies.gate]``)."""
+
+    margin: float = Field(default=0.05, ge=0.0, lt=1.0)
+    """The challenger's live MAE must be at most ``(1 - margin)`` × the champion's, on the same points."""
+    min_points: int = Field(default=30, ge=1, le=1_000_000)
+    """Forecasts compared (the same origin and target for both models, target observed) before deciding."""
+    backtest_not_worse: bool = True
+    """Also require the challenger's back-test MASE to be no worse than the champion's."""
+
+
+class TrainingPolicy(_Section):
+    """One training policy (``[[policies]]`` of ``sparkhu.toml``, or ``sparkhu policies set``).
+
+    ``series`` is a glob over series ids; a series follows the matching policy with the longest
+    pattern (ties: the first by name). See ``docs/autopilot.md``.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]+$")
+    series: str = Field(default="*", min_length=1)
+    schedule: str | None = None
+    """Retrain at these times: ``HH:MM`` (UTC) or a five-field cron expression; none: not on a clock."""
+    drift: bool = True
+    """Retrain when the champion's live error drifts."""
+    min_interval: str = "1h"
+    """Never start two retrains of one series closer than this."""
+    max_model_age: str | None = None
+    """Retrain a champion older than this (``30d``); none: no age limit."""
+    budget_per_hour: int = Field(default=10, ge=1, le=100_000)
+    """Retrains this policy may start in any hour, over all its series."""
+    window: str = "30d"
+    """Train on the last span of the lake's data."""
+    engine: Literal["local", "spark"] = "local"
+    gate: PromotionGate = PromotionGate()
+    rollback_margin: float = Field(default=0.1, ge=0.0, le=100.0)
+    """After a promotion, roll back when the new champion's live MAE exceeds the old one's by this
+    fraction."""
+    gate_training: bool = False
+    """``sparkhu train`` registers this policy's series as challengers (shadowed, promoted by the gate)
+    instead of promoting blindly."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _policy_schedule(cls, schedule: str | None) -> str | None:
+        return None if schedule is None else check_schedule(schedule)
+
+    @field_validator("min_interval", "window")
+    @classmethod
+    def _spans(cls, text: str, info: ValidationInfo) -> str:
+        return _span_field(text, str(info.field_name))
+
+    @field_validator("max_model_age")
+    @classmethod
+    def _age(cls, text: str | None) -> str | None:
+        return None if text is None else _span_field(text, "max_model_age")
+
+    @field_validator("series")
+    @classmethod
+    def _glob(cls, pattern: str) -> str:
+        if "//" in pattern or pattern.startswith("/") or any(c.isspace() for c in pattern):
+            raise ValueError("expected a glob over series ids such as 'ampds2/electricity/*'")
+        return pattern
+
+    @classmethod
+    def of(cls, fields: Any, where: str = "policy") -> TrainingPolicy:
+        """A policy from a mapping (CLI, GraphQL); an impossible value is one ConfigError naming the field.
+
+        >>> TrainingPolicy.of({"name": "p", "gate": {"margin": 0.02}}).gate.margin
+        0.02
+        >>> TrainingPolicy.of({"name": "p", "window": "soon"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        sparkhu.errors.ConfigError: policy: window: expected a positive span such as 15min, ... (got 'soon')
+        """
+        if not isinstance(fields, Mapping):
+            raise ConfigError(f"{where}: expected an object of policy fields, got {type(fields).__name__}")
+        try:
+            return cls.model_validate(dict(fields))
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: {validation_message(exc)}") from exc
+
+
 class AirflowSettings(_Section):
     """The Airflow DAGs ``sparkhu airflow dags`` generates (schedule and retries: ``[pipeline]``)."""
 
@@ -461,7 +555,20 @@ class Settings(_Section):
     metadata: MetadataSettings = MetadataSettings()
     sources: list[SourceSettings] = []
     sinks: list[SinkSettings] = []
+    policies: list[TrainingPolicy] = []
+    """Training policies of the controller (``[[policies]]``); more are set at run time
+    (``sparkhu policies``)."""
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_policies(cls, policies: list[TrainingPolicy]) -> list[TrainingPolicy]:
+        seen: set[str] = set()
+        for i, policy in enumerate(policies):
+            if policy.name in seen:
+                raise ValueError(f"{i}.name: a second policy named {policy.name!r}; names are unique")
+            seen.add(policy.name)
+        return policies
 
     def origin(self, key: str) -> str:
         """Where the dotted ``key`` (or its nearest parent) was set: a file, a variable, the command line."""

@@ -275,3 +275,42 @@ def test_queries_and_mutations_over_a_socket_are_answered(stack: Stack, serve):
         assert update["id"] == "s" and update["payload"]["data"]["pointUpdates"] == [
             {"ts": iso(N_POINTS - 1), "value": 1000.0 + N_POINTS - 1}
         ]
+
+
+# --- the controller's events -------------------------------------------------------------
+
+CONTROLLER = """subscription($id: String, $ms: Int!) {
+  controllerEvents(seriesId: $id, intervalMs: $ms) { action seriesId actor detail } }"""
+
+
+@pytest.mark.timeout(60)
+def test_controller_events_are_pushed_as_they_are_audited_and_a_bad_series_is_refused(stack: Stack, serve):
+    url = serve(create_app(stack.services()))
+    stack.catalog.audit("controller", "retrain.triggered", SID, {"trigger": "old"})  # before: not sent
+    with socket(url) as ws:
+        subscribe(ws, "bad", CONTROLLER, {"id": "not-a-series", "ms": 50})
+        refused = receive(ws, timeout=10)
+        (error,) = refused["payload"]["errors"]  # one error, then the operation completes
+        assert (
+            error["extensions"]["code"] == "BAD_INPUT"
+            and "is not source/measurement/field" in error["message"]
+        )
+        subscribe(ws, "one", CONTROLLER, {"id": SID, "ms": 50})
+        subscribe(ws, "all", CONTROLLER, {"id": None, "ms": 50})
+        time.sleep(0.3)  # both subscribed before the events
+        stack.catalog.audit("retention", "delete", "lake/raw", {})  # not the controller's
+        stack.catalog.audit("controller", "promotion.decided", SID, {"points": 30, "challenger_mae": 1.5})
+        stack.catalog.audit("controller", "retrain.triggered", "other/a/b", {"trigger": "drift"})
+        got: dict[str, list[tuple[str, str]]] = {"one": [], "all": []}
+        while len(got["one"]) < 1 or len(got["all"]) < 2:
+            message = receive(ws, timeout=10)
+            if message["type"] == "complete":  # the refused operation's end
+                assert message["id"] == "bad"
+                continue
+            for event in message["payload"]["data"]["controllerEvents"]:
+                got[message["id"]].append((event["action"], event["seriesId"]))
+                assert event["actor"] == "controller"
+        assert got == {
+            "one": [("promotion.decided", SID)],
+            "all": [("promotion.decided", SID), ("retrain.triggered", "other/a/b")],
+        }

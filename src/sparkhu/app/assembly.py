@@ -8,6 +8,8 @@
   predictor (bus → prediction store, blended; its forecasts scored and drift watched as targets
   arrive, :mod:`sparkhu.online.scoring`) and the champion server, which keeps the
   predictor serving the registry's champions (hot-swapping new ones);
+* the controller, when training policies exist (:mod:`sparkhu.app.control`): retrain, shadow,
+  promote, watch and roll back the models of the predictors' series;
 * the daily pipeline scheduler (the cleaning DAG of each source's dataset at ``[pipeline] schedule``,
   catching up missed days) and the retention scheduler (a pass at ``[retention] schedule``);
 * the connectors declared at run time (:mod:`sparkhu.app.connectors`: REST API, ``sparkhu connectors``);
@@ -26,6 +28,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sparkhu.app.platform import Platform
 from sparkhu.app.retention import add_retention_scheduler
@@ -35,6 +38,9 @@ from sparkhu.connectors import configured_sinks
 from sparkhu.connectors.base import SinkSpec, SourceSpec
 from sparkhu.connectors.lake_sink import LakeSinkSettings
 from sparkhu.storage.writes import writing_run
+
+if TYPE_CHECKING:
+    from sparkhu.online.learner import OnlinePredictor
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +63,14 @@ def build_platform(
         add_source(platform, runtime, spec)
         topics[(spec.source, spec.measurement)] = None
     sinks = [LakeSinkSettings(name="lake"), *configured_sinks(runtime.settings)]
-    for source, measurement in sorted(topics):
-        add_topic_consumers(platform, runtime, source, measurement, sinks)
+    predictors = {
+        dataset_name(source, measurement): add_topic_consumers(platform, runtime, source, measurement, sinks)
+        for source, measurement in sorted(topics)
+    }
+    if predictors:
+        from sparkhu.app.control import add_controller
+
+        add_controller(platform, runtime, predictors)
     if pipeline and topics:
         add_pipeline_scheduler(platform, runtime, sorted({spec.dataset for spec in sources}))
         add_retention_scheduler(platform, runtime)
@@ -101,8 +113,9 @@ def add_declared_connectors(platform: Platform, runtime: Runtime) -> None:
 
 def add_topic_consumers(
     platform: Platform, runtime: Runtime, source: str, measurement: str, sinks: Sequence[SinkSpec]
-) -> None:
-    """The ``sinks`` that take this topic, the online predictor and its champion server of one topic."""
+) -> OnlinePredictor:
+    """The ``sinks`` that take this topic, the online predictor and its champion server of one topic;
+    returns the predictor (the controller shadows challengers on it)."""
     from sparkhu.online.champions import ChampionServer
     from sparkhu.online.learner import OnlinePredictor
     from sparkhu.online.scorer import OnlineScorer
@@ -150,6 +163,7 @@ def add_topic_consumers(
         server.run,
         figures=lambda: {"served": len(server.serving), "swaps": server.swaps},
     )
+    return predictor
 
 
 def as_writer(name: str, run: Callable[[threading.Event], None]) -> Callable[[threading.Event], None]:

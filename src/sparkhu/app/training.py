@@ -6,13 +6,13 @@ catalog, prediction store, registry and engine it opens (never the bus).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sparkhu.app.metadata import JobRun, job_lineage, lake_dataset, model_dataset
 from sparkhu.app.runtime import Runtime
-from sparkhu.config import dataset_name
+from sparkhu.config import TrainingPolicy, dataset_name
 from sparkhu.errors import NotFoundError
 from sparkhu.series import SeriesId
 
@@ -36,14 +36,19 @@ def train(
     """Back-test the portfolio per series of ``dataset``, register each champion, store its forecasts.
 
     With ``feature_view``, the view decides the inputs (its zone and dataset, its series, its window)
-    and every model version registered records the view and its version.
+    and every model version registered records the view and its version. A series under a training
+    policy with ``gate_training`` is registered as ``challenger`` and handed to the controller, which
+    promotes it only through the policy's gate (shadow, live error, back-test).
     """
     from dataclasses import replace
 
+    from sparkhu.app.control import training_policies
+    from sparkhu.control.policies import policy_for
     from sparkhu.forecast.train import train_series
     from sparkhu.metadata.features import get_view
 
     view = get_view(runtime.catalog, feature_view) if feature_view else None
+    gated = _Gated(training_policies(runtime))
     zone: str | None = None
     series: list[str] | None = None
     if view is not None:
@@ -71,7 +76,21 @@ def train(
             config=config,
             engine=runtime.engine,
             progress=progress,
+            challengers=gated,
         )
+        for result in summary.results:
+            policy = policy_for(result.series_id, gated.policies)
+            if result.version is not None and result.series_id in gated and policy is not None:
+                from sparkhu.control.moves import adopt_challenger
+
+                adopt_challenger(
+                    runtime.catalog,
+                    runtime.registry,
+                    result.series_id,
+                    result.version,
+                    policy=policy,
+                    actor="train",
+                )
         if view is not None and view.version is not None:
             runtime.catalog.link_feature_view(summary.run_id, view.name, view.version)
         _trained(runtime, run, summary)
@@ -95,6 +114,19 @@ def _trained(runtime: Runtime, run: JobRun, summary: TrainSummary, model: str | 
     run.detail.update(series=len(summary.results), failed=failed)
     if failed and failed == len(summary.results):
         run.status = "failed"
+
+
+class _Gated:
+    """The series whose training policy gates ``sparkhu train`` (``gate_training``), as a container."""
+
+    def __init__(self, policies: Sequence[TrainingPolicy]) -> None:
+        self.policies = list(policies)
+
+    def __contains__(self, series_id: object) -> bool:
+        from sparkhu.control.policies import policy_for
+
+        policy = policy_for(str(series_id), self.policies) if self.policies else None
+        return policy is not None and policy.gate_training
 
 
 def train_global(

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from sparkhu.cli import airflow, connectors, data, meta, models, online, platform, retention, spark
+from sparkhu.cli import airflow, connectors, control, data, meta, models, online, platform, retention, spark
 from sparkhu.cli.common import State, err_console
 
 PROG = "sparkhu"
@@ -49,7 +49,9 @@ app.command("runs")(data.runs)
 app.command("lineage")(meta.lineage)
 app.command("train")(models.train)
 app.command("predict")(models.predict)
-app.command("models")(models.models)
+control.attach(models.models_app)
+app.add_typer(models.models_app, name="models")
+app.add_typer(control.policies_app, name="policies")
 app.command("scores")(online.scores)
 app.command("drift")(online.drift)
 app.command("config")(platform.show_config)

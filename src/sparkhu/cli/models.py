@@ -215,12 +215,19 @@ def predict(
     _show(out)
 
 
+models_app = typer.Typer(invoke_without_command=True)
+
+
+@models_app.callback()
 def models(
     ctx: typer.Context,
     series: Annotated[str | None, typer.Option(help="Only this series' model.")] = None,
 ) -> None:
     """The registry: every model version with its aliases and back-test metrics (browsable, with back-test
-    plots and forecasts, on the dashboard's models page: `sparkhu serve`, then /#/models)."""
+    plots and forecasts, on the dashboard's models page: `sparkhu serve`, then /#/models); `history`,
+    `promote` and `rollback` below."""
+    if ctx.invoked_subcommand is not None:
+        return
     table = Table("name", "version", "aliases", "model", "MASE", "created (UTC)", box=None)
     settings = state(ctx).settings
     with open_runtime(ctx) as runtime:

@@ -276,11 +276,18 @@ class ModelRegistry:
                 name,
                 source=f"{run.info.artifact_uri}/model",
                 run_id=run_id,
-                tags={"sparkhu.kind": model.name},
+                tags={"sparkhu.kind": model.name, "sparkhu.series": str(series_id)},
             )
         number = int(version.version)
         if alias == CHAMPION:
-            self.promote(name, number)
+            self.promote(
+                name,
+                number,
+                event="train",
+                actor="train",
+                reason=f"registered as champion by training run {run_id}",
+                numbers=clean_metrics,
+            )
         elif alias == CHALLENGER:
             self.set_alias(name, CHALLENGER, number)
         if self.catalog is not None:
@@ -305,11 +312,25 @@ class ModelRegistry:
         with self._boundary(f"setting {name}@{alias} to version {version}"):
             self._client.set_registered_model_alias(name, alias, str(int(version)))
 
-    def promote(self, name: str, version: int | str) -> int:
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        event: str = "promote",
+        actor: str = "sparkhu",
+        reason: str = "",
+        numbers: Mapping[str, Any] | None = None,
+        previous: int | None = None,
+        action_id: int | None = None,
+    ) -> int:
         """Make ``version`` (a number or an alias) the champion; returns its number.
 
         The former champion becomes ``previous``; if the promoted version was ``challenger``,
-        that alias is removed.
+        that alias is removed. With a catalog, the change is appended to its champion history
+        (``event``, ``actor``, ``reason``, ``numbers``); ``previous`` names the former champion when
+        the caller knows it better (a step replayed after a crash finds itself champion already),
+        and ``action_id`` (a controller's cycle) makes the history row be written once.
         """
         name = registered_name(name)
         aliases = self.aliases(name)
@@ -317,14 +338,38 @@ class ModelRegistry:
         if number is None:
             raise NotFoundError(f"model {name} has no alias {version!r}; aliases: {aliases or 'none'}")
         with self._boundary(f"promoting {name} version {number}"):
-            self._client.get_model_version(name, str(number))  # NotFoundError when it does not exist
+            mv = self._client.get_model_version(name, str(number))  # NotFoundError when it does not exist
             old = aliases.get(CHAMPION)
             self._client.set_registered_model_alias(name, CHAMPION, str(number))
-            if old is not None and old != number:
-                self._client.set_registered_model_alias(name, PREVIOUS, str(old))
+            before = previous if previous is not None else old  # a replayed step knows it better
+            if before is not None and before != number:
+                self._client.set_registered_model_alias(name, PREVIOUS, str(before))
             if aliases.get(CHALLENGER) == number:
                 self._client.delete_registered_model_alias(name, CHALLENGER)
+        if self.catalog is not None and (old != number or action_id is not None):
+            series = (mv.tags or {}).get("sparkhu.series")
+            self.catalog.record_champion(
+                name,
+                series if series not in (None, "None") else None,
+                number,
+                previous=previous if previous is not None else (old if old != number else None),
+                event=event,
+                actor=actor,
+                reason=reason or f"version {number} made champion",
+                numbers=numbers,
+                action_id=action_id,
+            )
         return number
+
+    def drop_alias(self, name: str, alias: str, version: int | None = None) -> bool:
+        """Remove ``alias`` of ``name`` (only while it points at ``version``, when given); True if removed."""
+        name = registered_name(name)
+        current = self.aliases(name).get(alias)
+        if current is None or (version is not None and current != int(version)):
+            return False
+        with self._boundary(f"removing {name}@{alias}"):
+            self._client.delete_registered_model_alias(name, alias)
+        return True
 
     # ---- reading -----------------------------------------------------------------------
     def aliases(self, name: str) -> dict[str, int]:

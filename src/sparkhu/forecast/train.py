@@ -17,7 +17,9 @@ many series). For each series it
 4. logs the run to the registry (parameters, metrics, score table, back-test plot, the model)
    and registers it under the alias ``champion``, then forecasts ``horizon`` steps from the
    last slot and writes them, with lower/upper and ``model = "<model>@v<version>"``, to the
-   prediction store.
+   prediction store. A series named in ``challengers`` (its training policy gates training, or the
+   controller retrains it) is registered as ``challenger`` instead, and its forecasts are not
+   stored: it serves only once the controller's gate promotes it.
 
 Failures of one series (back-test or registry) are recorded in the summary and the catalog's
 run record; they never stop the other series.
@@ -33,7 +35,7 @@ import math
 import pickle
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
@@ -374,12 +376,15 @@ def train_series(
     engine: Engine | None = None,
     prefix: str = "",
     progress: Any = None,
+    challengers: Container[str] = (),
 ) -> TrainSummary:
     """Train, register and forecast every series of ``dataset`` (or those in ``series`` / with ``prefix``).
 
     ``zone``: ``None`` picks ``clean`` when the pipeline has produced it, else ``raw``.
     ``[start, end)`` bounds the history. Raises :class:`NotFoundError` for a dataset or a
-    series that is not in the lake; per-series problems end up in the summary.
+    series that is not in the lake; per-series problems end up in the summary. The series in
+    ``challengers`` are registered under the alias ``challenger`` whatever ``config.alias`` says
+    (a training policy gates them), and a challenger's forecasts are not stored: it does not serve.
     """
     from sparkhu.engine.local import LocalEngine
 
@@ -422,7 +427,8 @@ def train_series(
     forecasts: list[pa.Table] = []
     with writing_run(run_id):  # the model versions registered are this run's
         for done, row in enumerate(rows, start=1):
-            outcome, table = _register(registry, row, config)
+            alias = "challenger" if str(row["series_id"]) in challengers else config.alias
+            outcome, table = _register(registry, row, config, alias)
             summary.results.append(outcome)
             if table is not None:
                 forecasts.append(table)
@@ -443,7 +449,7 @@ def train_series(
 
 
 def _register(
-    registry: Any, row: Mapping[str, Any], cfg: TrainConfig
+    registry: Any, row: Mapping[str, Any], cfg: TrainConfig, alias: Literal["champion", "challenger"]
 ) -> tuple[SeriesResult, pa.Table | None]:
     sid = str(row["series_id"])
     score = row["score"] if row["score"] == row["score"] else None
@@ -476,12 +482,14 @@ def _register(
             plot_png=row["png"] or None,
             state={"conformal_width": model.width, "coverage": model.coverage},
             meta={"period_s": cfg.period_s, "last_ts_us": int(row["last_ts_us"]), "series_id": sid},
-            alias=cfg.alias,
+            alias=alias,
         )
         table = forecast_table(sid, model, int(row["last_ts_us"]), cfg, f"{model.name}@v{done.version}")
     except SparkhuError as exc:
         log.warning("training %s: %s", sid, exc)
         return SeriesResult(sid, "failed", champion=row["champion"], reason=str(exc)), None
+    if alias == "challenger":
+        table = None  # a challenger does not serve until promoted
     outcome = SeriesResult(
         sid,
         status,
@@ -492,7 +500,7 @@ def _register(
         reason=row["reason"],
         version=done.version,
         run_id=done.run_id,
-        forecasts=table.num_rows,
+        forecasts=0 if table is None else table.num_rows,
     )
     return outcome, table
 

@@ -28,6 +28,7 @@ from strawberry.types import ExecutionContext
 
 from sparkhu.config import GatewaySettings
 from sparkhu.gateway import resolvers as r
+from sparkhu.gateway.control import ControlMutation, ControlQuery, ControlSubscription
 from sparkhu.gateway.cost import QueryCost
 from sparkhu.gateway.errors import ErrorCodes
 from sparkhu.gateway.lineage import LineageQuery, MetadataMutation
@@ -250,10 +251,13 @@ def build_schema(
     depth_rule = create_validator(max_depth, should_ignore=None)
     return GatewaySchema(
         query=merge_types(
-            "Query", (Query, RetentionQuery, SparkStudyQuery, LineageQuery, OperatorQuery, OnlineQuery)
+            "Query",
+            (Query, RetentionQuery, SparkStudyQuery, LineageQuery, OperatorQuery, OnlineQuery, ControlQuery),
         ),
-        mutation=merge_types("Mutation", (Mutation, RetentionMutation, MetadataMutation, OperatorMutation)),
-        subscription=Subscription,
+        mutation=merge_types(
+            "Mutation", (Mutation, RetentionMutation, MetadataMutation, OperatorMutation, ControlMutation)
+        ),
+        subscription=merge_types("Subscription", (Subscription, ControlSubscription)),
         extensions=[
             ErrorCodes,
             lambda: ParserCache(maxsize=DOCUMENT_CACHE),

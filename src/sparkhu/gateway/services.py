@@ -14,7 +14,7 @@ without importing each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
@@ -24,7 +24,7 @@ from typing import Any
 from sparkhu.app.pipelines import rerun_task_day
 from sparkhu.app.retention import retention_context
 from sparkhu.app.runtime import Runtime
-from sparkhu.config import GatewaySettings
+from sparkhu.config import GatewaySettings, TrainingPolicy
 from sparkhu.gateway.live import LiveFeeds
 from sparkhu.gateway.metrics import Metrics
 from sparkhu.retention.context import RetentionContext
@@ -66,6 +66,8 @@ class GatewayServices:
     """``rerun(dataset, task, day) -> status``: run one task-day again; None: re-runs are off."""
     registry: Callable[[], Any] | None = None
     """Opens the model registry on first use (its aliases); None: model versions from the catalog."""
+    training_policies: Sequence[TrainingPolicy] = ()
+    """The training policies of ``sparkhu.toml`` (those set at run time are in the catalog)."""
 
     @classmethod
     def of(cls, runtime: Runtime, **overrides: Any) -> GatewayServices:
@@ -81,6 +83,7 @@ class GatewayServices:
             "reports": Path(settings.home) / "reports",
             "rerun": partial(rerun_task_day, runtime),
             "registry": lambda: runtime.registry,
+            "training_policies": tuple(settings.policies),
             **overrides,
         }
         return cls(lake=runtime.lake, catalog=runtime.catalog, predictions=runtime.predictions, **values)

@@ -99,6 +99,9 @@ log = logging.getLogger(__name__)
 _OFFSET = "@offset/"
 """Checkpoint key prefix of a partition's next offset (``@offset/3``): each member of the group
 saves only its own partitions. Series ids (``a/b/c``) never start with ``@``."""
+SHADOW_SUFFIX = "/shadow"
+"""Appended to a shadow model's label in the ``model`` column of its forecasts (``ses@v5/shadow``):
+stored raw, never blended, compared with the champion's by the controller."""
 _SETTINGS = "@settings"
 """Checkpoint key of what the saved state depends on: another model or window starts afresh."""
 
@@ -124,6 +127,13 @@ class _Swap(NamedTuple):
     series_id: str
     model: Forecaster
     label: str | None
+    trained_until_us: int | None
+
+
+class _Shadow(NamedTuple):
+    series_id: str
+    model: Forecaster | None
+    label: str
     trained_until_us: int | None
 
 
@@ -215,6 +225,10 @@ class OnlinePredictor:
         """No checkpoint: the first batch refills the windows from the lake, up to its own points."""
         self._since: dict[str, int | None] = {}
         """Models swapped in before their window was refilled: the newest point they were trained on."""
+        self.shadows: dict[str, dict[str, Forecaster]] = {}
+        """series id → label → a model forecasting in shadow (see :meth:`queue_shadow`)."""
+        self._shadow_ops: queue.SimpleQueue[_Shadow] = queue.SimpleQueue()
+        self._shadowed = False
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> Consumer:
@@ -276,6 +290,7 @@ class OnlinePredictor:
         """
         self.start()
         self.apply_swaps()
+        self.apply_shadows()
         return len(self._loop.run_once(timeout).messages)
 
     # ---- models ----------------------------------------------------------------------
@@ -390,6 +405,96 @@ class OnlinePredictor:
         self.models[series_id] = model
         return model
 
+    # ---- shadows ---------------------------------------------------------------------
+    def queue_shadow(
+        self, series_id: str, model: Forecaster | None, label: str, *, trained_until_us: int | None = None
+    ) -> None:
+        """Run ``model`` in shadow beside the series' champion (``None``: stop the shadow ``label``).
+
+        Safe from any thread; the next round installs it (:meth:`apply_shadows`), brought up to
+        date with the window like a swapped model. A shadow is updated and forecasts with every
+        new point, its forecasts are stored raw under ``<label>/shadow`` and never blended, so
+        the champion serves alone while the two are compared on the same points (they count in
+        ``stats().forecasts``). Shadows are not checkpointed: whoever queued them queues them again
+        after a restart.
+        """
+        self._shadow_ops.put(_Shadow(series_id, model, label, trained_until_us))
+
+    def apply_shadows(self) -> None:
+        """Install or stop the queued shadows now; call only from the predictor's thread."""
+        while True:
+            try:
+                op = self._shadow_ops.get_nowait()
+            except queue.Empty:
+                return
+            label = op.label
+            if op.model is None:
+                self.shadows.get(op.series_id, {}).pop(label, None)
+                if not self.shadows.get(op.series_id, True):
+                    del self.shadows[op.series_id]
+                continue
+            model, sid = op.model, op.series_id
+            try:
+                if sid in self.windows and len(self.windows[sid]):
+                    window = self.windows[sid]
+                    if not model.is_fitted:
+                        model.fit(np.asarray(window.values))
+                    else:
+                        update_since(model, window.ts, window.values, op.trained_until_us)
+            except SparkhuError as exc:
+                log.warning(
+                    "online predictor %s: shadow %s of %s not installed: %s", self.topic, label, sid, exc
+                )
+                continue
+            self.shadows.setdefault(sid, {})[label] = model
+            self._shadowed = True
+            log.info("online predictor %s: %s shadowed by %s", self.topic, sid, label)
+
+    def _shadow_forecast(self, added: NewPoints) -> pa.Table:
+        """The shadows' forecasts from the new points of their series (raw rows, labelled ``/shadow``)."""
+        rows: dict[str, list[Any]] = {name: [] for name in FORECAST_SCHEMA.names}
+        h = self.horizon
+        steps = np.arange(1, h + 1, dtype="int32")
+        for sid in added.keys() & self.shadows.keys():
+            ts_new, values_new = added[sid]
+            for label, model in self.shadows[sid].items():
+                try:
+                    if model.is_fitted:
+                        model.update(values_new)
+                    elif len(self.windows[sid]) >= self.min_points:
+                        model.fit(np.asarray(self.windows[sid].values))
+                    else:
+                        continue
+                    mean = model.forecast(h)
+                except ForecastError as exc:
+                    log.warning("online predictor %s: shadow %s of %s: %s", self.topic, label, sid, exc)
+                    continue
+                ok = np.isfinite(mean)
+                origin = int(ts_new[-1])
+                rows["series_id"].extend([sid] * int(ok.sum()))
+                rows["origin_ts"].append(np.full(int(ok.sum()), origin, dtype="int64"))
+                rows["target_ts"].append((origin + steps.astype("int64") * round(self.step_s * US_PER_S))[ok])
+                rows["step"].append(steps[ok])
+                rows["value"].append(mean[ok])
+                rows["model"].extend([label + SHADOW_SUFFIX] * int(ok.sum()))
+        if not rows["series_id"]:
+            return FORECAST_SCHEMA.empty_table()
+        n = len(rows["series_id"])
+        ts_type = FORECAST_SCHEMA.field("origin_ts").type
+        return pa.Table.from_arrays(
+            [
+                pa.array(rows["series_id"], pa.string()),
+                pa.array(np.concatenate(rows["origin_ts"])).cast(ts_type),
+                pa.array(np.concatenate(rows["target_ts"])).cast(ts_type),
+                pa.array(np.concatenate(rows["step"])),
+                pa.array(np.concatenate(rows["value"])),
+                pa.nulls(n, pa.float64()),
+                pa.nulls(n, pa.float64()),
+                pa.array(rows["model"], pa.string()),
+            ],
+            schema=FORECAST_SCHEMA,
+        )
+
     # ---- checkpoints -----------------------------------------------------------------
     def _settings(self) -> bytes:
         """What the saved windows and models depend on (``default=repr``: any hyperparameter)."""
@@ -443,7 +548,12 @@ class OnlinePredictor:
         if self._refill_pending and self.lake is not None and any(p.num_rows for p in parts):
             self.refill(self.lake, before=_first_ts(parts))
             self._refill_pending = False
-        tables = [self._forecast(self._extend(points)) for points in parts]
+        tables = []
+        for points in parts:
+            added = self._extend(points)
+            tables.append(self._forecast(added))
+            if self.shadows:
+                tables.append(self._shadow_forecast(added))
         for message in batch.messages:
             self._next[message.partition] = max(self._next.get(message.partition, 0), message.offset + 1)
             self._moved.add(message.partition)
@@ -472,7 +582,11 @@ class OnlinePredictor:
         return added
 
     def _write(self, forecasts: pa.Table) -> None:
-        self.predictions.write(forecasts, alpha=self.alpha, checkpoint=self._checkpoint())
+        shadow = None
+        if self._shadowed and forecasts.num_rows:
+            mask = pc.ends_with(forecasts.column("model"), SHADOW_SUFFIX)
+            shadow, forecasts = forecasts.filter(mask), forecasts.filter(pc.invert(mask))
+        self.predictions.write(forecasts, alpha=self.alpha, checkpoint=self._checkpoint(), unblended=shadow)
         self._saved()
 
     def _quarantine(self, records: pa.Table) -> None:

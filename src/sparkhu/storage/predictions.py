@@ -111,7 +111,12 @@ class PredictionStore:
         self.alpha = _alpha(alpha)
 
     def write(
-        self, forecasts: pa.Table, *, alpha: float | None = None, checkpoint: Checkpoint | None = None
+        self,
+        forecasts: pa.Table,
+        *,
+        alpha: float | None = None,
+        checkpoint: Checkpoint | None = None,
+        unblended: pa.Table | None = None,
     ) -> int:
         """Store forecasts (FORECAST_SCHEMA) and blend them into the blended table.
 
@@ -121,15 +126,22 @@ class PredictionStore:
         ``alpha`` (for this batch) wins over the per-series alpha, which wins over the store's.
         ``checkpoint``: the writer's state that produced these forecasts, saved in the same
         transaction (so the two are durable together or not at all; see :meth:`checkpoint`).
+        ``unblended``: raw forecasts stored in the same transaction but never blended (models in
+        shadow, compared with the champion without touching what is served); not counted.
         """
         batch = _normalise(forecasts)
-        if batch.num_rows == 0 and checkpoint is None:
+        shadow = None if unblended is None or unblended.num_rows == 0 else _normalise(unblended)
+        if batch.num_rows == 0 and checkpoint is None and shadow is None:
             return 0
         call_alpha = None if alpha is None else _alpha(alpha)
         names = sorted(set(batch.column("series_id").to_pylist()))
         with write_tx(self._engine, f"writing {batch.num_rows} forecasts of {len(names)} series") as conn:
             if checkpoint is not None:
                 _save_checkpoint(conn, checkpoint)
+            if shadow is not None:
+                conn.execute(
+                    dialect_insert(conn, schema.forecasts_raw).on_conflict_do_nothing(), shadow.to_pylist()
+                )
             if batch.num_rows == 0:
                 _write_also(conn, checkpoint)
                 return 0

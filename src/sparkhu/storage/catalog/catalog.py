@@ -14,6 +14,7 @@ from sparkhu.errors import CatalogError, InputError, NotFoundError
 from sparkhu.series import SeriesId, is_series_id
 from sparkhu.storage.catalog import migrate as migrations
 from sparkhu.storage.catalog import schema
+from sparkhu.storage.catalog.control import ControlStore
 from sparkhu.storage.catalog.engine import (
     connect,
     dialect_insert,
@@ -45,7 +46,7 @@ __all__ = ["RUN_STATUSES", "Catalog", "RunRecord", "SeriesInfo"]
 PARTITION_STATS = ("files", "rows", "bytes", "updated_at")
 
 
-class Catalog(MetadataStore):
+class Catalog(MetadataStore, ControlStore):
     """The feature metadata store. Thread-safe; safe across processes on SQLite (WAL) and PostgreSQL.
 
     Every method is one transaction; writes are committed before they return.

@@ -297,3 +297,43 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_target", "target"),
 )
 """Append-only: the catalog offers no way to change or delete an entry."""
+
+champion_history = sa.Table(
+    "champion_history",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("series_id", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("previous_version", sa.Integer),
+    sa.Column("event", sa.String, nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("numbers", JSON, nullable=False),
+    sa.Column("action_id", sa.BigInteger),
+    sa.Index("ix_champion_history_name", "name", "id"),
+    sa.Index("ux_champion_history_action", "action_id", "event", unique=True),
+)
+"""Append-only: which version became a model's champion, when, by whom and why (the row after it says
+until when). One row per action and event at most, so a step replayed after a crash writes none."""
+
+control_actions = sa.Table(
+    "control_actions",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("series_id", sa.String, nullable=False),
+    sa.Column("policy", sa.String),
+    sa.Column("trigger", sa.String, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("champion_version", sa.Integer),
+    sa.Column("challenger_version", sa.Integer),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("detail", JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_control_actions_series", "series_id", "id"),
+    sa.Index("ix_control_actions_state", "state"),
+)
+"""The controller's retrain → shadow → promote → swap → watch cycles, one row each, moved from state to
+state by compare-and-set, so a controller killed at any step resumes the cycle where it stood."""

@@ -8,6 +8,7 @@ export const PAGES = [
   { path: "runs", title: "Runs", load: () => import("./runs.js") },
   { path: "quality", title: "Quality", load: () => import("./quality.js") },
   { path: "models", title: "Models", load: () => import("./models.js") },
+  { path: "autopilot", title: "Autopilot", load: () => import("./autopilot.js") },
   { path: "connectors", title: "Connectors", template: "connectors.html", load: () => import("./connectors.js") },
   { path: "lineage", title: "Lineage", template: "lineage.html", load: () => import("./lineage.js") },
   { path: "retention", title: "Retention", template: "retention.html", load: () => import("./retention.js") },
