@@ -10,6 +10,7 @@ The ``settings`` fixture follows the configuration, and ``distributed_env`` give
 backends as ``SPARKHU_*`` variables for tests that start ``sparkhu`` in a subprocess. Tests
 marked ``integration`` run in both (``make test`` runs them again with ``distributed``).
 ``influx_server`` starts a real InfluxDB 1.x (Debian's ``influxd``) for the connector tests.
+``spark_cluster`` is the session's one standalone Spark cluster (tests/engine and tests/sparkstudy).
 :func:`run_until` runs a ``sparkhu up`` until what a test asserts has happened, then stops it.
 """
 
@@ -33,6 +34,7 @@ from sparkhu.config import Settings
 if TYPE_CHECKING:
     from sparkhu.connectors.influx_client import InfluxClient
     from sparkhu.connectors.influx_server import InfluxServer
+    from sparkhu.sparkstudy.cluster import LocalCluster
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CONFIGS = ("embedded", "distributed")
@@ -191,6 +193,22 @@ def influx_db(influx_server: InfluxServer) -> Iterator[tuple[InfluxClient, str]]
     yield client, name
     if influx_server.running:
         client.execute(f'DROP DATABASE "{name}"')
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One standalone Spark cluster for the session: a master and two workers of 1 core and 1 GB
+    each on 127.0.0.1, from the pip-installed PySpark, stopped at the end of the session.
+
+    Shared by the engine's and the Spark study's tests (one start-up of three JVMs instead of one
+    per folder); a test leaves no application running on it.
+    """
+    pytest.importorskip("pyspark")
+    from sparkhu.sparkstudy.cluster import LocalCluster
+
+    root = tmp_path_factory.mktemp("spark-cluster")
+    with LocalCluster(root, workers=2, worker_cores=1, worker_memory="1g") as cluster:
+        yield cluster
 
 
 def run_until(
