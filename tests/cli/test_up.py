@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import run_until
 
 from sparkhu.app.runtime import Runtime
+from sparkhu.cli.main import run
 from sparkhu.config import Settings
 from sparkhu.demo.generator import generate
 
@@ -102,7 +103,9 @@ def test_up_with_a_bad_source_path_says_which(tmp_path: Path, distributed_env: d
     assert "/nonexistent/meters.csv" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_up_serves_the_registered_champions(tmp_path: Path, distributed_env: dict[str, str]):
+def test_up_serves_the_registered_champions(
+    tmp_path: Path, distributed_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys
+):
     """History ingested and champions trained by command; `up` then serves those champions online."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -122,20 +125,20 @@ def test_up_serves_the_registered_champions(tmp_path: Path, distributed_env: dic
         f'name = "live"\nkind = "replay"\npath = "{live}"\nshift = "0s"\nspeed = 600\n'
         'source = "ampds2"\nmeasurement = "electricity"\n'
     )
-    exe, env = str(Path(sys.executable).with_name("sparkhu")), {**os.environ, **distributed_env}
+    for key, value in distributed_env.items():
+        monkeypatch.setenv(key, value)
 
-    def sparkhu(*argv: str, timeout: float) -> str:
-        done = subprocess.run(
-            [exe, "--config", str(toml), *argv], capture_output=True, text=True, timeout=timeout, env=env
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+    def sparkhu(*argv: str) -> str:
+        """The CLI in this process (``up`` below runs in its own): its standard output."""
+        try:
+            run(["--config", str(toml), *argv])
+        except SystemExit as exit_info:
+            assert not exit_info.code, capsys.readouterr()
+        return capsys.readouterr().out
 
     names = ("--source", "ampds2", "--measurement", "electricity")
-    sparkhu("ingest", str(history), *names, "--layout", "wide", "--field-suffix", ".P", timeout=120)
-    trained = sparkhu(
-        "train", "--models", "seasonal_naive,ses", "--windows", "2", "--season-length", "60", timeout=300
-    )
+    sparkhu("ingest", str(history), *names, "--layout", "wide", "--field-suffix", ".P")
+    trained = sparkhu("train", "--models", "seasonal_naive,ses", "--windows", "2", "--season-length", "60")
     assert "WHE.P" in trained
     settings = Settings.load(toml_path=toml, env=distributed_env)
 
