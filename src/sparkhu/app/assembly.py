@@ -159,8 +159,8 @@ def add_pipeline_scheduler(
     """Run the daily DAG of each dataset: at start, catch up every finished day (UTC) that has not
     run; then at each ``[pipeline] schedule`` firing, the days before it that have not run. Task
     failures are recorded in the catalog and do not stop the platform; the platform's stop ends a
-    catch-up between stages of the DAG (what did not run stays missing for the next start). ``check_every_s`` bounds how
-    long the loop sleeps between looks at the clock.
+    catch-up between stages of the DAG (what did not run stays missing for the next start).
+    ``check_every_s`` bounds how long the loop sleeps between looks at the clock.
 
     When it fires is APScheduler's cron trigger; the loop around it is ours, not APScheduler's
     ``BackgroundScheduler``, because a platform service must stop on the platform's one stop event
