@@ -10,13 +10,19 @@ The ``settings`` fixture follows the configuration, and ``distributed_env`` give
 backends as ``SPARKHU_*`` variables for tests that start ``sparkhu`` in a subprocess. Tests
 marked ``integration`` run in both (``make test`` runs them again with ``distributed``).
 ``influx_server`` starts a real InfluxDB 1.x (Debian's ``influxd``) for the connector tests.
+``spark_cluster`` is the session's one standalone Spark cluster (tests/engine and tests/sparkstudy).
+:func:`run_until` runs a ``sparkhu up`` until what a test asserts has happened, then stops it.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +34,7 @@ from sparkhu.config import Settings
 if TYPE_CHECKING:
     from sparkhu.connectors.influx_client import InfluxClient
     from sparkhu.connectors.influx_server import InfluxServer
+    from sparkhu.sparkstudy.cluster import LocalCluster
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CONFIGS = ("embedded", "distributed")
@@ -186,3 +193,62 @@ def influx_db(influx_server: InfluxServer) -> Iterator[tuple[InfluxClient, str]]
     yield client, name
     if influx_server.running:
         client.execute(f'DROP DATABASE "{name}"')
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """One standalone Spark cluster for the session: a master and two workers of 1 core and 1 GB
+    each on 127.0.0.1, from the pip-installed PySpark, stopped at the end of the session.
+
+    Shared by the engine's and the Spark study's tests (one start-up of three JVMs instead of one
+    per folder); a test leaves no application running on it.
+    """
+    pytest.importorskip("pyspark")
+    from sparkhu.sparkstudy.cluster import LocalCluster
+
+    root = tmp_path_factory.mktemp("spark-cluster")
+    with LocalCluster(root, workers=2, worker_cores=1, worker_memory="1g") as cluster:
+        yield cluster
+
+
+def run_until(
+    argv: Sequence[str],
+    env: dict[str, str],
+    done: Callable[[str], bool],
+    *,
+    timeout: float = 120.0,
+    poll_s: float = 0.25,
+) -> subprocess.CompletedProcess[str]:
+    """Run a long-lived command (``sparkhu up``) until ``done(stdout so far)`` holds, then stop it
+    with SIGTERM as a user would; the finished process with its exit status and output.
+
+    Instead of a fixed ``--duration``, the run lasts as long as the test's assertion needs. Give
+    ``--duration`` in ``argv`` as the upper bound: a condition that never holds ends the run there,
+    and the test's assertions then say what was missing. ``done`` raising counts as not done yet
+    (a store read while the platform is still creating it).
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env)
+        deadline = time.monotonic() + timeout
+
+        def stdout() -> str:
+            out.seek(0)
+            return out.read().decode(errors="replace")
+
+        try:
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    finished = done(stdout())
+                except Exception:
+                    finished = False
+                if finished:
+                    process.send_signal(signal.SIGTERM)
+                    break
+                time.sleep(poll_s)
+            code = process.wait(max(1.0, deadline - time.monotonic()))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        err.seek(0)
+        return subprocess.CompletedProcess(list(argv), code, stdout(), err.read().decode(errors="replace"))

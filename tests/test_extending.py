@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from tests.conftest import run_until
 
 from sparkhu.app.runtime import Runtime
 from sparkhu.config import Settings
@@ -48,14 +49,15 @@ def plugin_path(tmp_path: Path) -> Path:
 def run(
     plugin_path: Path, env: dict[str, str], *argv: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    path = os.pathsep.join(p for p in (str(plugin_path), os.environ.get("PYTHONPATH", "")) if p)
     return subprocess.run(
-        list(argv),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **env, "PYTHONPATH": path},
+        list(argv), capture_output=True, text=True, timeout=timeout, env=plugin_env(plugin_path, env)
     )
+
+
+def plugin_env(plugin_path: Path, env: dict[str, str]) -> dict[str, str]:
+    """This environment plus ``env``, with the plugins' folder first on PYTHONPATH."""
+    path = os.pathsep.join(p for p in (str(plugin_path), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, **env, "PYTHONPATH": path}
 
 
 @pytest.mark.slow
@@ -65,9 +67,24 @@ def test_the_documented_connector_runs_under_up(
 ) -> None:
     toml = tmp_path / "sparkhu.toml"
     toml.write_text(f'home = "{tmp_path / "home"}"\n[gateway]\nport = 0\n' + examples()["sparkhu.toml"])
-    done = run(plugin_path, distributed_env, EXE, "--config", str(toml), "up", "--duration", "10")
+    settings = Settings.load(toml_path=toml, env=distributed_env)
+    with Runtime(settings) as watch:  # opens the stores once the platform has created them
+
+        def counted(stdout: str) -> bool:
+            """Both meters' 300 steps landed and the watermark stored, once the platform is up."""
+            return (
+                "dashboard: http://127.0.0.1:" in stdout
+                and watch.lake.read("raw", "toy_steps").num_rows == 600
+                and watch.catalog.get_watermark("counting", "sparkhu.toy.steps") == {"steps": 300}
+            )
+
+        done = run_until(  # at most the 10 s it always ran for
+            [EXE, "--config", str(toml), "up", "--duration", "10"],
+            plugin_env(plugin_path, distributed_env),
+            counted,
+        )
     assert done.returncode == 0, done.stdout + done.stderr
-    with Runtime(Settings.load(toml_path=toml, env=distributed_env)) as runtime:
+    with Runtime(settings) as runtime:
         landed = runtime.lake.read("raw", "toy_steps")
         watermark = runtime.catalog.get_watermark("counting", "sparkhu.toy.steps")
     assert landed.num_rows == 600

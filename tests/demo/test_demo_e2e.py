@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,26 +33,27 @@ def _free_port() -> int:
 def test_demo_serves_blended_forecasts(tmp_path: Path, distributed_env: dict[str, str]):
     port = _free_port()
     exe = Path(sys.executable).with_name("sparkhu")
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "--home",
-            str(tmp_path),
-            "demo",
-            "--days",
-            "2",
-            "--speed",
-            "600",
-            "--duration",
-            "40",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **distributed_env},  # embedded: nothing added; distributed: PG, Kafka, Spark
-    )
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(exe),
+                "--home",
+                str(tmp_path),
+                "demo",
+                "--days",
+                "2",
+                "--speed",
+                "600",
+                "--duration",
+                "40",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **distributed_env},  # embedded: nothing added; distributed: PG, Kafka, Spark
+        )
     url = f"http://127.0.0.1:{port}/graphql"
     found = None
     deadline = time.monotonic() + 150
@@ -70,10 +72,18 @@ def test_demo_serves_blended_forecasts(tmp_path: Path, distributed_env: dict[str
                 found = data
                 break
             time.sleep(0.5)
-        output, _ = proc.communicate(timeout=120)
+        # served; once its first status line is out, SIGTERM instead of running out the 40 s
+        while found is not None and proc.poll() is None and time.monotonic() < deadline:
+            if "live 10 s:" in log.read_text(errors="replace"):
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.5)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+    output = log.read_text(errors="replace")
     assert proc.returncode == 0, output
     assert f"http://127.0.0.1:{port}/" in output
     assert found is not None, f"no blended forecasts were served; demo output:\n{output}"

@@ -202,6 +202,7 @@ def test_unreachable_master_names_the_uri_quickly():
 def test_standalone_cluster_gives_the_same_results(spark_local, spark_cluster, fns, demo):
     """Last in the module: the local session is stopped, as PySpark runs one per process."""
     from sparkhu.engine.spark import SparkEngine
+    from sparkhu.sparkstudy.cluster import master_status
 
     spark_local.close()
     inputs = task_inputs(demo.points)
@@ -220,5 +221,5 @@ def test_standalone_cluster_gives_the_same_results(spark_local, spark_cluster, f
         assert_same_outputs(expected, engine.map_inputs(deduplicate, inputs, {}, sizes=[1] * len(inputs)))
         got, failures = engine.map_series(fns.summary, demo.points, fail_on="ampds2/electricity/WHE.P")
         assert got.equals(want) and [sid for sid, _ in failures] == ["ampds2/electricity/WHE.P"]
-        apps = spark_cluster.status()["activeapps"]
+        apps = master_status(spark_cluster.ui)["activeapps"]
         assert [a["name"] for a in apps] == ["sparkhu"] and apps[0]["cores"] == 2

@@ -26,9 +26,10 @@ ARGS = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (skipped, hence failed in CI, when missing)."""
+    """Debian's Chromium driven by Playwright (skipped, hence failed in CI, when missing), launched
+    once per module; each test opens its own page, in a browser context of its own."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed")
     sync_api = pytest.importorskip("playwright.sync_api")

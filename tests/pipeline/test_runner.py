@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -286,6 +287,37 @@ def test_catch_up_runs_only_missing_days(lake: Lake, catalog: Catalog, tmp_path:
     assert runner.missing_days(DAY0 + timedelta(days=2)) == []
     assert runner.run_missing(DAY0 + timedelta(days=2)).runs == []
     assert lake.read("clean", D).num_rows == 3 * 48
+
+
+class _StopAfter(PipelineHooks):
+    """Sets ``stop`` once a task-day of ``task`` is done, as a platform's SIGTERM would mid-run."""
+
+    def __init__(self, task: str, stop: threading.Event) -> None:
+        self.task, self.stop = task, stop
+
+    def after_task_day(self, task: Task, run: TaskRun) -> None:
+        if task.name == self.task:
+            self.stop.set()
+
+
+def test_a_stop_ends_the_catch_up_between_stages_and_the_rest_stays_missing(
+    lake: Lake, catalog: Catalog, tmp_path: Path
+) -> None:
+    _raw(lake, ["a/b/x"], days=3)
+    stop = threading.Event()
+    dag = [
+        Task("copy", examples.passthrough, {"points": "raw"}, {"points": "clean"}),
+        Task("means", examples.mean_of_all, {"points": "clean"}, {"means": "means"}, scope="all"),
+    ]  # two stages: the chain of per-series tasks, then the task over all series
+    runner = _runner(lake, catalog, dag, tmp_path, hooks=[_StopAfter("copy", stop)])
+    last = DAY0 + timedelta(days=2)
+    summary = runner.run_missing(last, stop=stop)
+    assert {r.task for r in summary.runs} == {"copy"}  # the second stage never started
+    assert runner.missing_days(last) == [DAY0, DAY0 + timedelta(days=1), last]
+    assert runner.run_missing(last, stop=stop).runs == []  # stopped: nothing starts
+    later = _runner(lake, catalog, dag, tmp_path)  # the next catch-up, after a restart
+    assert {r.task for r in later.run_missing(last).runs} == {"copy", "means"}
+    assert later.missing_days(last) == []
 
 
 def test_dry_run_touches_nothing(lake: Lake, catalog: Catalog, tmp_path: Path) -> None:

@@ -1,13 +1,12 @@
 """Fixtures of the Spark study: generated text with known answers, and one two-worker cluster.
 
-The cluster (a master and two workers of 1 core and 1 GB each, on 127.0.0.1) is started once
-per session from the pip-installed PySpark and stopped at the end; every run of a study is a
+The cluster (a master and two workers of 1 core and 1 GB each, on 127.0.0.1) is the session's
+``spark_cluster`` (tests/conftest.py), shared with the engine's tests; every run of a study is a
 driver process of its own, so these tests never hold a Spark session in the test process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,6 @@ def passwords_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Text
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A running standalone cluster of two workers (1 core, 1 GB each)."""
-    pytest.importorskip("pyspark")
-    from sparkhu.sparkstudy.cluster import LocalCluster
-
-    with LocalCluster(tmp_path_factory.mktemp("cluster"), workers=2, worker_cores=1, worker_memory="1g") as c:
-        yield c
+def cluster(spark_cluster: object) -> object:
+    """The session's standalone cluster of two workers (1 core, 1 GB each; tests/conftest.py)."""
+    return spark_cluster

@@ -12,6 +12,7 @@ import multiprocessing
 import runpy
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,11 +28,12 @@ US = 1_000_000
 MIN = 60 * US
 
 
-def _worker(uri: str, index: int, start_at: float, seconds: float) -> None:
-    """One process: opens the catalog, waits for the common start, then writes until the deadline."""
+def _worker(uri: str, index: int, start: Any, seconds: float) -> None:
+    """One process: opens the catalog, waits for the others (``start``, a barrier), then writes
+    until the deadline."""
     catalog = Catalog(uri)
     store = PredictionStore(catalog.engine, alpha=ALPHA)
-    time.sleep(max(0.0, start_at - time.time()))
+    start.wait()
     deadline = time.monotonic() + seconds
     n = 0
     while time.monotonic() < deadline:
@@ -74,7 +76,7 @@ def _ses(values: list[float]) -> float:
 
 def test_four_processes_write_one_fresh_postgresql_catalog(pg_uri: str):
     ctx = multiprocessing.get_context("spawn")
-    start_at = time.time() + 6.0  # spawned interpreters import pyarrow, SQLAlchemy... first
+    start = ctx.Barrier(WORKERS, timeout=60)  # all go once every spawned interpreter has opened
     procs = [
         ctx.Process(
             target=runpy.run_path,
@@ -82,7 +84,7 @@ def test_four_processes_write_one_fresh_postgresql_catalog(pg_uri: str):
             kwargs={
                 "run_name": "__pg_catalog_worker__",
                 "init_globals": {
-                    "WORKER_ARGS": {"uri": pg_uri, "index": i, "start_at": start_at, "seconds": WORK_SECONDS}
+                    "WORKER_ARGS": {"uri": pg_uri, "index": i, "start": start, "seconds": WORK_SECONDS}
                 },
             },
         )

@@ -181,8 +181,9 @@ def add_pipeline_scheduler(
 ) -> None:
     """Run the daily DAG of each dataset: at start, catch up every finished day (UTC) that has not
     run; then at each ``[pipeline] schedule`` firing, the days before it that have not run. Task
-    failures are recorded in the catalog and do not stop the platform. ``check_every_s`` bounds how
-    long the loop sleeps between looks at the clock.
+    failures are recorded in the catalog and do not stop the platform; the platform's stop ends a
+    catch-up between stages of the DAG (what did not run stays missing for the next start).
+    ``check_every_s`` bounds how long the loop sleeps between looks at the clock.
 
     When it fires is APScheduler's cron trigger; the loop around it is ours, not APScheduler's
     ``BackgroundScheduler``, because a platform service must stop on the platform's one stop event
@@ -193,24 +194,26 @@ def add_pipeline_scheduler(
     trigger = runtime.settings.pipeline.trigger()
     counts = {"task_days": 0, "failed": 0}
 
-    def catch_up(now: datetime) -> None:
+    def catch_up(now: datetime, stop: threading.Event) -> None:
         yesterday = now.date() - timedelta(days=1)
         for dataset in datasets:
+            if stop.is_set():
+                return
             runner = daily(runtime, dataset)
-            summary = runner.run_missing(yesterday)
+            summary = runner.run_missing(yesterday, stop=stop)  # a stop ends it between stages
             counts["task_days"] += len(summary.runs)
             counts["failed"] += sum(1 for r in summary.runs if r.status != "success")
             if summary.runs:
                 log.info("pipeline %s: %d task-day(s), %s", dataset, len(summary.runs), summary.status)
 
     def run(stop: threading.Event) -> None:
-        catch_up(datetime.now(UTC))
+        catch_up(datetime.now(UTC), stop)
         while not stop.is_set():
             now = datetime.now(UTC)
             due = trigger.get_next_fire_time(None, now)
             if stop.wait(min((due - now).total_seconds(), check_every_s)):
                 break
             if datetime.now(UTC) >= due:
-                catch_up(datetime.now(UTC))
+                catch_up(datetime.now(UTC), stop)
 
     platform.add("pipeline scheduler", run, figures=lambda: dict(counts))

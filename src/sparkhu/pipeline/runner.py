@@ -36,6 +36,7 @@ reads them) and whatever ``hooks`` are given (reports, progress) hang on those h
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -140,12 +141,15 @@ class PipelineRunner:
         tasks: Sequence[str] | None = None,
         downstream: bool = True,
         dry_run: bool = False,
+        stop: threading.Event | None = None,
     ) -> RunSummary:
         """Run the DAG (or ``tasks`` and their downstream) for days ``start_day``..``end_day`` inclusive.
 
         ``downstream=False`` runs exactly ``tasks``, reading their inputs from the lake as earlier
         runs left them (what an outside scheduler that runs the graph itself asks for).
         ``dry_run`` returns the plan and touches nothing (no read, no write, no record).
+        ``stop`` set (a platform stopping): no further stage starts; the summary holds the
+        task-days that ran, and those not run stay missing for the next catch-up.
         """
         start_day, end_day = _day(start_day, "start_day"), _day(end_day, "end_day")
         if end_day < start_day:
@@ -164,6 +168,8 @@ class PipelineRunner:
             metas = SeriesMetas(self.catalog, outputs)
             session = RunSession(self.engine, self.datasets, outputs, metas, retry, self.hooks)
             for kind, level in dag.stages():
+                if stop is not None and stop.is_set():
+                    break
                 if kind == "chain":
                     runs.extend(ChainDriver(session, dag, level).run(intervals))
                 else:
@@ -188,13 +194,18 @@ class PipelineRunner:
             missing.update(d for d in days if d not in done)
         return sorted(missing)
 
-    def run_missing(self, until_day: date, *, since: date | None = None) -> RunSummary:
-        """Catch up: run the whole DAG on every day up to ``until_day`` missing a successful run."""
+    def run_missing(
+        self, until_day: date, *, since: date | None = None, stop: threading.Event | None = None
+    ) -> RunSummary:
+        """Catch up: run the whole DAG on every day up to ``until_day`` missing a successful run
+        (until ``stop`` is set: see :meth:`run`)."""
         days = self.missing_days(until_day, since=since)
         total = RunSummary(self.dataset, [])
         began = time.perf_counter()
         for first, last in _runs_of_days(days):
-            part = self.run(first, last)
+            if stop is not None and stop.is_set():
+                break
+            part = self.run(first, last, stop=stop)
             total.plan.extend(part.plan)
             total.runs.extend(part.runs)
         total.seconds = time.perf_counter() - began
