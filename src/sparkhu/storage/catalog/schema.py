@@ -10,7 +10,7 @@ This module describes the *current* schema, which the queries use; the migration
 ``migrations/versions`` build it step by step (a test checks that both agree).
 
 >>> sorted(metadata.tables)[:4]
-['audit_log', 'datasets', 'drift_events', 'feature_views']
+['audit_log', 'champion_history', 'control_actions', 'datasets']
 """
 
 from __future__ import annotations
